@@ -1,0 +1,18 @@
+import type { RedApi, RedNode } from './red';
+import type { FileStore } from './store/types';
+
+/** The pxe-iso-store config node as the serving nodes see it. */
+export interface IsoStoreNode extends RedNode {
+  source: string;
+  /** Opens the store for `user` (shared with the store's other users). */
+  acquire(user: RedNode): Promise<FileStore>;
+  /** `user` is done; the store closes when its last user leaves. */
+  release(user: RedNode): Promise<void>;
+}
+
+/** The store config node a serving node's `store` property names, or null. */
+export function getStoreNode(RED: RedApi, id: unknown): IsoStoreNode | null {
+  if (typeof id !== 'string' || !id) return null;
+  const node = RED.nodes.getNode(id) as IsoStoreNode | null;
+  return node && typeof node.acquire === 'function' ? node : null;
+}

@@ -1,0 +1,44 @@
+import type { NodeDef, RedApi } from './lib/red';
+import { SharedResource } from './lib/shared-resource';
+import { describeStore } from './lib/store/describe';
+import { openStore } from './lib/store/open-store';
+import type { FileStore } from './lib/store/types';
+import type { IsoStoreNode } from './lib/store-node';
+
+interface IsoStoreDef extends NodeDef {
+  path: string;
+}
+
+export = function register(RED: RedApi): void {
+  function PxeIsoStoreNode(this: IsoStoreNode, def: IsoStoreDef): void {
+    RED.nodes.createNode(this, def);
+    this.source = String(def.path ?? '').trim();
+    const shared = new SharedResource<FileStore>(
+      () => openStore(this.source),
+      (store) => store.close(),
+    );
+    this.acquire = (user) => shared.acquire(user.id);
+    this.release = (user) => shared.release(user.id);
+    this.on('close', (_removed: boolean, done: () => void) => {
+      shared.closeNow().then(done, (err: Error) => {
+        this.error(err);
+        done();
+      });
+    });
+  }
+  RED.nodes.registerType('pxe-iso-store', PxeIsoStoreNode);
+
+  // The editor asks what a path holds before the user deploys it.
+  RED.httpAdmin.get('/pxe-iso-store/inspect', RED.auth.needsPermission('pxe-iso-store.read'), (req, res) => {
+    const source = String(req.query.path ?? '').trim();
+    openStore(source)
+      .then(async (store) => {
+        try {
+          res.json({ ok: true, ...(await describeStore(store)) });
+        } finally {
+          await store.close();
+        }
+      })
+      .catch((err: Error) => res.json({ ok: false, error: err.message }));
+  });
+};

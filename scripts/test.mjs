@@ -1,0 +1,39 @@
+// The whole suite, as `npm test` runs it: type-check, lint, build, fixtures, then every
+// test/**/*.test.ts with node's test runner (one file at a time: the network tests share the CPU
+// with QEMU, and a file's namespaces are its own).
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const bin = (name) => path.join(root, 'node_modules', '.bin', name);
+const step = (title, cmd, args) => {
+  console.log(`\n== ${title}`);
+  execFileSync(cmd, args, { cwd: root, stdio: 'inherit' });
+};
+
+const only = process.argv.slice(2);
+if (only.length === 0) {
+  step('type-check', bin('tsc'), ['-p', 'tsconfig.json', '--noEmit']);
+  step('lint', bin('eslint'), ['.']);
+  step('build', process.execPath, [path.join(root, 'scripts', 'build.mjs')]);
+  step('fixtures', 'bash', [path.join(root, 'test', 'fixtures', 'build.sh')]);
+}
+
+function find(dir) {
+  const out = [];
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) out.push(...find(p));
+    else if (e.name.endsWith('.test.ts')) out.push(path.relative(root, p));
+  }
+  return out.sort();
+}
+const files = only.length ? only : find(path.join(root, 'test'));
+console.log(`\n== tests (${files.length} files)`);
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...files], {
+  cwd: root,
+  stdio: 'inherit',
+});
+process.exit(r.status ?? 1);
