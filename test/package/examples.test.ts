@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+
+const root = path.resolve(__dirname, '..', '..');
+const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+const ours = Object.keys(pkg['node-red'].nodes as Record<string, string>);
+
+function exampleFiles(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? exampleFiles(path.join(dir, e.name)) : e.name.endsWith('.json') ? [path.join(dir, e.name)] : []));
+}
+
+function isConfigType(type: string): boolean {
+  const html = fs.readFileSync(path.join(root, 'nodes', `${type}.html`), 'utf8');
+  return /category:\s*'config'/.test(html);
+}
+
+describe('examples', () => {
+  const files = exampleFiles(path.join(root, 'examples'));
+  const flows = new Map(files.map((f) => [path.relative(root, f), JSON.parse(fs.readFileSync(f, 'utf8')) as Record<string, unknown>[]]));
+
+  it('include the "Arch PXE" flow', () => {
+    assert.ok(flows.has(path.join('examples', 'Arch PXE.json')));
+  });
+
+  it('use every non-config node of the package', () => {
+    const used = new Set([...flows.values()].flat().map((n) => n.type));
+    for (const type of ours.filter((t) => !isConfigType(t))) assert.ok(used.has(type), `${type} appears in no example`);
+  });
+
+  for (const [file, flow] of flows) {
+    it(`${file} is a well-formed flow`, () => {
+      assert.ok(Array.isArray(flow));
+      const ids = new Set(flow.map((n) => n.id));
+      assert.equal(ids.size, flow.length, 'unique ids');
+      for (const n of flow) {
+        assert.equal(typeof n.type, 'string');
+        if (typeof n.type === 'string' && n.type.startsWith('pxe-')) assert.ok(ours.includes(n.type), `unknown type ${n.type}`);
+        for (const out of (n.wires as string[][] | undefined) ?? []) for (const id of out) assert.ok(ids.has(id), `${n.id} wired to missing ${id}`);
+        if (n.z !== undefined) assert.ok(ids.has(n.z as string), `${n.id} on a missing tab ${n.z}`);
+        for (const key of ['store', 'server']) if (typeof n[key] === 'string' && n[key]) assert.ok(ids.has(n[key] as string), `${n.id}.${key} names a missing config node`);
+      }
+    });
+  }
+});
