@@ -10,7 +10,12 @@ const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const bin = (name) => path.join(root, 'node_modules', '.bin', name);
 const step = (title, cmd, args) => {
   console.log(`\n== ${title}`);
-  execFileSync(cmd, args, { cwd: root, stdio: 'inherit' });
+  try {
+    execFileSync(cmd, args, { cwd: root, stdio: 'inherit' });
+  } catch {
+    console.error(`\n${title} failed`);
+    process.exit(1);
+  }
 };
 
 const only = process.argv.slice(2);

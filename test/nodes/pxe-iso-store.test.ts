@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const helper = require('node-red-node-test-helper');
-import isoStoreNode = require('../../nodes/pxe-iso-store');
+import isoStoreNode from '../../nodes/pxe-iso-store';
 import type { IsoStoreNode } from '../../nodes/lib/store-node';
 import type { RedNode } from '../../nodes/lib/red';
 
