@@ -1,0 +1,42 @@
+import { EventEmitter } from 'node:events';
+
+/**
+ * What the serving nodes tell the boot-events node about each client. The bus is a module-level
+ * singleton: all our nodes in one Node-RED runtime share it, so the boot-events node follows a
+ * client across DHCP, TFTP, HTTP and NBD without the user wiring them together.
+ */
+export type BootSignal =
+  | {
+      source: 'dhcp';
+      kind: 'offer' | 'ack';
+      mac: string;
+      /** The client's address, when one is known (full mode: yiaddr; proxy: ciaddr at 4011). */
+      ip?: string;
+      arch?: string;
+      bootFile?: string;
+      at: number;
+    }
+  | {
+      source: 'tftp' | 'http' | 'nbd';
+      kind: 'start' | 'progress' | 'done' | 'error';
+      ip: string;
+      /** Store path ('' for an NBD export: the whole image). */
+      file: string;
+      bytes: number;
+      size: number;
+      at: number;
+    };
+
+class BootBus extends EventEmitter {
+  publish(signal: BootSignal): void {
+    this.emit('signal', signal);
+  }
+  subscribe(fn: (s: BootSignal) => void): () => void {
+    this.on('signal', fn);
+    return () => this.off('signal', fn);
+  }
+}
+
+export const bootBus = new BootBus();
+// One listener per boot-events node; many are legitimate.
+bootBus.setMaxListeners(0);
