@@ -421,6 +421,19 @@ describe('nbd server (scripted client on loopback)', () => {
     assert.equal(server.clientCount, 0);
   });
 
+  it('reports IPv4 clients of a dual-stack listener by their plain address', async (t) => {
+    server = new NbdServer({ exports: [memExport('archiso', data)] });
+    try {
+      port = (await server.listen(0, '::')).port;
+    } catch {
+      t.skip('no IPv6 on this machine');
+      return;
+    }
+    const seen = new Promise<NbdSessionInfo>((resolve) => server.once('connect', resolve));
+    await attached();
+    assert.equal((await seen).address, '127.0.0.1');
+  });
+
   it('serves many clients at once', async () => {
     await start();
     const n = 24;

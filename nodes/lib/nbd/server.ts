@@ -189,7 +189,10 @@ class Connection {
     private readonly socket: net.Socket,
     id: number,
   ) {
-    this.info = { id, address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
+    // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; events carry the plain address
+    // so that they match what DHCP and TFTP report for the same machine.
+    const address = (socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+    this.info = { id, address, port: socket.remotePort ?? 0 };
     this.done = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('data', (d: Buffer) => {
       this.chunks.push(d);
