@@ -1,0 +1,108 @@
+import { FileExport } from './lib/nbd/export';
+import { NbdServer, type NbdDisconnect, type NbdProgress, type NbdSessionInfo } from './lib/nbd/server';
+import type { NodeDef, RedApi, RedNode } from './lib/red';
+import { getStoreNode, type IsoStoreNode } from './lib/store-node';
+
+interface NbdDef extends NodeDef {
+  store: string;
+  exportName?: string;
+  address?: string;
+  port?: string | number;
+  progressInterval?: string | number;
+}
+
+const DEFAULT_PORT = 10809;
+const DEFAULT_EXPORT = 'archiso';
+
+/** A port from the editor, or undefined if it is not one. */
+function parsePort(v: unknown): number | undefined {
+  const n = v === undefined || v === '' ? DEFAULT_PORT : Number(v);
+  return Number.isInteger(n) && n > 0 && n < 65536 ? n : undefined;
+}
+
+export = function register(RED: RedApi): void {
+  function PxeNbdNode(this: RedNode, def: NbdDef): void {
+    RED.nodes.createNode(this, def);
+    const exportName = String(def.exportName ?? '').trim() || DEFAULT_EXPORT;
+    const address = String(def.address ?? '').trim();
+    const port = parsePort(def.port);
+    const intervalS = Number(def.progressInterval ?? 1);
+    const progressIntervalMs = Number.isFinite(intervalS) && intervalS >= 0 ? intervalS * 1000 : 1000;
+    const storeNode: IsoStoreNode | null = getStoreNode(RED, def.store);
+
+    let server: NbdServer | undefined;
+    let exp: FileExport | undefined;
+    let acquired = false;
+    let closed = false;
+
+    const fail = (statusKey: string, message: string): void => {
+      this.status({ fill: 'red', shape: 'ring', text: RED._(`pxe-nbd.status.${statusKey}`) });
+      this.error(message);
+    };
+    const showClients = (): void => {
+      const count = server?.clientCount ?? 0;
+      this.status({ fill: count > 0 ? 'blue' : 'green', shape: 'dot', text: RED._('pxe-nbd.status.clients', { count }) });
+    };
+
+    const start = async (): Promise<void> => {
+      if (port === undefined) return fail('badConfig', RED._('pxe-nbd.errors.port', { port: String(def.port) }));
+      if (!storeNode) return fail('noStore', RED._('pxe-nbd.errors.noStore'));
+      this.status({ fill: 'yellow', shape: 'ring', text: RED._('pxe-nbd.status.starting') });
+      acquired = true;
+      let store;
+      try {
+        store = await storeNode.acquire(this);
+      } catch (err) {
+        return fail('storeError', RED._('pxe-nbd.errors.store', { message: (err as Error).message }));
+      }
+      if (closed) return;
+      // NBD exports a block device: the image file itself. A folder has no such thing.
+      if (store.kind !== 'iso') return fail('folderStore', RED._('pxe-nbd.errors.folderStore', { source: store.source }));
+      try {
+        exp = await FileExport.open(exportName, store.source, 'Arch Linux ISO image');
+      } catch (err) {
+        return fail('storeError', RED._('pxe-nbd.errors.image', { source: store.source, message: (err as Error).message }));
+      }
+      if (closed) return;
+      const srv = new NbdServer({ exports: [exp], progressIntervalMs });
+      srv.on('connect', (info: NbdSessionInfo) => {
+        this.send({ topic: 'nbd/connect', payload: info });
+        showClients();
+      });
+      srv.on('progress', (p: NbdProgress) => this.send({ topic: 'nbd/progress', payload: p }));
+      srv.on('disconnect', (d: NbdDisconnect) => {
+        this.send({ topic: 'nbd/disconnect', payload: d });
+        showClients();
+      });
+      srv.on('clientError', (e) => this.debug(`NBD client ${e.address}:${e.port}: ${e.message}`));
+      try {
+        await srv.listen(port, address);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        const key = code === 'EADDRINUSE' ? 'inUse' : code === 'EACCES' ? 'noPermission' : code === 'EADDRNOTAVAIL' ? 'badAddress' : 'listen';
+        return fail(key === 'listen' ? 'listenError' : key, RED._(`pxe-nbd.errors.${key}`, { port, address: address || '*', message: (err as Error).message }));
+      }
+      server = srv;
+      if (closed) return;
+      this.log(RED._('pxe-nbd.log.serving', { source: store.source, name: exportName, address: address || '*', port, size: exp.size }));
+      showClients();
+    };
+
+    const starting = start().catch((err: Error) => fail('listenError', err.message));
+
+    this.on('close', (_removed: boolean, done: () => void) => {
+      closed = true;
+      void (async () => {
+        await starting;
+        await server?.close();
+        await exp?.close().catch(() => undefined);
+        if (acquired && storeNode) await storeNode.release(this).catch(() => undefined);
+        this.status({});
+      })().then(done, (err: Error) => {
+        this.error(err);
+        done();
+      });
+    });
+  }
+  RED.nodes.registerType('pxe-nbd', PxeNbdNode);
+};
