@@ -1,3 +1,4 @@
+import { bootBus } from './lib/boot-events/bus';
 import { FileExport } from './lib/nbd/export';
 import { NbdServer, type NbdDisconnect, type NbdProgress, type NbdSessionInfo } from './lib/nbd/server';
 import type { NodeDef, RedApi, RedNode } from './lib/red';
@@ -69,9 +70,16 @@ export = function register(RED: RedApi): void {
         this.send({ topic: 'nbd/connect', payload: info });
         showClients();
       });
-      srv.on('progress', (p: NbdProgress) => this.send({ topic: 'nbd/progress', payload: p }));
+      // The boot-events node treats NBD reads as the root filesystem's progress.
+      const signal = (kind: 'progress' | 'done', p: NbdProgress): void =>
+        bootBus.publish({ source: 'nbd', kind, ip: p.address, file: '', bytes: Math.min(p.bytesRead, p.size), size: p.size, at: Date.now() });
+      srv.on('progress', (p: NbdProgress) => {
+        this.send({ topic: 'nbd/progress', payload: p });
+        signal('progress', p);
+      });
       srv.on('disconnect', (d: NbdDisconnect) => {
         this.send({ topic: 'nbd/disconnect', payload: d });
+        signal(d.share >= 1 ? 'done' : 'progress', d);
         showClients();
       });
       srv.on('clientError', (e) => this.debug(`NBD client ${e.address}:${e.port}: ${e.message}`));
