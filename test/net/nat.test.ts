@@ -174,7 +174,7 @@ for (const { kind, octet, available } of BACKENDS) {
       await setIpForward('1');
       try {
         const id = owner();
-      const c = controllerFor(id);
+        const c = controllerFor(id);
         const st = await c.enable(makePlan(id, settings()));
         assert.equal(st.ipForwardBefore, '1');
         assert.equal((await curl(`http://${wan}.2:8000/`)).body, `upstream ${wan}.1`);
