@@ -1,3 +1,4 @@
+import type { FileHandle } from 'node:fs/promises';
 import { StoreError } from '../store/types';
 
 /**
@@ -38,6 +39,11 @@ export async function readExact(src: ImageSource, position: number, length: numb
     done += n;
   }
   return buf;
+}
+
+/** An image read through an fs FileHandle (what the store uses). */
+export function fileHandleSource(fh: FileHandle, size: number): ImageSource {
+  return { size, read: async (buffer, offset, length, position) => (await fh.read(buffer, offset, length, position)).bytesRead };
 }
 
 /** An in-memory image, for tests and the fuzzer. */

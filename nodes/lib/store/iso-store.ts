@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { IsoImage, type Extent, type IsoNode, type TreeKind } from '../iso9660/reader';
-import type { ImageSource } from '../iso9660/source';
+import { fileHandleSource } from '../iso9660/source';
 import { normalizeStorePath } from './path';
 import { StoreError, type FileStore, type ReadStreamOptions, type StoreFile, type StoreStat } from './types';
 
@@ -50,10 +50,6 @@ class OpenImage {
 
 function identityOf(st: fs.Stats): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
-}
-
-function fileSource(fh: fs.promises.FileHandle, size: number): ImageSource {
-  return { size, read: async (buffer, offset, length, position) => (await fh.read(buffer, offset, length, position)).bytesRead };
 }
 
 function toStoreError(err: unknown, source: string): StoreError {
@@ -185,7 +181,7 @@ export class IsoStore implements FileStore {
     try {
       // Identify what we actually opened: the path may have been replaced since the stat.
       const fst = await fh.stat();
-      const image = await IsoImage.open(fileSource(fh, fst.size));
+      const image = await IsoImage.open(fileHandleSource(fh, fst.size));
       const opened = new OpenImage(fh, image, identityOf(fst));
       const old = this.current;
       this.current = opened;
