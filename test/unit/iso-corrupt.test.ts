@@ -169,5 +169,13 @@ describe('corrupt and foreign images', () => {
     });
     await assert.rejects(store.list('/'), bad(/multi-extent file at byte \d+ is missing its continuation/));
     await store.close();
+    // The same on the last record of a directory: nothing follows at all.
+    const last = variant((img) => {
+      const many = recordNamed(img, 'many');
+      const recs = records(img, img.readUInt32LE(many.at + 2), img.readUInt32LE(many.at + 10));
+      img[recs.at(-1)!.at + 25] |= 0x80;
+    });
+    await assert.rejects(last.list('many'), bad(/multi-extent file at byte \d+ is missing its continuation/));
+    await last.close();
   });
 });
