@@ -1,8 +1,9 @@
 import * as fs from 'node:fs';
 import { FolderStore } from './folder-store';
+import { IsoStore } from './iso-store';
 import { StoreError, type FileStore } from './types';
 
-/** Opens the store a user configured: a folder, or (when the ISO backend is present) an image. */
+/** Opens the store a user configured: a folder, or an ISO 9660 image (a regular file). */
 export async function openStore(source: string): Promise<FileStore> {
   if (!source) throw new StoreError('EINVAL', 'no ISO image or folder configured');
   let st: fs.Stats;
@@ -12,5 +13,6 @@ export async function openStore(source: string): Promise<FileStore> {
     throw new StoreError('ENOENT', `${source} does not exist`);
   }
   if (st.isDirectory()) return new FolderStore(source).init();
-  throw new StoreError('EBADIMAGE', `${source} is a file; only folders can be served by this version`);
+  if (st.isFile()) return new IsoStore(source).init();
+  throw new StoreError('EBADIMAGE', `${source} is neither a folder nor an ISO image file`);
 }
