@@ -8,9 +8,12 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { bootQemu, ensureFixtures, fixturePath, type BootResult, type FixtureManifest } from '../fixtures/fixtures';
+import * as os from 'node:os';
+import { bootQemu, ensureFixtures, fixturePath, isolatedCommand, type BootResult, type FixtureManifest } from '../fixtures/fixtures';
 
 const haveQemu = spawnSync('qemu-system-x86_64', ['--version']).status === 0;
+const haveNbdServer = fs.existsSync('/usr/bin/nbd-server');
+const isRoot = process.getuid?.() === 0;
 
 function report(name: string, r: BootResult): string {
   return `${name}: ${r.outcome} after ${(r.elapsedMs / 1000).toFixed(1)} s${r.failure ? ` (${r.failure})` : ''}\n--- serial tail ---\n${r.log.slice(-3000)}`;
@@ -85,6 +88,35 @@ describe('fixture initramfs boots in QEMU and prints the marker', { skip: haveQe
     ]);
     assert.equal(r.outcome, 'fail', report('404', r));
     assert.match(r.failure ?? '', /wget .*nope\/x86_64\/airootfs\.sfs/);
+  });
+
+  it('NBD: nbd-client attaches the whole ISO (archiso_nbd_srv=${pxeserver}), marker from its airootfs.sfs', async (t) => {
+    if (!manifest.nbdClient) return t.skip('initramfs built without nbd-client (host lacked /usr/sbin/nbd-client)');
+    if (!haveNbdServer || !isRoot) return t.skip('needs root and nbd-server (network namespace)');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nbd-fixture-'));
+    try {
+      const conf = path.join(dir, 'config');
+      fs.writeFileSync(
+        conf,
+        `[generic]\nlistenaddr = 127.0.0.1\nport = 10809\n[archiso]\nexportname = ${fixturePath(manifest.isos.current.file)}\nreadonly = true\n`,
+      );
+      const r = await bootQemu(
+        [
+          ...kernelArgs(),
+          '-append',
+          'console=ttyS0 archisobasedir=arch archiso_nbd_srv=${pxeserver} ip=10.0.2.15:10.0.2.2:10.0.2.2:255.255.255.0 BOOTIF=01-52-54-00-12-34-56',
+          '-netdev', 'user,id=n0', '-device', 'virtio-net-pci,netdev=n0',
+        ],
+        { command: isolatedCommand([`/usr/bin/nbd-server -C '${conf}'`]) },
+      );
+      t.diagnostic(`marker after ${(r.elapsedMs / 1000).toFixed(1)} s`);
+      assert.equal(r.outcome, 'marker', report('nbd', r));
+      assert.equal(r.marker?.method, 'nbd');
+      assert.equal(r.marker?.sha256, manifest.marker.sha256);
+      assert.equal(r.marker?.content, manifest.marker.content);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('the manifest lists every output with its real sha256', () => {
