@@ -1,0 +1,134 @@
+// Boots the fixture kernel + initramfs directly in QEMU (user-mode networking: the guest reaches
+// the host's loopback as 10.0.2.2, so all traffic stays on this machine) against a throwaway HTTP
+// server on 127.0.0.1, and checks the PXE-TEST-MARKER line the initramfs prints.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import * as os from 'node:os';
+import { bootQemu, ensureFixtures, fixturePath, isolatedCommand, type BootResult, type FixtureManifest } from '../fixtures/fixtures';
+
+const haveQemu = spawnSync('qemu-system-x86_64', ['--version']).status === 0;
+const haveNbdServer = fs.existsSync('/usr/bin/nbd-server');
+const isRoot = process.getuid?.() === 0;
+
+function report(name: string, r: BootResult): string {
+  return `${name}: ${r.outcome} after ${(r.elapsedMs / 1000).toFixed(1)} s${r.failure ? ` (${r.failure})` : ''}\n--- serial tail ---\n${r.log.slice(-3000)}`;
+}
+
+describe('fixture initramfs boots in QEMU and prints the marker', { skip: haveQemu ? false : 'qemu-system-x86_64 missing', concurrency: 2 }, () => {
+  let manifest: FixtureManifest;
+  let server: http.Server;
+  let port = 0;
+  const requests: string[] = [];
+
+  before(async () => {
+    manifest = ensureFixtures();
+    const sfs = fixturePath('airootfs.sfs');
+    server = http.createServer((req, res) => {
+      requests.push(`${req.method} ${req.url}`);
+      if (req.method === 'GET' && req.url === '/arch/x86_64/airootfs.sfs') {
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': fs.statSync(sfs).size });
+        fs.createReadStream(sfs).pipe(res);
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+  });
+
+  after(async () => {
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  const kernelArgs = () => ['-kernel', fixturePath('vmlinuz'), '-initrd', fixturePath('initramfs.img')];
+
+  it('virtio-net, DHCP (no ip=), explicit archiso_http_srv', async (t) => {
+    const r = await bootQemu([
+      ...kernelArgs(),
+      '-append', `console=ttyS0 archiso_http_srv=http://10.0.2.2:${port}/ archisobasedir=arch`,
+      '-netdev', 'user,id=n0', '-device', 'virtio-net-pci,netdev=n0',
+    ]);
+    t.diagnostic(`marker after ${(r.elapsedMs / 1000).toFixed(1)} s`);
+    assert.equal(r.outcome, 'marker', report('virtio', r));
+    assert.equal(r.marker?.sha256, manifest.marker.sha256);
+    assert.equal(r.marker?.content, manifest.marker.content);
+    assert.equal(r.marker?.method, 'http');
+    assert.equal(r.marker?.server, '10.0.2.2', 'DHCP server id / siaddr of slirp');
+    assert.match(r.log, /udhcpc on eth0/);
+    assert.ok(requests.includes('GET /arch/x86_64/airootfs.sfs'));
+  });
+
+  it('e1000, SYSAPPEND 3 style ip= + BOOTIF=, ${pxeserver} substituted', async (t) => {
+    const r = await bootQemu([
+      ...kernelArgs(),
+      '-append',
+      `console=ttyS0 archisobasedir=arch archiso_http_srv=http://\${pxeserver}:${port}/ pxe_test_iso=direct ` +
+        'ip=10.0.2.15:10.0.2.2:10.0.2.2:255.255.255.0 BOOTIF=01-52-54-00-12-34-56',
+      '-netdev', 'user,id=n0', '-device', 'e1000,netdev=n0,mac=52:54:00:12:34:56',
+    ]);
+    t.diagnostic(`marker after ${(r.elapsedMs / 1000).toFixed(1)} s`);
+    assert.equal(r.outcome, 'marker', report('e1000', r));
+    assert.equal(r.marker?.sha256, manifest.marker.sha256);
+    assert.equal(r.marker?.content, manifest.marker.content);
+    assert.equal(r.marker?.server, '10.0.2.2', 'server field of ip=');
+    assert.equal(r.marker?.iso, 'direct');
+    assert.match(r.log, /static network setup from ip=/);
+  });
+
+  it('fails fast with PXE-TEST-FAIL when the HTTP server has no airootfs.sfs', async () => {
+    const r = await bootQemu([
+      ...kernelArgs(),
+      '-append', `console=ttyS0 archiso_http_srv=http://10.0.2.2:${port}/ archisobasedir=nope`,
+      '-netdev', 'user,id=n0', '-device', 'virtio-net-pci,netdev=n0',
+    ]);
+    assert.equal(r.outcome, 'fail', report('404', r));
+    assert.match(r.failure ?? '', /wget .*nope\/x86_64\/airootfs\.sfs/);
+  });
+
+  it('NBD: nbd-client attaches the whole ISO (archiso_nbd_srv=${pxeserver}), marker from its airootfs.sfs', async (t) => {
+    if (!manifest.nbdClient) return t.skip('initramfs built without nbd-client (host lacked /usr/sbin/nbd-client)');
+    if (!haveNbdServer || !isRoot) return t.skip('needs root and nbd-server (network namespace)');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nbd-fixture-'));
+    try {
+      const conf = path.join(dir, 'config');
+      fs.writeFileSync(
+        conf,
+        `[generic]\nlistenaddr = 127.0.0.1\nport = 10809\n[archiso]\nexportname = ${fixturePath(manifest.isos.current.file)}\nreadonly = true\n`,
+      );
+      const r = await bootQemu(
+        [
+          ...kernelArgs(),
+          '-append',
+          'console=ttyS0 archisobasedir=arch archiso_nbd_srv=${pxeserver} ip=10.0.2.15:10.0.2.2:10.0.2.2:255.255.255.0 BOOTIF=01-52-54-00-12-34-56',
+          '-netdev', 'user,id=n0', '-device', 'virtio-net-pci,netdev=n0',
+        ],
+        { command: isolatedCommand([`/usr/bin/nbd-server -C '${conf}'`]) },
+      );
+      t.diagnostic(`marker after ${(r.elapsedMs / 1000).toFixed(1)} s`);
+      assert.equal(r.outcome, 'marker', report('nbd', r));
+      assert.equal(r.marker?.method, 'nbd');
+      assert.equal(r.marker?.sha256, manifest.marker.sha256);
+      assert.equal(r.marker?.content, manifest.marker.content);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the manifest lists every output with its real sha256', () => {
+    const sha = (f: string) => {
+      const out = spawnSync('sha256sum', [f], { encoding: 'utf8' });
+      return out.stdout.split(' ')[0];
+    };
+    for (const f of manifest.files) {
+      const p = path.join(fixturePath(''), f.path);
+      assert.equal(fs.statSync(p).size, f.size, f.path);
+      assert.equal(sha(p), f.sha256, f.path);
+    }
+    assert.equal(manifest.marker.sha256, manifest.files.find((f) => f.path === 'airootfs.sfs')?.sha256);
+  });
+});
