@@ -18,12 +18,12 @@ const layouts = {
   'boot-syslinux': {
     tree: { ...common, 'boot/syslinux/lpxelinux.0': 'l', 'boot/syslinux/ldlinux.c32': 'c', 'boot/syslinux/syslinux.cfg': 'cfg' },
     files: { lpxelinux: 'boot/syslinux/lpxelinux.0', ldlinux: 'boot/syslinux/ldlinux.c32', config: 'boot/syslinux/syslinux.cfg' },
-    dhcp: { bootFile: 'boot/syslinux/lpxelinux.0', configFile: 'boot/syslinux/syslinux.cfg', pathPrefix: '/' },
+    dhcp: { bootFile: '/boot/syslinux/lpxelinux.0', configFile: 'syslinux.cfg', pathPrefix: '/boot/syslinux/' },
   },
   syslinux: {
     tree: { ...common, 'syslinux/lpxelinux.0': 'l', 'syslinux/ldlinux.c32': 'c', 'syslinux/syslinux.cfg': 'cfg' },
     files: { lpxelinux: 'syslinux/lpxelinux.0', ldlinux: 'syslinux/ldlinux.c32', config: 'syslinux/syslinux.cfg' },
-    dhcp: { bootFile: 'syslinux/lpxelinux.0', configFile: 'syslinux/syslinux.cfg', pathPrefix: '/' },
+    dhcp: { bootFile: '/syslinux/lpxelinux.0', configFile: 'syslinux.cfg', pathPrefix: '/syslinux/' },
   },
   'arch-boot-syslinux': {
     // The wiki's era: also the old kernel and initramfs names.
@@ -99,7 +99,7 @@ describe('Arch ISO detection', () => {
       assert.deepEqual(d.rootEntries, ['EFI/', 'arch/', 'boot/']);
       assert.equal(d.archiso.detected, true);
       assert.equal(d.archiso.layout, 'boot-syslinux');
-      assert.equal(d.archiso.dhcp?.bootFile, 'boot/syslinux/lpxelinux.0');
+      assert.equal(d.archiso.dhcp?.bootFile, '/boot/syslinux/lpxelinux.0');
     } finally {
       await store.close();
     }

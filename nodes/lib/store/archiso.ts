@@ -6,6 +6,9 @@ import { StoreError, type FileStore } from './types';
  *  - 'syslinux':           syslinux/syslinux.cfg at the root (2020–2023)
  *  - 'arch-boot-syslinux': arch/boot/syslinux/archiso.cfg (the wiki's era; served with
  *                          option 210 '/arch/' so the config path is relative to arch/)
+ * pxelinux resolves every name without '::' against its working directory (option 210). The
+ * newer menus name their modules and INCLUDEs bare ('whichsys.c32', 'archiso_pxe.cfg'), so the
+ * working directory must be the syslinux folder itself; the wiki-era ones name them from arch/.
  */
 export type ArchisoLayout = 'boot-syslinux' | 'syslinux' | 'arch-boot-syslinux';
 
@@ -52,13 +55,13 @@ const LAYOUTS: LayoutSpec[] = [
     layout: 'boot-syslinux',
     dir: 'boot/syslinux',
     config: 'syslinux.cfg',
-    dhcp: { bootFile: 'boot/syslinux/lpxelinux.0', configFile: 'boot/syslinux/syslinux.cfg', pathPrefix: '/' },
+    dhcp: { bootFile: '/boot/syslinux/lpxelinux.0', configFile: 'syslinux.cfg', pathPrefix: '/boot/syslinux/' },
   },
   {
     layout: 'syslinux',
     dir: 'syslinux',
     config: 'syslinux.cfg',
-    dhcp: { bootFile: 'syslinux/lpxelinux.0', configFile: 'syslinux/syslinux.cfg', pathPrefix: '/' },
+    dhcp: { bootFile: '/syslinux/lpxelinux.0', configFile: 'syslinux.cfg', pathPrefix: '/syslinux/' },
   },
   {
     layout: 'arch-boot-syslinux',
