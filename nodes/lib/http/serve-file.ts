@@ -5,16 +5,22 @@
  * plain `http` listener and as an Express middleware (Node-RED's httpNode).
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { pipeline, type Readable } from 'node:stream';
-import type { FileStore, StoreStat } from '../store/types';
+import type { FileStore, StoreFile, StoreStat } from '../store/types';
+import { BufferPool } from './buffer-pool';
 import { evaluateConditions, validatorsFor } from './conditional';
 import { contentTypeFor } from './content-type';
 import { findArchBootFiles, hostFor, renderArchIpxeScript, safeHost, urlPath, type ArchBootFiles } from './ipxe-script';
 import { ProgressTracker } from './progress';
 import { contentRange, ifRangeMatches, parseRange } from './range';
+import { sendRange, type SendOutcome } from './send-range';
 
 /** Read size from the store: large reads keep the per-byte cost low (the issue measured 1 MiB). */
 export const READ_CHUNK = 1 << 20;
+/**
+ * Read buffers all transfers of the process share: at most 32 MiB in flight however many
+ * clients download at once (each transfer holds at most two).
+ */
+export const sharedPool = new BufferPool(READ_CHUNK, 32);
 
 interface Client {
   /** Request number within this service, to tell concurrent transfers apart. */
@@ -81,7 +87,8 @@ export interface FileServiceOptions {
   /** Progress report step in percent (default 10) and least interval between reports (250 ms). */
   progressStep?: number;
   progressIntervalMs?: number;
-  highWaterMark?: number;
+  /** Where read buffers come from (default: sharedPool). */
+  pool?: BufferPool;
   /** Where the iPXE script finds its files (the fixed Arch layout by default). */
   bootFiles?: (store: FileStore) => Promise<ArchBootFiles>;
   hooks?: FileServiceHooks;
@@ -153,12 +160,14 @@ export class HttpFileService {
   private closing = false;
   private readonly ipxePath: string;
   private readonly basePath: string;
+  private readonly pool: BufferPool;
   hooks: FileServiceHooks;
 
   constructor(private readonly opts: FileServiceOptions) {
     this.ipxePath = normalizeUrlPath(opts.ipxePath === undefined ? '/boot.ipxe' : (opts.ipxePath ?? ''));
     this.basePath = normalizeUrlPath(opts.basePath ?? '');
     this.hooks = opts.hooks ?? {};
+    this.pool = opts.pool ?? sharedPool;
   }
 
   /** Body transfers in flight. */
@@ -258,65 +267,61 @@ export class HttpFileService {
       return;
     }
 
-    let source: Readable;
+    let file: StoreFile;
     try {
-      source = await this.opts.store.createReadStream(st.path, { start, end, highWaterMark: this.opts.highWaterMark ?? READ_CHUNK });
+      file = await this.opts.store.open(st.path);
     } catch (err) {
       return this.sendText(req, res, c, statusForError(err), `${(err as Error).message}\n`);
     }
     if (res.destroyed || this.closing) {
       // The client left (or we are closing) while the file was being opened.
-      source.destroy();
+      await file.close().catch(() => undefined);
       return;
     }
     this.emitRequest(c, status, range, st.size);
     res.writeHead(status, headers);
-    this.transfer(c, status, res, source, length);
+    await this.transfer(req, res, c, status, file, start, length);
   }
 
-  /** Streams `source` into `res` with backpressure; a broken side destroys the other. */
-  private transfer(c: Client, status: number, res: ServerResponse, source: Readable, length: number): void {
-    const acct = this.accounts.get(res);
+  /** Sends the body and reports progress, then done or failed once the file is closed. */
+  private async transfer(req: IncomingMessage, res: ServerResponse, c: Client, status: number, file: StoreFile, start: number, length: number): Promise<void> {
     const tracker = new ProgressTracker(length, { step: this.opts.progressStep, minIntervalMs: this.opts.progressIntervalMs });
+    const acct = this.accounts.get(res);
     const started = process.hrtime.bigint();
-    let bytes = 0;
     let resolveDone!: () => void;
     const t: Transfer = { res, done: new Promise<void>((r) => (resolveDone = r)) };
     this.transfers.add(t);
     this.hooks.onActive?.(this.transfers.size);
-
-    // Observes the chunks pipe() hands to the response; nothing is copied.
-    source.on('data', (chunk: Buffer) => {
-      bytes += chunk.length;
-      if (acct) acct.bytes = bytes;
-      const pct = bytes < length ? tracker.update(bytes) : null;
-      if (pct !== null && !this.closing) this.hooks.onProgress?.({ ...c, bytes, total: length, percent: pct });
-    });
-    pipeline(source, res, (err) => {
-      // Reported only once the file stream is closed, so its handle is released by then.
-      whenClosed(source, () => {
-        this.transfers.delete(t);
-        resolveDone();
-        if (!this.closing) this.hooks.onActive?.(this.transfers.size);
-        if (this.closing) return;
-        if (!err && bytes === length) {
-          const pct = tracker.finish();
-          if (pct !== null) this.hooks.onProgress?.({ ...c, bytes, total: length, percent: pct });
-          const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-          this.hooks.onDone?.({ ...c, status, bytes, durationMs, throughput: durationMs > 0 ? (bytes * 1000) / durationMs : 0 });
-          return;
-        }
-        const clientGone = !err || (err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE' || res.destroyed;
-        this.hooks.onFail?.({
-          ...c,
-          status,
-          bytes,
-          aborted: clientGone && !(err && source.errored),
-          error: source.errored
-            ? `read error after ${bytes} of ${length} bytes: ${(source.errored as Error).message}`
-            : `client closed the connection after ${bytes} of ${length} bytes`,
-        });
+    let outcome: SendOutcome;
+    try {
+      outcome = await sendRange(req, res, file, start, length, this.pool, (bytes) => {
+        if (acct) acct.bytes = bytes;
+        const pct = bytes < length ? tracker.update(bytes) : null;
+        if (pct !== null && !this.closing) this.hooks.onProgress?.({ ...c, bytes, total: length, percent: pct });
       });
+    } finally {
+      await file.close().catch(() => undefined);
+      this.transfers.delete(t);
+      resolveDone();
+    }
+    if (this.closing) return;
+    this.hooks.onActive?.(this.transfers.size);
+    const { bytes } = outcome;
+    if (outcome.complete) {
+      const pct = tracker.finish();
+      if (pct !== null) this.hooks.onProgress?.({ ...c, bytes, total: length, percent: pct });
+      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+      this.hooks.onDone?.({ ...c, status, bytes, durationMs, throughput: durationMs > 0 ? (bytes * 1000) / durationMs : 0 });
+      return;
+    }
+    this.hooks.onFail?.({
+      ...c,
+      status,
+      bytes,
+      aborted: !outcome.readError,
+      error: outcome.readError
+        ? `read error after ${bytes} of ${length} bytes: ${outcome.readError.message}`
+        : `client closed the connection after ${bytes} of ${length} bytes`,
     });
   }
 
@@ -398,19 +403,4 @@ export class HttpFileService {
     for (const t of pending) t.res.destroy();
     await Promise.all(pending.map((t) => t.done));
   }
-}
-
-/** Calls `fn` once `s` has closed (its file handle released); at most a second's wait for streams without 'close'. */
-function whenClosed(s: Readable, fn: () => void): void {
-  if (s.closed) return fn();
-  let called = false;
-  const once = (): void => {
-    if (called) return;
-    called = true;
-    clearTimeout(timer);
-    fn();
-  };
-  const timer = setTimeout(once, 1000);
-  timer.unref();
-  s.once('close', once);
 }
