@@ -17,10 +17,10 @@ import { sendRange, type SendOutcome } from './send-range';
 /** Read size from the store: large reads keep the per-byte cost low (the issue measured 1 MiB). */
 export const READ_CHUNK = 1 << 20;
 /**
- * Read buffers all transfers of the process share: at most 32 MiB in flight however many
+ * Read buffers all transfers of the process share: at most 24 MiB in flight however many
  * clients download at once (each transfer holds at most two).
  */
-export const sharedPool = new BufferPool(READ_CHUNK, 32);
+export const sharedPool = new BufferPool(READ_CHUNK, 24);
 
 interface Client {
   /** Request number within this service, to tell concurrent transfers apart. */
