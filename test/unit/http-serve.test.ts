@@ -59,6 +59,8 @@ describe('http file service', () => {
     fs.writeFileSync(path.join(root, 'arch/boot/x86_64/initramfs-linux.img'), 'initramfs');
     fs.writeFileSync(path.join(root, 'hello.txt'), '0123456789');
     fs.writeFileSync(path.join(root, 'empty'), '');
+    fs.writeFileSync(path.join(root, 'sparse.bin'), '');
+    fs.truncateSync(path.join(root, 'sparse.bin'), 64 * 1024 * 1024); // more than socket buffers hold
     fs.writeFileSync(path.join(root, '<b>&.txt'), 'x');
     fs.writeFileSync(path.join(tmp, 'secret'), 'TOP-SECRET-CONTENT');
     fs.symlinkSync(path.join(tmp, 'secret'), path.join(root, 'escape'));
@@ -94,7 +96,8 @@ describe('http file service', () => {
     assert.equal(r.headers['accept-ranges'], 'bytes');
     assert.match(r.headers.etag!, /^"[0-9a-f]+-[0-9a-f]+"$/);
     assert.ok(Date.parse(r.headers['last-modified']!) > 0);
-    await new Promise((res) => setImmediate(res));
+    // The last report comes once the file is closed, which may be just after the client has it all.
+    for (let i = 0; i < 100 && !events.done.some((e) => e.path === '/arch/x86_64/airootfs.sfs'); i++) await new Promise((res) => setTimeout(res, 20));
     const mine = events.progress.filter((e) => e.path === '/arch/x86_64/airootfs.sfs');
     const pcts = mine.map((e) => e.percent);
     assert.deepEqual(pcts, [...pcts].sort((a, b) => a - b));
@@ -285,6 +288,32 @@ describe('http file service', () => {
     assert.equal(pool.inUse, 0);
     assert.equal(fails.length, 0);
     assert.equal((await request(port, '/hello.txt')).status, 200); // the other service is unaffected
+  });
+
+  it('cuts off a client that stops reading, and reports it', async () => {
+    const fails: FailEvent[] = [];
+    const pool = new BufferPool(1 << 20, 4);
+    const s = new HttpFileService({ store: await new FolderStore(root).init(), pool, stallTimeoutMs: 300, hooks: { onFail: (e) => fails.push(e) } });
+    const l = new HttpListener(s.handle);
+    const p = (await l.listen({ address: '127.0.0.1', port: 0 })).port;
+    try {
+      const req = http.get({ host: '127.0.0.1', port: p, path: '/sparse.bin', agent: false });
+      req.on('error', () => undefined);
+      const res = await new Promise<http.IncomingMessage>((r) => req.on('response', r));
+      res.on('error', () => undefined);
+      res.pause();
+      // The paused client would not even see the close; wait for the server's report instead.
+      for (let i = 0; i < 100 && fails.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      req.destroy();
+      assert.equal(fails.length, 1);
+      assert.equal(fails[0]!.aborted, true);
+      assert.match(fails[0]!.error, /client stopped reading after \d+ of 67108864 bytes and was cut off/);
+      assert.ok(fails[0]!.bytes < 64 * 1024 * 1024);
+      assert.equal(pool.inUse, 0);
+      assert.equal(s.activeDownloads, 0);
+    } finally {
+      await l.close();
+    }
   });
 
   it('names the fixes when listen fails', async () => {

@@ -15,7 +15,12 @@ export interface SendOutcome {
   complete: boolean;
   /** A store read failed (the response was cut off). */
   readError?: Error;
+  /** The client took nothing for stallTimeoutMs and was cut off. */
+  stalled?: boolean;
 }
+
+/** A client that takes no bytes for this long is cut off, so that it cannot pin its buffers. */
+export const STALL_TIMEOUT_MS = 60_000;
 
 /** Resolves when `res` can take more, or has closed. */
 function drained(res: ServerResponse): Promise<void> {
@@ -61,22 +66,32 @@ export async function sendRange(
   length: number,
   pool: BufferPool,
   onBytes: (total: number) => void,
+  stallTimeoutMs = STALL_TIMEOUT_MS,
 ): Promise<SendOutcome> {
   let bytes = 0;
+  let stalled = false;
+  // Our own watchdog rather than a socket timeout: a shared server's sockets keep their settings.
+  const watchdog = setTimeout(() => {
+    stalled = true;
+    res.destroy();
+  }, stallTimeoutMs);
+  watchdog.unref();
   const gone = new AbortController();
   // Buffers whose bytes are in a socket write; all of them are settled once the response closes.
   const writing = new Set<Buffer>();
   const settle = (b: Buffer): void => {
     if (writing.delete(b)) pool.release(b);
+    watchdog.refresh();
   };
   const onClose = (): void => {
+    clearTimeout(watchdog);
     gone.abort();
     for (const b of [...writing]) settle(b);
   };
   // Stays attached: 'close' follows 'finish' too, and by then every write has settled.
   res.once('close', onClose);
   try {
-    if (!(await socketAssigned(req, res)) || res.destroyed) return { bytes, complete: false };
+    if (!(await socketAssigned(req, res)) || res.destroyed) return { bytes, complete: false, stalled };
     let pending: Promise<void> | null = null;
     let pos = start;
     while (bytes < length) {
@@ -108,9 +123,10 @@ export async function sendRange(
       onBytes(bytes);
       pending = more ? null : drained(res);
     }
-    if (bytes < length || res.destroyed) return { bytes, complete: false };
+    if (bytes < length || res.destroyed) return { bytes, complete: false, stalled };
     res.end();
-    return { bytes, complete: await finished(res) };
+    const complete = await finished(res);
+    return { bytes, complete, stalled: !complete && stalled };
   } catch (err) {
     // Not expected (reads are caught above); the connection is cut so the client knows.
     res.destroy();

@@ -89,6 +89,8 @@ export interface FileServiceOptions {
   progressIntervalMs?: number;
   /** Where read buffers come from (default: sharedPool). */
   pool?: BufferPool;
+  /** A client that takes nothing for this long is cut off (default 60 s). */
+  stallTimeoutMs?: number;
   /** Where the iPXE script finds its files (the fixed Arch layout by default). */
   bootFiles?: (store: FileStore) => Promise<ArchBootFiles>;
   hooks?: FileServiceHooks;
@@ -298,7 +300,7 @@ export class HttpFileService {
         if (acct) acct.bytes = bytes;
         const pct = bytes < length ? tracker.update(bytes) : null;
         if (pct !== null && !this.closing) this.hooks.onProgress?.({ ...c, bytes, total: length, percent: pct });
-      });
+      }, this.opts.stallTimeoutMs);
     } finally {
       await file.close().catch(() => undefined);
       this.transfers.delete(t);
@@ -321,7 +323,9 @@ export class HttpFileService {
       aborted: !outcome.readError,
       error: outcome.readError
         ? `read error after ${bytes} of ${length} bytes: ${outcome.readError.message}`
-        : `client closed the connection after ${bytes} of ${length} bytes`,
+        : outcome.stalled
+          ? `client stopped reading after ${bytes} of ${length} bytes and was cut off`
+          : `client closed the connection after ${bytes} of ${length} bytes`,
     });
   }
 
