@@ -1,0 +1,82 @@
+/**
+ * The node's own HTTP listener around a request handler: listen with errors a user can act on,
+ * keep-alive, a timeout for vanished clients, and a close that really waits.
+ */
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface ListenOptions {
+  /** Bind address; '' or undefined for all addresses. */
+  address?: string;
+  port: number;
+  /** A socket with no traffic either way for this long is closed (default 60 s): a vanished client. */
+  idleTimeoutMs?: number;
+}
+
+/** An error from listen() rewritten to name the fix. */
+export function describeListenError(err: NodeJS.ErrnoException, port: number, address?: string): Error {
+  const where = `${address || '0.0.0.0'}:${port}`;
+  let text: string;
+  switch (err.code) {
+    case 'EACCES':
+      text =
+        `no permission to listen on ${where}: ports below 1024 need privilege. Either allow Node.js to bind them ` +
+        '(`sudo setcap cap_net_bind_service=+ep $(readlink -f $(which node))`, or AmbientCapabilities=CAP_NET_BIND_SERVICE ' +
+        "in Node-RED's systemd unit), or listen on a port above 1024 and redirect port 80 to it with the pxe-nat node's " +
+        "port redirect, or serve on Node-RED's own web server instead";
+      break;
+    case 'EADDRINUSE':
+      text = `${where} is already in use by another program (another web server?): stop it, or choose another port`;
+      break;
+    case 'EADDRNOTAVAIL':
+      text = `${address} is not an address of this machine: choose one of its interface addresses, or leave it empty for all`;
+      break;
+    default:
+      text = `cannot listen on ${where}: ${err.message}`;
+  }
+  const out = new Error(text) as NodeJS.ErrnoException;
+  out.code = err.code;
+  return out;
+}
+
+export class HttpListener {
+  readonly server: http.Server;
+
+  constructor(handler: http.RequestListener) {
+    this.server = http.createServer({ keepAlive: true }, handler);
+  }
+
+  /** Starts listening; rejects with describeListenError's message. */
+  listen(opts: ListenOptions): Promise<AddressInfo> {
+    const s = this.server;
+    s.keepAliveTimeout = 5000;
+    s.setTimeout(opts.idleTimeoutMs ?? 60_000);
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => {
+        s.off('listening', onListening);
+        reject(describeListenError(err, opts.port, opts.address));
+      };
+      const onListening = (): void => {
+        s.off('error', onError);
+        resolve(s.address() as AddressInfo);
+      };
+      s.once('error', onError);
+      s.once('listening', onListening);
+      s.listen({ port: opts.port, host: opts.address || undefined });
+    });
+  }
+
+  get address(): AddressInfo | null {
+    return this.server.address() as AddressInfo | null;
+  }
+
+  /** Stops accepting, closes idle keep-alive sockets and cuts transfers in flight; resolves when closed. */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.server.listening) return resolve();
+      this.server.close(() => resolve());
+      this.server.closeIdleConnections();
+      this.server.closeAllConnections();
+    });
+  }
+}

@@ -1,0 +1,131 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { hostFor } from './lib/http/ipxe-script';
+import { HttpFileService } from './lib/http/serve-file';
+import { HttpListener } from './lib/http/server';
+import type { NodeDef, NodeMessage, RedApi, RedNode } from './lib/red';
+import { getStoreNode } from './lib/store-node';
+
+interface PxeHttpDef extends NodeDef {
+  store: string;
+  /** 'listen': our own listener; 'httpNode': a path on Node-RED's own web server. */
+  mode?: 'listen' | 'httpNode';
+  address?: string;
+  port?: number | string;
+  path?: string;
+  listing?: boolean;
+  ipxePath?: string;
+  progressStep?: number | string;
+}
+
+type Middleware = (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
+
+/** The part of Node-RED's httpNode (an Express app) this node uses. */
+interface HttpNodeApp {
+  use(path: string, handler: Middleware): void;
+  _router?: { stack: Array<{ handle?: unknown }> };
+  router?: { stack: Array<{ handle?: unknown }> };
+}
+
+type RedWithHttpNode = RedApi & { httpNode?: HttpNodeApp };
+
+interface PxeHttpNode extends RedNode {
+  /** Settles when the node is serving (or has failed to start); tests await it. */
+  ready: Promise<void>;
+  /** The port actually bound by the own listener (port 0 picks one). */
+  boundPort?: number;
+}
+
+/** '/pxe/' → '/pxe'; '' → '' (the root). */
+function mountPath(p: unknown): string {
+  const s = String(p ?? '').trim();
+  return s ? ('/' + s).replace(/\/+/g, '/').replace(/\/$/, '') : '';
+}
+
+/** Takes a middleware back off an Express app (Express has no API for it; Node-RED's http-in does the same). */
+function removeMiddleware(app: HttpNodeApp, handler: Middleware): void {
+  const stack = (app._router ?? app.router)?.stack;
+  if (!stack) return;
+  for (let i = stack.length - 1; i >= 0; i--) if (stack[i]!.handle === handler) stack.splice(i, 1);
+}
+
+const WILDCARD = new Set(['', '0.0.0.0', '::']);
+
+export = function register(RED: RedWithHttpNode): void {
+  function PxeHttpNode(this: PxeHttpNode, def: PxeHttpDef): void {
+    RED.nodes.createNode(this, def);
+    const mode = def.mode === 'httpNode' ? 'httpNode' : 'listen';
+    const address = String(def.address ?? '').trim();
+    const portNum = Number(def.port);
+    const port = def.port === undefined || def.port === '' || !Number.isInteger(portNum) ? 80 : portNum;
+    const mount = mountPath(def.path ?? '/pxe');
+    const storeNode = getStoreNode(RED, def.store);
+    let service: HttpFileService | undefined;
+    let listener: HttpListener | undefined;
+    let middleware: Middleware | undefined;
+    let idleText = '';
+
+    const send = (topic: string, payload: object): void => this.send({ topic, payload } as NodeMessage);
+    const idle = (): void => this.status({ fill: 'green', shape: 'dot', text: idleText });
+
+    const start = async (): Promise<void> => {
+      if (!storeNode) throw new Error('no pxe-iso-store selected: choose the ISO or folder to serve');
+      if (port < 0 || port > 65535) throw new Error(`port ${def.port} is not a port number (0-65535)`);
+      this.status({ fill: 'yellow', shape: 'ring', text: 'starting' });
+      const store = await storeNode.acquire(this);
+      const nodeRoot = typeof RED.settings.httpNodeRoot === 'string' ? mountPath(RED.settings.httpNodeRoot) : '';
+      service = new HttpFileService({
+        store,
+        listing: def.listing === true,
+        ipxePath: def.ipxePath === undefined ? '/boot.ipxe' : String(def.ipxePath),
+        basePath: mode === 'httpNode' ? nodeRoot + mount : '',
+        publicHost: mode === 'listen' && !WILDCARD.has(address) ? hostFor(address, port) : undefined,
+        progressStep: def.progressStep === undefined || def.progressStep === '' ? 10 : Number(def.progressStep),
+        hooks: {
+          onRequest: (e) => send('http/request', e),
+          onProgress: (e) => send('http/progress', e),
+          onDone: (e) => send('http/done', e),
+          onFail: (e) => send('http/error', e),
+          onLog: (line) => this.debug(line),
+          onActive: (n) => (n === 0 ? idle() : this.status({ fill: 'blue', shape: 'dot', text: n === 1 ? '1 download' : `${n} downloads` })),
+        },
+      });
+      if (mode === 'httpNode') {
+        const app = RED.httpNode;
+        if (!app || RED.settings.httpNodeRoot === false) {
+          throw new Error("Node-RED's web server for nodes is disabled (httpNodeRoot: false in settings.js): use an own listener instead");
+        }
+        const svc = service;
+        // Other methods fall through to the rest of the flows' routes.
+        middleware = (req, res, next) => (req.method === 'GET' || req.method === 'HEAD' ? svc.handle(req, res) : next());
+        app.use(mount || '/', middleware);
+        idleText = `on ${nodeRoot + mount || '/'}`.slice(0, 19);
+      } else {
+        listener = new HttpListener(service.handle);
+        const bound = await listener.listen({ address, port });
+        this.boundPort = bound.port;
+        idleText = `listening :${bound.port}`;
+      }
+      idle();
+    };
+
+    this.ready = start().catch((err: NodeJS.ErrnoException) => {
+      const text = err.code === 'EACCES' ? `no permission :${port}` : err.code === 'EADDRINUSE' ? `port ${port} in use` : 'not serving';
+      this.status({ fill: 'red', shape: 'ring', text });
+      this.error(err.message);
+    });
+
+    this.on('close', (_removed: boolean, done: () => void) => {
+      (async () => {
+        await this.ready;
+        if (middleware && RED.httpNode) removeMiddleware(RED.httpNode, middleware);
+        await service?.close();
+        await listener?.close();
+        if (storeNode) await storeNode.release(this);
+      })().then(done, (err: Error) => {
+        this.error(err.message);
+        done();
+      });
+    });
+  }
+  RED.nodes.registerType('pxe-http', PxeHttpNode);
+};

@@ -1,0 +1,160 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, afterEach, before, describe, it } from 'node:test';
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const helper = require('node-red-node-test-helper');
+import httpNode from '../../nodes/pxe-http';
+import storeNode from '../../nodes/pxe-iso-store';
+
+helper.init(require.resolve('node-red'));
+
+interface Msg {
+  topic: string;
+  payload: Record<string, unknown>;
+}
+
+function get(port: number, p: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: p, agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode!, body }));
+      })
+      .on('error', reject);
+  });
+}
+
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.on('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.on('error', () => resolve(true));
+  });
+}
+
+describe('pxe-http node', () => {
+  let dir: string;
+  const big = Buffer.alloc(3 * 1024 * 1024 + 1, 7);
+
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pxe-http-node-'));
+    fs.writeFileSync(path.join(dir, 'hello.txt'), 'hello');
+    fs.writeFileSync(path.join(dir, 'big.bin'), big);
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  afterEach(async () => {
+    await helper.unload();
+  });
+
+  const flow = (extra: Record<string, unknown>) => [
+    { id: 's1', type: 'pxe-iso-store', path: dir },
+    { id: 'h1', type: 'pxe-http', name: 'http', store: 's1', mode: 'listen', address: '127.0.0.1', port: 0, progressStep: 25, wires: [['out']], ...extra },
+    { id: 'out', type: 'helper' },
+  ];
+
+  it('serves the store on its own listener and reports request, progress, done; closing frees the port', async () => {
+    await helper.load([storeNode, httpNode], flow({}));
+    const n = helper.getNode('h1');
+    await n.ready;
+    const port = n.boundPort as number;
+    assert.ok(port > 0);
+    const msgs: Msg[] = [];
+    const out = helper.getNode('out');
+    const finished = new Promise<void>((resolve) =>
+      out.on('input', (m: Msg) => {
+        msgs.push(m);
+        if (m.topic === 'http/done' && m.payload.path === '/big.bin') resolve();
+      }),
+    );
+    const r = await get(port, '/big.bin');
+    assert.equal(r.status, 200);
+    assert.equal(r.body.length, big.length);
+    await finished;
+    const topics = msgs.filter((m) => m.payload.path === '/big.bin').map((m) => m.topic);
+    assert.equal(topics[0], 'http/request');
+    assert.equal(topics.at(-1), 'http/done');
+    const pcts = msgs.filter((m) => m.topic === 'http/progress').map((m) => m.payload.percent);
+    assert.equal(pcts.at(-1), 100);
+    assert.deepEqual(pcts, [...pcts].sort((a, b) => Number(a) - Number(b)));
+    const done = msgs.at(-1)!.payload;
+    assert.equal(done.bytes, big.length);
+    assert.equal(done.client, '127.0.0.1');
+    assert.ok(Number(done.throughput) > 0);
+    // Access log at debug level.
+    assert.ok(n.debug.getCalls().some((c: { args: unknown[] }) => String(c.args[0]).includes('"GET /big.bin HTTP/1.1" 200')));
+    const missing = await get(port, '/nope');
+    assert.equal(missing.status, 404);
+    await helper.unload();
+    assert.equal(await refused(port), true, 'the listener is closed after the node closes');
+  });
+
+  it('reports a missing file as http/error and keeps a green status when idle', async () => {
+    await helper.load([storeNode, httpNode], flow({}));
+    const n = helper.getNode('h1');
+    await n.ready;
+    const errMsg = new Promise<Msg>((resolve) => helper.getNode('out').on('input', (m: Msg) => m.topic === 'http/error' && resolve(m)));
+    await get(n.boundPort, '/missing.img');
+    const m = await errMsg;
+    assert.equal(m.payload.status, 404);
+    assert.equal(m.payload.path, '/missing.img');
+    const last = n.status.lastCall.args[0];
+    assert.equal(last.fill, 'green');
+    assert.ok(last.text.length < 20);
+  });
+
+  it('mounts on Node-RED own web server and removes its route on close', async () => {
+    let app: http.RequestListener | undefined;
+    const capture = (RED: { httpNode: http.RequestListener }): void => {
+      app = RED.httpNode;
+    };
+    await helper.load([storeNode, httpNode, capture], flow({ mode: 'httpNode', path: '/pxe/' }));
+    await helper.getNode('h1').ready;
+    const server = http.createServer((req, res) => app!(req, res));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      const r = await get(port, '/pxe/hello.txt');
+      assert.equal(r.status, 200);
+      assert.equal(r.body, 'hello');
+      assert.equal((await get(port, '/pxe/../../hello.txt')).status, 400); // refused by the store rules
+      assert.equal((await get(port, '/pxe/%2e%2e/x')).status, 400);
+      assert.equal(helper.getNode('h1').status.lastCall.args[0].fill, 'green');
+      await helper.unload();
+      assert.equal((await get(port, '/pxe/hello.txt')).status, 404, 'the route is gone');
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('shows a red status and names the fix when the port is taken', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as net.AddressInfo).port;
+    try {
+      await helper.load([storeNode, httpNode], flow({ port }));
+      const n = helper.getNode('h1');
+      await n.ready;
+      assert.deepEqual(n.status.lastCall.args[0], { fill: 'red', shape: 'ring', text: `port ${port} in use` });
+      assert.match(String(n.error.lastCall.args[0]), /already in use.*another port/);
+    } finally {
+      await new Promise((r) => blocker.close(r));
+    }
+  });
+
+  it('asks for a store when none is selected', async () => {
+    await helper.load([storeNode, httpNode], [{ id: 'h1', type: 'pxe-http', store: '', mode: 'listen', port: 0, wires: [] }]);
+    const n = helper.getNode('h1');
+    await n.ready;
+    assert.equal(n.status.lastCall.args[0].fill, 'red');
+    assert.match(String(n.error.lastCall.args[0]), /no pxe-iso-store selected/);
+  });
+});
