@@ -1,3 +1,4 @@
+import { bootBus } from './lib/boot-events/bus';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostFor } from './lib/http/ipxe-script';
 import { HttpFileService } from './lib/http/serve-file';
@@ -65,6 +66,8 @@ export = function register(RED: RedWithHttpNode): void {
     let idleText = '';
 
     const send = (topic: string, payload: object): void => this.send({ topic, payload } as NodeMessage);
+    const bootSignal = (kind: 'progress' | 'done', client: string, file: string, bytes: number, size: number): void =>
+      bootBus.publish({ source: 'http', kind, ip: client.replace(/^::ffff:/, ''), file, bytes, size, at: Date.now() });
     const idle = (): void => this.status({ fill: 'green', shape: 'dot', text: idleText });
 
     const start = async (): Promise<void> => {
@@ -82,8 +85,15 @@ export = function register(RED: RedWithHttpNode): void {
         progressStep: def.progressStep === undefined || def.progressStep === '' ? 10 : Number(def.progressStep),
         hooks: {
           onRequest: (e) => send('http/request', e),
-          onProgress: (e) => send('http/progress', e),
-          onDone: (e) => send('http/done', e),
+          onProgress: (e) => {
+            send('http/progress', e);
+            bootSignal('progress', e.client, e.path, e.bytes, e.total);
+          },
+          onDone: (e) => {
+            send('http/done', e);
+            // A whole file (not a range) sent in full: a finished download for the boot timeline.
+            if (e.status === 200) bootSignal('done', e.client, e.path, e.bytes, e.bytes);
+          },
           onFail: (e) => send('http/error', e),
           onLog: (line) => this.debug(line),
           onActive: (n) => (n === 0 ? idle() : this.status({ fill: 'blue', shape: 'dot', text: n === 1 ? '1 download' : `${n} downloads` })),

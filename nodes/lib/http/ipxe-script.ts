@@ -3,6 +3,7 @@
  * store, archiso told to fetch its root image from this same server (archiso_pxe_http hook).
  * UEFI machines can netboot this way; the ISO's own PXE files only serve BIOS clients.
  */
+import { detectArchiso } from '../store/archiso';
 import { isStoreError, StoreError, type FileStore } from '../store/types';
 
 /** Store paths of what the script boots, without a leading slash. */
@@ -14,13 +15,13 @@ export interface ArchBootFiles {
   initrds: string[];
 }
 
-/** The fixed layout of the Arch ISO's boot files. */
-const ARCH = {
-  basedir: 'arch',
-  kernel: 'arch/boot/x86_64/vmlinuz-linux',
-  initramfs: 'arch/boot/x86_64/initramfs-linux.img',
-  rootfs: 'arch/x86_64/airootfs.sfs',
-  microcode: ['arch/boot/intel-ucode.img', 'arch/boot/amd-ucode.img'],
+/** Microcode images the kernel takes before the initramfs, beside it in the ISO's boot folder. */
+const MICROCODE = ['intel-ucode.img', 'amd-ucode.img'];
+/** Where current Arch ISOs keep what the script needs, to name it when it is missing. */
+const EXPECTED = {
+  kernel: '/arch/boot/x86_64/vmlinuz-linux',
+  initramfs: '/arch/boot/x86_64/initramfs-linux.img',
+  airootfs: '/arch/x86_64/airootfs.sfs',
 };
 
 async function isFile(store: FileStore, p: string): Promise<boolean> {
@@ -33,25 +34,27 @@ async function isFile(store: FileStore, p: string): Promise<boolean> {
 }
 
 /**
- * Finds the Arch boot files in `store` at their fixed places (one function, so that it can later
- * ask the archiso detector instead). Throws StoreError ENOENT naming what is missing.
+ * Finds the Arch boot files in `store` through the archiso detector (all three ISO layouts keep
+ * them under arch/). Throws StoreError ENOENT naming what is missing.
  */
 export async function findArchBootFiles(store: FileStore): Promise<ArchBootFiles> {
-  const required = [ARCH.kernel, ARCH.initramfs, ARCH.rootfs];
-  const present = await Promise.all(required.map((p) => isFile(store, p)));
-  const missing = required.filter((_, i) => !present[i]);
-  if (missing.length > 0) {
+  const { files } = await detectArchiso(store);
+  const missing = (['kernel', 'initramfs', 'airootfs'] as const).filter((k) => !files[k]);
+  if (missing.length > 0 || !files.kernel || !files.initramfs) {
     throw new StoreError(
       'ENOENT',
-      `not an Arch ISO: the store has no ${missing.map((p) => '/' + p).join(', ')}; ` +
+      `not an Arch ISO: the store has no ${missing.map((k) => EXPECTED[k]).join(', ')}; ` +
         'point the store at archlinux-x86_64.iso (or a folder holding its contents)',
     );
   }
-  const ucode = await Promise.all(ARCH.microcode.map((p) => isFile(store, p)));
+  // arch/boot/x86_64/vmlinuz-linux: archisobasedir is 'arch', microcode sits in arch/boot/.
+  const basedir = files.kernel.split('/')[0]!;
+  const ucode = MICROCODE.map((m) => `${basedir}/boot/${m}`);
+  const present = await Promise.all(ucode.map((p) => isFile(store, p)));
   return {
-    basedir: ARCH.basedir,
-    kernel: ARCH.kernel,
-    initrds: [...ARCH.microcode.filter((_, i) => ucode[i]), ARCH.initramfs],
+    basedir,
+    kernel: files.kernel,
+    initrds: [...ucode.filter((_, i) => present[i]), files.initramfs],
   };
 }
 
