@@ -101,18 +101,6 @@ export interface TftpServerEvents {
   warning: (err: Error) => void;
 }
 
-/** How a failure to listen can be fixed, for logs and the node's error message. */
-export function listenErrorHint(err: NodeJS.ErrnoException, port: number): string {
-  if (err.code === 'EADDRINUSE') {
-    return `UDP port ${port} is already in use (another TFTP server such as dnsmasq or tftpd-hpa, or a second pxe-tftp node): stop it or choose another port`;
-  }
-  if (err.code === 'EACCES' || err.code === 'EPERM') {
-    return `no permission to bind UDP port ${port}: ports below 1024 need privilege. Allow Node.js with "sudo setcap cap_net_bind_service=+ep $(which node)", set AmbientCapabilities=CAP_NET_BIND_SERVICE in the systemd unit, or use a port above 1023`;
-  }
-  if (err.code === 'EADDRNOTAVAIL') return `the address is not configured on any interface of this machine: choose another bind address`;
-  return err.message;
-}
-
 interface Slot {
   id: number;
   key: string;
