@@ -134,7 +134,10 @@ export class TftpServer {
   private readonly limits: NegotiationLimits;
   private readonly cfg: typeof DEFAULTS;
   private socket: dgram.Socket | undefined;
+  /** Transfers by client address:port, until their outcome is known. */
   private readonly slots = new Map<string, Slot>();
+  /** Every transfer until its socket and file are closed (what close() waits for). */
+  private readonly open = new Set<Slot>();
   private readonly perClient = new Map<string, number>();
   private nextId = 1;
   private closing = false;
@@ -219,7 +222,7 @@ export class TftpServer {
     this.socket = undefined;
     const waits: Promise<void>[] = [];
     if (socket) waits.push(new Promise<void>((resolve) => socket.close(() => resolve())));
-    for (const slot of this.slots.values()) {
+    for (const slot of this.open) {
       slot.transfer?.abort('server shutting down');
       waits.push(slot.closed);
     }
@@ -292,13 +295,24 @@ export class TftpServer {
       closed: new Promise<void>((r) => (release = r)),
     };
     this.slots.set(key, slot);
+    this.open.add(slot);
     void this.run(slot).finally(() => {
-      this.slots.delete(key);
-      const left = (this.perClient.get(peer.address) ?? 1) - 1;
-      if (left > 0) this.perClient.set(peer.address, left);
-      else this.perClient.delete(peer.address);
+      this.forget(slot);
+      this.open.delete(slot);
       release();
     });
+  }
+
+  /**
+   * Takes a transfer out of the limits and the duplicate check as soon as its outcome is known:
+   * a client may send its next request from the same port right after its last ACK.
+   */
+  private forget(slot: Slot): void {
+    if (this.slots.get(slot.key) !== slot) return;
+    this.slots.delete(slot.key);
+    const left = (this.perClient.get(slot.peer.address) ?? 1) - 1;
+    if (left > 0) this.perClient.set(slot.peer.address, left);
+    else this.perClient.delete(slot.peer.address);
   }
 
   /** Opens the file and a socket, runs the transfer, and closes both; never rejects. */
@@ -344,10 +358,12 @@ export class TftpServer {
         if (this.closing) transfer.abort('server shutting down');
         else transfer.start();
       });
+      this.forget(slot);
       this.report(slot, outcome);
       await slot.transfer!.settled();
     } catch (err) {
       // Socket setup failed (no free port, address gone): tell the client and report it.
+      this.forget(slot);
       this.reply(peer, ErrorCode.NOT_DEFINED, 'server error');
       this.emit({ ...this.base(slot.id, peer, req), type: 'error', stage: 'request', by: 'server', code: ErrorCode.NOT_DEFINED, message: `cannot open a transfer socket: ${(err as Error).message}`, quiet: false, bytesSent: 0, durationMs: Date.now() - slot.startedAt });
     } finally {
@@ -358,6 +374,7 @@ export class TftpServer {
 
   private refuseOpen(slot: Slot, err: unknown): void {
     const { peer, req } = slot;
+    this.forget(slot);
     const message = err instanceof Error ? err.message : String(err);
     if (isStoreError(err, 'ENOENT') || isStoreError(err, 'ENOTDIR') || isStoreError(err, 'EISDIR')) {
       this.refuse(peer, req, ErrorCode.FILE_NOT_FOUND, message, true, 'File not found', slot.id);
