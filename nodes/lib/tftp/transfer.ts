@@ -21,7 +21,11 @@ export interface TransferSettings {
   windowsize: number;
   /** What to acknowledge first; empty: no OACK, DATA starts at once. */
   oack: TftpOption[];
-  /** A timeout the client negotiated (RFC 2349), in seconds: used as a fixed retransmit time. */
+  /**
+   * A timeout the client negotiated (RFC 2349), in seconds. It replaces maxRetransmitMs as the
+   * upper bound: retransmitting sooner than the client's timeout is harmless (duplicates are
+   * expected), and waiting the full 6 s curl asks for on every lost packet would crawl.
+   */
   timeoutS?: number;
   /** Bounds of the adaptive retransmit timeout, in ms. */
   minRetransmitMs: number;
@@ -82,6 +86,7 @@ export class ReadTransfer {
   private timer: NodeJS.Timeout | undefined;
   private deadline = 0;
   private rto: number;
+  private readonly maxRto: number;
   private srtt = -1;
   private rttvar = 0;
   private windowSentAt = 0;
@@ -106,7 +111,9 @@ export class ReadTransfer {
     this.chunkBytes = this.blocksPerChunk * blksize;
     this.frameBytes = blksize + 4;
     this.staging = Buffer.allocUnsafe(this.chunkBytes);
-    this.rto = settings.timeoutS ? settings.timeoutS * 1000 : settings.maxRetransmitMs;
+    this.maxRto = settings.timeoutS ? settings.timeoutS * 1000 : settings.maxRetransmitMs;
+    // Until the first round trip is measured (RFC 6298 starts at 1 s too).
+    this.rto = Math.min(this.maxRto, Math.max(settings.minRetransmitMs, 1000));
     this.state = settings.oack.length > 0 ? State.Oack : State.Data;
     socket.on('message', this.onMessage);
     socket.on('error', this.onSocketError);
@@ -208,7 +215,6 @@ export class ReadTransfer {
   }
 
   private sampleRtt(): void {
-    if (this.settings.timeoutS) return;
     const sample = Date.now() - this.windowSentAt;
     if (this.srtt < 0) {
       this.srtt = sample;
@@ -217,8 +223,7 @@ export class ReadTransfer {
       this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - sample);
       this.srtt = 0.875 * this.srtt + 0.125 * sample;
     }
-    const { minRetransmitMs, maxRetransmitMs } = this.settings;
-    this.rto = Math.min(maxRetransmitMs, Math.max(minRetransmitMs, this.srtt + 4 * this.rttvar));
+    this.rto = Math.min(this.maxRto, Math.max(this.settings.minRetransmitMs, this.srtt + 4 * this.rttvar));
   }
 
   /** Sends what the window allows; waits for the read-ahead if a block is not loaded yet. */
@@ -339,7 +344,7 @@ export class ReadTransfer {
       }
       return;
     }
-    if (!this.settings.timeoutS) this.rto = Math.min(this.rto * 2, this.settings.maxRetransmitMs);
+    this.rto = Math.min(this.rto * 2, this.maxRto);
     this.retransmits++;
     this.retransmittedWindow = true;
     if (this.state === State.Oack) {
