@@ -8,7 +8,8 @@
  *               {"redeployed":N,"fds":[fd count after each cycle]}
  *   quit     → closes the server (waiting for every socket) and exits 0.
  * Usage: tftp-child.ts --root DIR [--address IP] [--port N] [--max-blksize N]
- *        [--max-windowsize N] [--max-transfers N] [--max-per-client N] [--no-events]
+ *        [--max-windowsize N] [--max-transfers N] [--max-per-client N] [--busy-poll-ms X]
+ *        [--no-events]
  */
 import * as fs from 'node:fs';
 import * as readline from 'node:readline';
@@ -40,6 +41,7 @@ async function main(): Promise<void> {
     maxWindowsize: num('max-windowsize'),
     maxTransfers: num('max-transfers'),
     maxPerClient: num('max-per-client'),
+    busyPollMs: num('busy-poll-ms'),
   };
   const events = !process.argv.includes('--no-events');
   let server = new TftpServer(opts);
@@ -66,7 +68,7 @@ async function main(): Promise<void> {
   for await (const line of rl) {
     const [cmd, n] = line.trim().split(/\s+/);
     if (cmd === 'stats') {
-      print({ stats: { rss: process.memoryUsage.rss(), peakRss, fds: fdCount(), active: server.activeTransfers } });
+      print({ stats: { rss: process.memoryUsage.rss(), peakRss, fds: fdCount(), active: server.activeTransfers, pollTurns: server.poller.turns, pollPauses: server.poller.pauses } });
     } else if (cmd === 'reset') {
       peakRss = process.memoryUsage.rss();
       print({ reset: true });

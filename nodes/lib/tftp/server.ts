@@ -6,6 +6,7 @@
  */
 import * as dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
+import { BusyPoller } from './busy-poll';
 import { decode, encodeError, ErrorCode, Opcode, peekOpcode, TftpDecodeError, type RequestPacket } from './codec';
 import { clampLimits, negotiate, type NegotiatedOptions, type NegotiationLimits } from './options';
 import { NetasciiSource, OctetSource, type ChunkSource } from './source';
@@ -34,6 +35,8 @@ export interface TftpServerOptions {
   maxRetries?: number;
   /** Read-ahead per transfer, bytes (default 64 KiB). */
   readAheadBytes?: number;
+  /** After each send, poll for the answer this long instead of sleeping, ms (default 0.2; 0: off). */
+  busyPollMs?: number;
 }
 
 export interface Peer {
@@ -123,6 +126,7 @@ const DEFAULTS = {
   minRetransmitMs: 100,
   maxRetries: 8,
   readAheadBytes: 64 * 1024,
+  busyPollMs: 0.2,
 };
 
 function positive(n: number | undefined, fallback: number): number {
@@ -142,6 +146,8 @@ export class TftpServer {
   private nextId = 1;
   private closing = false;
   private closePromise: Promise<void> | undefined;
+  /** Shared by all transfers: one event loop, one poll budget. */
+  readonly poller: BusyPoller;
 
   constructor(private readonly opts: TftpServerOptions) {
     this.limits = clampLimits({ maxBlksize: opts.maxBlksize, maxWindowsize: opts.maxWindowsize });
@@ -155,7 +161,9 @@ export class TftpServer {
       minRetransmitMs: Math.min(retransmitMs, positive(opts.minRetransmitMs, DEFAULTS.minRetransmitMs)),
       maxRetries: positive(opts.maxRetries, DEFAULTS.maxRetries),
       readAheadBytes: positive(opts.readAheadBytes, DEFAULTS.readAheadBytes),
+      busyPollMs: typeof opts.busyPollMs === 'number' && opts.busyPollMs >= 0 ? Math.min(opts.busyPollMs, 10) : DEFAULTS.busyPollMs,
     };
+    this.poller = new BusyPoller(this.cfg.busyPollMs);
   }
 
   on<K extends keyof TftpServerEvents>(event: K, listener: TftpServerEvents[K]): this {
@@ -218,6 +226,7 @@ export class TftpServer {
 
   private async doClose(): Promise<void> {
     this.closing = true;
+    this.poller.stop();
     const socket = this.socket;
     this.socket = undefined;
     const waits: Promise<void>[] = [];
@@ -347,6 +356,7 @@ export class TftpServer {
             maxRetransmitMs: this.cfg.retransmitMs,
             maxRetries: this.cfg.maxRetries,
             readAheadBytes: this.cfg.readAheadBytes,
+            poller: this.poller,
           },
           {
             onStart: () => this.emit({ ...this.base(slot.id, peer, req), size: slot.size, type: 'start', options }),

@@ -4,8 +4,8 @@
  * over from 65535 to 0, retransmission on an adaptive timeout with bounded retries.
  *
  * Data comes from a ChunkSource in large chunks. Each chunk is kept as ready-made DATA frames
- * (4-byte header + payload), so sending a block is a single socket.send of a slice: no per-packet
- * allocation in our code. A chunk is dropped once all its blocks are acknowledged; memory is
+ * (4-byte header + payload, one Buffer view each), so sending a block is a single socket.send
+ * of a prepared view: no per-packet allocation or copy in our code. A chunk is dropped once all its blocks are acknowledged; memory is
  * bounded by the window plus one chunk of read-ahead, whatever the file size.
  *
  * Sorcerer's Apprentice (RFC 1123 4.2.3.1): a duplicate ACK never triggers a retransmission;
@@ -13,6 +13,7 @@
  * after the acknowledged block, as RFC 7440 says.
  */
 import type * as dgram from 'node:dgram';
+import type { BusyPoller } from './busy-poll';
 import { decode, encodeError, encodeOack, ErrorCode, Opcode, writeDataHeader, type TftpOption } from './codec';
 import type { ChunkSource } from './source';
 
@@ -34,6 +35,8 @@ export interface TransferSettings {
   maxRetries: number;
   /** Bytes read from the file at a time (rounded down to whole blocks). */
   readAheadBytes: number;
+  /** Told after each window is sent, so the ACK is polled for rather than slept on. */
+  poller?: BusyPoller;
 }
 
 export type TransferOutcome =
@@ -51,10 +54,8 @@ export interface TransferHooks {
 
 interface Chunk {
   index: number;
-  /** DATA frames back to back, each (blksize + 4) bytes apart. */
-  frames: Buffer;
-  /** Payload bytes in this chunk (less than a full chunk only at the end of the file). */
-  length: number;
+  /** One ready DATA packet per block, views into one buffer. */
+  frames: Buffer[];
 }
 
 const enum State {
@@ -92,10 +93,6 @@ export class ReadTransfer {
   private windowSentAt = 0;
   private retransmittedWindow = false;
   private retries = 0;
-
-  // Frame slice found by frame(), kept in fields to avoid returning an object per packet.
-  private fOff = 0;
-  private fLen = 0;
 
   packetsSent = 0;
   retransmits = 0;
@@ -231,14 +228,15 @@ export class ReadTransfer {
     const limit = this.base + this.settings.windowsize;
     let sent = false;
     while (this.next < limit && (this.last === 0 || this.next <= this.last)) {
-      const frames = this.frame(this.next);
-      if (!frames) break; // a read is in flight; its completion pumps again
-      this.socket.send(frames, this.fOff, this.fLen);
+      const frame = this.frame(this.next);
+      if (!frame) break; // a read is in flight; its completion pumps again
+      this.socket.send(frame);
       this.packetsSent++;
       this.next++;
       sent = true;
     }
     if (sent) {
+      this.settings.poller?.kick();
       this.windowSentAt = Date.now();
       this.armTimer(this.windowSentAt);
     }
@@ -246,7 +244,7 @@ export class ReadTransfer {
     if (!this.sourceEnded && this.nextChunk <= Math.floor((this.next - 1) / this.blocksPerChunk) + 1) this.load();
   }
 
-  /** The frames buffer holding block `b` (offset/length in fOff/fLen), or null if not loaded. */
+  /** The DATA packet of block `b`, or null if its chunk is not loaded yet. */
   private frame(b: number): Buffer | null {
     const c = Math.floor((b - 1) / this.blocksPerChunk);
     const first = this.chunks.length > 0 ? this.chunks[0]!.index : this.nextChunk;
@@ -255,16 +253,13 @@ export class ReadTransfer {
       this.load();
       return null;
     }
-    const i = b - 1 - c * this.blocksPerChunk;
-    const { blksize } = this.settings;
-    const payload = Math.max(0, Math.min(blksize, chunk.length - i * blksize));
-    if (payload < blksize && this.last === 0) {
+    const frame = chunk.frames[b - 1 - c * this.blocksPerChunk];
+    if (!frame) return null; // past the end; cannot happen once `last` is known
+    if (frame.length - 4 < this.settings.blksize && this.last === 0) {
       this.last = b;
-      this.lastLength = payload;
+      this.lastLength = frame.length - 4;
     }
-    this.fOff = i * this.frameBytes;
-    this.fLen = payload + 4;
-    return chunk.frames;
+    return frame;
   }
 
   private load(): void {
@@ -294,15 +289,18 @@ export class ReadTransfer {
     if (!full) this.sourceEnded = true;
     // A short chunk holds its data blocks plus the final short (maybe empty) block.
     const blocks = full ? this.blocksPerChunk : Math.floor(n / blksize) + 1;
-    const frames = Buffer.allocUnsafe(blocks * this.frameBytes);
+    const buf = Buffer.allocUnsafe(blocks * this.frameBytes);
+    const frames: Buffer[] = new Array<Buffer>(blocks);
     const firstBlock = index * this.blocksPerChunk + 1;
     for (let i = 0; i < blocks; i++) {
       const off = i * this.frameBytes;
-      writeDataHeader(frames, off, firstBlock + i);
+      writeDataHeader(buf, off, firstBlock + i);
       const start = i * blksize;
-      if (start < n) this.staging.copy(frames, off + 4, start, Math.min(n, start + blksize));
+      const end = Math.min(n, start + blksize);
+      if (start < end) this.staging.copy(buf, off + 4, start, end);
+      frames[i] = buf.subarray(off, off + 4 + Math.max(0, end - start));
     }
-    this.chunks.push({ index, frames, length: n });
+    this.chunks.push({ index, frames });
   }
 
   private sendOack(): void {
