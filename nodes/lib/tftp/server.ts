@@ -1,0 +1,435 @@
+/**
+ * The TFTP server: a socket on port 69 that takes read requests and starts each transfer on its
+ * own ephemeral, connected socket (its TID). It refuses writes, answers missing files with
+ * error 1, leaves path rules to the store, enforces transfer limits, and reports every transfer
+ * as typed events. close() resolves only once every socket and file it opened is closed.
+ */
+import * as dgram from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import { BusyPoller } from './busy-poll';
+import { decode, encodeError, ErrorCode, Opcode, peekOpcode, TftpDecodeError, type RequestPacket } from './codec';
+import { clampLimits, negotiate, type NegotiatedOptions, type NegotiationLimits } from './options';
+import { NetasciiSource, OctetSource, type ChunkSource } from './source';
+import { ReadTransfer, type TransferOutcome } from './transfer';
+import { isStoreError, type FileStore, type StoreFile } from '../store/types';
+
+export interface TftpServerOptions {
+  store: FileStore;
+  /** Address to listen on (default 0.0.0.0; an IPv6 address listens on IPv6). */
+  address?: string;
+  /** UDP port (default 69). 0 picks a free port, for tests. */
+  port?: number;
+  /** Largest blksize granted (default 1468: a full Ethernet frame). */
+  maxBlksize?: number;
+  /** Largest windowsize granted (default 64). */
+  maxWindowsize?: number;
+  /** Transfers at once; further requests are dropped so the client retries later (default 100). */
+  maxTransfers?: number;
+  /** Transfers at once from one client address (default 8). */
+  maxPerClient?: number;
+  /** Upper bound of the adaptive retransmit timeout, ms (default 1000). */
+  retransmitMs?: number;
+  /** Lower bound of the adaptive retransmit timeout, ms (default 100). */
+  minRetransmitMs?: number;
+  /** Consecutive timeouts before a transfer is abandoned (default 8). */
+  maxRetries?: number;
+  /** Read-ahead per transfer, bytes (default 64 KiB). */
+  readAheadBytes?: number;
+  /** After each send, poll for the answer this long instead of sleeping, ms (default 0.2; 0: off). */
+  busyPollMs?: number;
+}
+
+export interface Peer {
+  address: string;
+  port: number;
+}
+
+interface EventBase {
+  /** Sequence number of the request, unique per server. */
+  id: number;
+  client: Peer;
+  /** The file name as the client sent it. */
+  file: string;
+  mode: string;
+  /** File size in bytes (octet mode), when known. */
+  size?: number;
+  /** What the client asked for, option by option. */
+  requested: Record<string, string>;
+}
+
+export interface StartEvent extends EventBase {
+  type: 'start';
+  options: NegotiatedOptions;
+}
+
+export interface DoneEvent extends EventBase {
+  type: 'done';
+  options: NegotiatedOptions;
+  bytesSent: number;
+  durationMs: number;
+  packetsSent: number;
+  retransmits: number;
+}
+
+export interface ErrorEvent extends EventBase {
+  type: 'error';
+  /** 'request': refused before any data (missing file, write, limits); 'transfer': failed midway. */
+  stage: 'request' | 'transfer';
+  /** Who ended it: the client sent an ERROR, or the server refused or gave up. */
+  by: 'client' | 'server';
+  /** TFTP error code sent or received (undefined when the request was dropped unanswered). */
+  code?: number;
+  message: string;
+  /** Routine, log at debug level: a missing file (pxelinux probes many paths per boot). */
+  quiet: boolean;
+  options?: NegotiatedOptions;
+  bytesSent: number;
+  durationMs: number;
+}
+
+/** The client ended right after the OACK (a PXE ROM asking tsize): normal, not a failure. */
+export interface DeclinedEvent extends EventBase {
+  type: 'declined';
+  options: NegotiatedOptions;
+  code?: number;
+  message: string;
+  durationMs: number;
+}
+
+export type TftpEvent = StartEvent | DoneEvent | ErrorEvent | DeclinedEvent;
+
+export interface TftpServerEvents {
+  transfer: (event: TftpEvent) => void;
+  /** A problem of the listening socket after it started (it keeps serving). */
+  warning: (err: Error) => void;
+}
+
+interface Slot {
+  id: number;
+  key: string;
+  peer: Peer;
+  req: RequestPacket;
+  startedAt: number;
+  size?: number;
+  options?: NegotiatedOptions;
+  transfer?: ReadTransfer;
+  /** Resolves when the slot's socket and file are closed. */
+  closed: Promise<void>;
+}
+
+const DEFAULTS = {
+  address: '0.0.0.0',
+  port: 69,
+  maxTransfers: 100,
+  maxPerClient: 8,
+  retransmitMs: 1000,
+  minRetransmitMs: 100,
+  maxRetries: 8,
+  readAheadBytes: 64 * 1024,
+  busyPollMs: 0.2,
+};
+
+function positive(n: number | undefined, fallback: number): number {
+  return typeof n === 'number' && Number.isFinite(n) && n >= 1 ? Math.floor(n) : fallback;
+}
+
+export class TftpServer {
+  private readonly emitter = new EventEmitter();
+  private readonly limits: NegotiationLimits;
+  private readonly cfg: typeof DEFAULTS;
+  private socket: dgram.Socket | undefined;
+  /** Transfers by client address:port, until their outcome is known. */
+  private readonly slots = new Map<string, Slot>();
+  /** Every transfer until its socket and file are closed (what close() waits for). */
+  private readonly open = new Set<Slot>();
+  private readonly perClient = new Map<string, number>();
+  private nextId = 1;
+  private closing = false;
+  private closePromise: Promise<void> | undefined;
+  /** Shared by all transfers: one event loop, one poll budget. */
+  readonly poller: BusyPoller;
+
+  constructor(private readonly opts: TftpServerOptions) {
+    this.limits = clampLimits({ maxBlksize: opts.maxBlksize, maxWindowsize: opts.maxWindowsize });
+    const retransmitMs = positive(opts.retransmitMs, DEFAULTS.retransmitMs);
+    this.cfg = {
+      address: opts.address || DEFAULTS.address,
+      port: typeof opts.port === 'number' && opts.port >= 0 && opts.port < 65536 ? Math.floor(opts.port) : DEFAULTS.port,
+      maxTransfers: positive(opts.maxTransfers, DEFAULTS.maxTransfers),
+      maxPerClient: positive(opts.maxPerClient, DEFAULTS.maxPerClient),
+      retransmitMs,
+      minRetransmitMs: Math.min(retransmitMs, positive(opts.minRetransmitMs, DEFAULTS.minRetransmitMs)),
+      maxRetries: positive(opts.maxRetries, DEFAULTS.maxRetries),
+      readAheadBytes: positive(opts.readAheadBytes, DEFAULTS.readAheadBytes),
+      busyPollMs: typeof opts.busyPollMs === 'number' && opts.busyPollMs >= 0 ? Math.min(opts.busyPollMs, 10) : DEFAULTS.busyPollMs,
+    };
+    this.poller = new BusyPoller(this.cfg.busyPollMs);
+  }
+
+  on<K extends keyof TftpServerEvents>(event: K, listener: TftpServerEvents[K]): this {
+    this.emitter.on(event, listener);
+    return this;
+  }
+
+  off<K extends keyof TftpServerEvents>(event: K, listener: TftpServerEvents[K]): this {
+    this.emitter.off(event, listener);
+    return this;
+  }
+
+  private emit(event: TftpEvent): void {
+    this.emitter.emit('transfer', event);
+  }
+
+  /** Transfers currently running (requests being set up included). */
+  get activeTransfers(): number {
+    return this.slots.size;
+  }
+
+  /** The bound address and port once listening. */
+  get address(): Peer | undefined {
+    const a = this.socket?.address();
+    return a ? { address: a.address, port: a.port } : undefined;
+  }
+
+  private get socketType(): 'udp4' | 'udp6' {
+    return this.cfg.address.includes(':') ? 'udp6' : 'udp4';
+  }
+
+  /** Binds the request socket. Rejects with the bind error (code EADDRINUSE, EACCES, ...). */
+  listen(): Promise<Peer> {
+    if (this.socket) return Promise.reject(new Error('already listening'));
+    if (this.closing) return Promise.reject(new Error('server is closed'));
+    const socket = dgram.createSocket({ type: this.socketType });
+    this.socket = socket;
+    return new Promise<Peer>((resolve, reject) => {
+      const onError = (err: Error): void => {
+        // Bind failed: the socket is unusable and must still be closed to free its handle.
+        this.socket = undefined;
+        socket.close();
+        reject(err);
+      };
+      socket.once('error', onError);
+      socket.bind({ address: this.cfg.address, port: this.cfg.port, exclusive: true }, () => {
+        socket.off('error', onError);
+        socket.on('error', (err) => this.emitter.emit('warning', err));
+        socket.on('message', (msg, rinfo) => this.onRequest(msg, rinfo));
+        resolve(this.address!);
+      });
+    });
+  }
+
+  /** Stops listening, ends every transfer, and resolves when all sockets and files are closed. */
+  close(): Promise<void> {
+    this.closePromise ??= this.doClose();
+    return this.closePromise;
+  }
+
+  private async doClose(): Promise<void> {
+    this.closing = true;
+    this.poller.stop();
+    const socket = this.socket;
+    this.socket = undefined;
+    const waits: Promise<void>[] = [];
+    if (socket) waits.push(new Promise<void>((resolve) => socket.close(() => resolve())));
+    for (const slot of this.open) {
+      slot.transfer?.abort('server shutting down');
+      waits.push(slot.closed);
+    }
+    await Promise.all(waits);
+  }
+
+  private reply(peer: Peer, code: number, message: string): void {
+    // Refusals go out from port 69 itself: no socket is spent on them, and clients take an
+    // ERROR from any port as the answer to their request.
+    this.socket?.send(encodeError(code, message), peer.port, peer.address);
+  }
+
+  private base(id: number, peer: Peer, req: RequestPacket): EventBase {
+    const requested: Record<string, string> = {};
+    for (const o of req.options) requested[o.name] ??= o.value;
+    return { id, client: peer, file: req.filename, mode: req.mode, requested };
+  }
+
+  private refuse(peer: Peer, req: RequestPacket, code: number | undefined, message: string, quiet = false, clientMessage = message, id = this.nextId++): void {
+    if (code !== undefined) this.reply(peer, code, clientMessage);
+    this.emit({ ...this.base(id, peer, req), type: 'error', stage: 'request', by: 'server', code, message, quiet, bytesSent: 0, durationMs: 0 });
+  }
+
+  private onRequest(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (this.closing || rinfo.port === 0) return;
+    const op = peekOpcode(msg);
+    // DATA/ACK/ERROR sent to port 69 belong to no transfer; answering them would only add noise.
+    if (op !== Opcode.RRQ && op !== Opcode.WRQ) return;
+    const peer: Peer = { address: rinfo.address, port: rinfo.port };
+    let req: RequestPacket;
+    try {
+      req = decode(msg) as RequestPacket;
+    } catch (err) {
+      const why = err instanceof TftpDecodeError ? err.message : String(err);
+      this.reply(peer, ErrorCode.ILLEGAL_OPERATION, `malformed request: ${why}`);
+      const bad: RequestPacket = { op: op as RequestPacket['op'], filename: '', mode: '', options: [] };
+      this.emit({ ...this.base(this.nextId++, peer, bad), type: 'error', stage: 'request', by: 'server', code: ErrorCode.ILLEGAL_OPERATION, message: `malformed request: ${why}`, quiet: false, bytesSent: 0, durationMs: 0 });
+      return;
+    }
+    if (req.op === Opcode.WRQ) {
+      this.refuse(peer, req, ErrorCode.ACCESS_VIOLATION, 'write refused: this server is read-only', false, 'Access violation: writes are not allowed');
+      return;
+    }
+    if (req.mode !== 'octet' && req.mode !== 'netascii') {
+      this.refuse(peer, req, ErrorCode.ILLEGAL_OPERATION, `unsupported transfer mode "${req.mode}"`);
+      return;
+    }
+    const key = `${peer.address}:${peer.port}`;
+    // A client that resends its request while we set up answers to the transfer in progress.
+    if (this.slots.has(key)) return;
+    // Over a limit the request is dropped unanswered: PXE ROMs resend it and get served later,
+    // where an ERROR would abort their boot.
+    if (this.slots.size >= this.cfg.maxTransfers) {
+      this.refuse(peer, req, undefined, `too many transfers (limit ${this.cfg.maxTransfers}): request dropped, the client will retry`);
+      return;
+    }
+    const n = this.perClient.get(peer.address) ?? 0;
+    if (n >= this.cfg.maxPerClient) {
+      this.refuse(peer, req, undefined, `too many transfers from ${peer.address} (limit ${this.cfg.maxPerClient}): request dropped`);
+      return;
+    }
+    this.perClient.set(peer.address, n + 1);
+    let release!: () => void;
+    const slot: Slot = {
+      id: this.nextId++,
+      key,
+      peer,
+      req,
+      startedAt: Date.now(),
+      closed: new Promise<void>((r) => (release = r)),
+    };
+    this.slots.set(key, slot);
+    this.open.add(slot);
+    void this.run(slot).finally(() => {
+      this.forget(slot);
+      this.open.delete(slot);
+      release();
+    });
+  }
+
+  /**
+   * Takes a transfer out of the limits and the duplicate check as soon as its outcome is known:
+   * a client may send its next request from the same port right after its last ACK.
+   */
+  private forget(slot: Slot): void {
+    if (this.slots.get(slot.key) !== slot) return;
+    this.slots.delete(slot.key);
+    const left = (this.perClient.get(slot.peer.address) ?? 1) - 1;
+    if (left > 0) this.perClient.set(slot.peer.address, left);
+    else this.perClient.delete(slot.peer.address);
+  }
+
+  /** Opens the file and a socket, runs the transfer, and closes both; never rejects. */
+  private async run(slot: Slot): Promise<void> {
+    const { req, peer } = slot;
+    let file: StoreFile;
+    try {
+      file = await this.opts.store.open(req.filename);
+    } catch (err) {
+      this.refuseOpen(slot, err);
+      return;
+    }
+    let socket: dgram.Socket | undefined;
+    try {
+      if (this.closing) return;
+      socket = await this.openTransferSocket(peer);
+      if (this.closing) return;
+      const source: ChunkSource = req.mode === 'netascii' ? new NetasciiSource(file, this.cfg.readAheadBytes) : new OctetSource(file);
+      slot.size = req.mode === 'octet' ? file.size : undefined;
+      const { options, oack } = negotiate(req.options, this.limits, source.size);
+      slot.options = options;
+      const outcome = await new Promise<TransferOutcome>((resolve) => {
+        const transfer = new ReadTransfer(
+          socket!,
+          source,
+          {
+            blksize: options.blksize,
+            windowsize: options.windowsize,
+            oack,
+            timeoutS: options.timeout,
+            minRetransmitMs: this.cfg.minRetransmitMs,
+            maxRetransmitMs: this.cfg.retransmitMs,
+            maxRetries: this.cfg.maxRetries,
+            readAheadBytes: this.cfg.readAheadBytes,
+            poller: this.poller,
+          },
+          {
+            onStart: () => this.emit({ ...this.base(slot.id, peer, req), size: slot.size, type: 'start', options }),
+            onEnd: resolve,
+          },
+        );
+        slot.transfer = transfer;
+        // close() may have run while the socket was being opened: it could not abort us then.
+        if (this.closing) transfer.abort('server shutting down');
+        else transfer.start();
+      });
+      this.forget(slot);
+      this.report(slot, outcome);
+      await slot.transfer!.settled();
+    } catch (err) {
+      // Socket setup failed (no free port, address gone): tell the client and report it.
+      this.forget(slot);
+      this.reply(peer, ErrorCode.NOT_DEFINED, 'server error');
+      this.emit({ ...this.base(slot.id, peer, req), type: 'error', stage: 'request', by: 'server', code: ErrorCode.NOT_DEFINED, message: `cannot open a transfer socket: ${(err as Error).message}`, quiet: false, bytesSent: 0, durationMs: Date.now() - slot.startedAt });
+    } finally {
+      if (socket) await new Promise<void>((resolve) => socket!.close(() => resolve()));
+      await file.close().catch(() => undefined);
+    }
+  }
+
+  private refuseOpen(slot: Slot, err: unknown): void {
+    const { peer, req } = slot;
+    this.forget(slot);
+    const message = err instanceof Error ? err.message : String(err);
+    if (isStoreError(err, 'ENOENT') || isStoreError(err, 'ENOTDIR') || isStoreError(err, 'EISDIR')) {
+      this.refuse(peer, req, ErrorCode.FILE_NOT_FOUND, message, true, 'File not found', slot.id);
+    } else if (isStoreError(err, 'EINVAL') || isStoreError(err, 'EACCES')) {
+      this.refuse(peer, req, ErrorCode.ACCESS_VIOLATION, `refused: ${message}`, false, 'Access violation', slot.id);
+    } else {
+      this.refuse(peer, req, ErrorCode.NOT_DEFINED, `cannot open ${req.filename}: ${message}`, false, 'cannot read file', slot.id);
+    }
+  }
+
+  private openTransferSocket(peer: Peer): Promise<dgram.Socket> {
+    const socket = dgram.createSocket({ type: this.socketType });
+    return new Promise<dgram.Socket>((resolve, reject) => {
+      const fail = (err: Error): void => {
+        socket.close();
+        reject(err);
+      };
+      socket.once('error', fail);
+      // The same local address as port 69, so the client sees replies from the address it asked.
+      socket.bind({ address: this.cfg.address, port: 0 }, () => {
+        // Connected: the kernel drops datagrams from other TIDs, routes once, and reports ICMP
+        // port-unreachable (the client is gone) as an error instead of silence.
+        socket.connect(peer.port, peer.address, () => {
+          socket.off('error', fail);
+          resolve(socket);
+        });
+      });
+    });
+  }
+
+  private report(slot: Slot, outcome: TransferOutcome): void {
+    const t = slot.transfer!;
+    const base = { ...this.base(slot.id, slot.peer, slot.req), size: slot.size };
+    const durationMs = Date.now() - slot.startedAt;
+    const options = slot.options!;
+    switch (outcome.kind) {
+      case 'done':
+        this.emit({ ...base, type: 'done', options, bytesSent: t.bytesAcked, durationMs, packetsSent: t.packetsSent, retransmits: t.retransmits });
+        break;
+      case 'declined':
+        this.emit({ ...base, type: 'declined', options, code: outcome.code, message: outcome.message, durationMs });
+        break;
+      case 'error':
+        this.emit({ ...base, type: 'error', stage: 'transfer', by: outcome.by, code: outcome.code, message: outcome.message, quiet: false, options, bytesSent: t.bytesAcked, durationMs });
+        break;
+    }
+  }
+}

@@ -1,0 +1,118 @@
+import type { NodeDef, RedApi, RedNode } from './lib/red';
+import { getStoreNode, type IsoStoreNode } from './lib/store-node';
+import { TftpServer, type TftpEvent } from './lib/tftp/server';
+
+interface TftpDef extends NodeDef {
+  store: string;
+  address?: string;
+  port?: string | number;
+  maxBlksize?: string | number;
+  maxWindowsize?: string | number;
+  maxTransfers?: string | number;
+  maxPerClient?: string | number;
+}
+
+const DEFAULT_PORT = 69;
+
+/** An integer from the editor within [min, max], the default when empty, undefined if invalid. */
+function intSetting(v: unknown, fallback: number, min: number, max: number): number | undefined {
+  const n = v === undefined || v === '' ? fallback : Number(v);
+  return Number.isInteger(n) && n >= min && n <= max ? n : undefined;
+}
+
+export = function register(RED: RedApi): void {
+  function PxeTftpNode(this: RedNode, def: TftpDef): void {
+    RED.nodes.createNode(this, def);
+    const address = String(def.address ?? '').trim();
+    const settings = {
+      port: intSetting(def.port, DEFAULT_PORT, 1, 65535),
+      maxBlksize: intSetting(def.maxBlksize, 1468, 8, 65464),
+      maxWindowsize: intSetting(def.maxWindowsize, 64, 1, 65535),
+      maxTransfers: intSetting(def.maxTransfers, 100, 1, 100000),
+      maxPerClient: intSetting(def.maxPerClient, 8, 1, 100000),
+    };
+    const storeNode: IsoStoreNode | null = getStoreNode(RED, def.store);
+
+    let server: TftpServer | undefined;
+    let acquired = false;
+    let closed = false;
+
+    const fail = (statusKey: string, message: string): void => {
+      this.status({ fill: 'red', shape: 'ring', text: RED._(`pxe-tftp.status.${statusKey}`) });
+      this.error(message);
+    };
+    const showActive = (): void => {
+      const count = server?.activeTransfers ?? 0;
+      this.status(
+        count > 0
+          ? { fill: 'blue', shape: 'dot', text: RED._('pxe-tftp.status.active', { count }) }
+          : { fill: 'green', shape: 'dot', text: RED._('pxe-tftp.status.listening', { port: settings.port }) },
+      );
+    };
+
+    const onEvent = (ev: TftpEvent): void => {
+      const who = `${ev.client.address}:${ev.client.port}`;
+      switch (ev.type) {
+        case 'declined':
+          // A PXE ROM asked for the size and hung up: routine, not a failure.
+          this.debug(RED._('pxe-tftp.log.declined', { who, file: ev.file }));
+          break;
+        case 'error':
+          if (ev.quiet) this.debug(RED._('pxe-tftp.log.notFound', { who, file: ev.file }));
+          else this.warn(RED._('pxe-tftp.log.failed', { who, file: ev.file, message: ev.message }));
+          this.send({ topic: 'tftp/error', payload: ev });
+          break;
+        default:
+          this.send({ topic: `tftp/${ev.type}`, payload: ev });
+      }
+      showActive();
+    };
+
+    const start = async (): Promise<void> => {
+      const bad = Object.entries(settings).find(([, v]) => v === undefined);
+      if (bad) return fail('badConfig', RED._('pxe-tftp.errors.setting', { name: bad[0], value: String(def[bad[0]]) }));
+      if (!storeNode) return fail('noStore', RED._('pxe-tftp.errors.noStore'));
+      this.status({ fill: 'yellow', shape: 'ring', text: RED._('pxe-tftp.status.starting') });
+      acquired = true;
+      let store;
+      try {
+        store = await storeNode.acquire(this);
+      } catch (err) {
+        return fail('storeError', RED._('pxe-tftp.errors.store', { message: (err as Error).message }));
+      }
+      if (closed) return;
+      const srv = new TftpServer({ store, address: address || undefined, ...settings });
+      srv.on('transfer', onEvent);
+      srv.on('warning', (err) => this.warn(RED._('pxe-tftp.errors.socket', { message: err.message })));
+      try {
+        await srv.listen();
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        const key = code === 'EADDRINUSE' ? 'inUse' : code === 'EACCES' || code === 'EPERM' ? 'noPermission' : code === 'EADDRNOTAVAIL' ? 'badAddress' : 'listen';
+        await srv.close();
+        return fail(key === 'listen' ? 'listenError' : key, RED._(`pxe-tftp.errors.${key}`, { port: settings.port, address: address || '*', message: (err as Error).message }));
+      }
+      server = srv;
+      if (closed) return;
+      this.log(RED._('pxe-tftp.log.serving', { source: store.source, address: address || '*', port: settings.port }));
+      showActive();
+    };
+
+    const starting = start().catch((err: Error) => fail('listenError', err.message));
+
+    this.on('close', (_removed: boolean, done: () => void) => {
+      closed = true;
+      void (async () => {
+        await starting;
+        // Resolves only when the listening socket and every transfer socket are closed.
+        await server?.close();
+        if (acquired && storeNode) await storeNode.release(this).catch(() => undefined);
+        this.status({});
+      })().then(done, (err: Error) => {
+        this.error(err);
+        done();
+      });
+    });
+  }
+  RED.nodes.registerType('pxe-tftp', PxeTftpNode);
+};

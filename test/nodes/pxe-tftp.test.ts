@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import * as dgram from 'node:dgram';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, afterEach, before, describe, it } from 'node:test';
+import type { NodeMessage, RedNode } from '../../nodes/lib/red';
+import { encodeError, encodeRequest, Opcode } from '../../nodes/lib/tftp/codec';
+import { get, TestClient } from '../unit/tftp-helpers';
+import tftpNode from '../../nodes/pxe-tftp';
+import isoStoreNode from '../../nodes/pxe-iso-store';
+
+/** The part of node-red-node-test-helper used here (it ships no types). */
+interface TestHelper {
+  init(runtimePath: string): void;
+  load(nodes: unknown[], flow: object[]): Promise<void>;
+  unload(): Promise<void>;
+  getNode(id: string): unknown;
+}
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- untyped CommonJS module
+const helper = require('node-red-node-test-helper') as TestHelper;
+helper.init(require.resolve('node-red'));
+
+const fdCount = (): number => fs.readdirSync('/proc/self/fd').length;
+type Status = { fill?: string; shape?: string; text?: string };
+const spied = (node: RedNode, method: 'status' | 'error' | 'warn' | 'debug'): unknown[][] => (node[method] as unknown as { args: unknown[][] }).args;
+
+async function freeUdpPort(): Promise<number> {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  const { port } = s.address();
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+function waitFor(node: RedNode, method: string, pred: (args: unknown[]) => boolean, timeoutMs = 5000): Promise<unknown[]> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no matching ${method} call`)), timeoutMs);
+    const on = (call: { args: unknown[] }): void => {
+      if (pred(call.args)) {
+        clearTimeout(t);
+        node.off(`call:${method}`, on);
+        resolve(call.args);
+      }
+    };
+    node.on(`call:${method}`, on);
+  });
+}
+const fill = (f: string) => (a: unknown[]) => (a[0] as Status).fill === f;
+
+describe('pxe-tftp node', () => {
+  let dir: string;
+  const file = randomBytes(200_000);
+
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pxe-tftp-node-'));
+    fs.mkdirSync(path.join(dir, 'arch/boot'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'arch/boot/vmlinuz-linux'), file);
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  afterEach(async () => {
+    await helper.unload();
+  });
+
+  function flow(port: number, extra: Record<string, unknown> = {}): object[] {
+    return [
+      { id: 's1', type: 'pxe-iso-store', path: dir },
+      { id: 'n1', type: 'pxe-tftp', store: 's1', address: '127.0.0.1', port, wires: [['h1']], ...extra },
+      { id: 'h1', type: 'helper' },
+    ];
+  }
+
+  it('serves the store and reports tftp/start, tftp/done, tftp/error and the active count', async () => {
+    const port = await freeUdpPort();
+    await helper.load([tftpNode, isoStoreNode], flow(port, { maxBlksize: 1024 }));
+    const n1 = helper.getNode('n1') as RedNode;
+    const h1 = helper.getNode('h1') as RedNode;
+    const msgs: NodeMessage[] = [];
+    h1.on('input', (m: NodeMessage) => msgs.push(m));
+    await waitFor(n1, 'status', fill('green'));
+
+    const c = await TestClient.open();
+    try {
+      const busy = waitFor(n1, 'status', fill('blue'));
+      const idle = busy.then(() => waitFor(n1, 'status', fill('green')));
+      const r = await get(c, port, '/arch/boot/vmlinuz-linux', { options: [{ name: 'blksize', value: '1468' }, { name: 'tsize', value: '0' }] });
+      assert.deepEqual(r.data, file);
+      await idle;
+      const active = spied(n1, 'status').map((a) => (a[0] as Status).text);
+      assert.ok(active.includes('pxe-tftp.status.active'), active.join(','));
+
+      // A missing file: tftp/error, logged at debug level only (pxelinux probes many paths).
+      const miss = await get(c, port, 'pxelinux.cfg/default');
+      assert.equal(miss.error?.code, 1);
+      // A size probe that ends after the OACK: no message at all.
+      c.send(encodeRequest(Opcode.RRQ, 'arch/boot/vmlinuz-linux', 'octet', [{ name: 'tsize', value: '0' }]), port);
+      const oack = await c.recv();
+      assert.ok(oack?.pkt?.op === Opcode.OACK);
+      c.send(encodeError(8, 'tsize only'), oack.port);
+      await waitFor(n1, 'debug', (a) => String(a[0]) === 'pxe-tftp.log.declined');
+    } finally {
+      await c.close();
+    }
+    assert.deepEqual(msgs.map((m) => m.topic), ['tftp/start', 'tftp/done', 'tftp/error']);
+    const done = msgs[1]!.payload as { client: { address: string }; file: string; size: number; bytesSent: number; durationMs: number; options: { blksize: number; tsize: number } };
+    assert.equal(done.client.address, '127.0.0.1');
+    assert.equal(done.file, '/arch/boot/vmlinuz-linux');
+    assert.equal(done.size, file.length);
+    assert.equal(done.bytesSent, file.length);
+    assert.ok(done.durationMs >= 0);
+    assert.deepEqual(done.options, { blksize: 1024, windowsize: 1, tsize: file.length });
+    assert.equal((msgs[2]!.payload as { code: number; quiet: boolean }).code, 1);
+    assert.equal((msgs[2]!.payload as { quiet: boolean }).quiet, true);
+    assert.deepEqual(spied(n1, 'warn'), []);
+    assert.deepEqual(spied(n1, 'error'), []);
+  });
+
+  it('explains a port already in use with a red status', async () => {
+    const blocker = dgram.createSocket('udp4');
+    await new Promise<void>((r) => blocker.bind(0, '127.0.0.1', () => r()));
+    try {
+      await helper.load([tftpNode, isoStoreNode], flow(blocker.address().port));
+      const n1 = helper.getNode('n1') as RedNode;
+      const [err] = await waitFor(n1, 'error', () => true);
+      assert.equal(err, 'pxe-tftp.errors.inUse');
+      assert.ok(spied(n1, 'status').some((a) => (a[0] as Status).fill === 'red' && (a[0] as Status).shape === 'ring' && (a[0] as Status).text === 'pxe-tftp.status.inUse'));
+    } finally {
+      await new Promise<void>((r) => blocker.close(() => r()));
+    }
+  });
+
+  it('reports a missing store and invalid settings', async () => {
+    await helper.load([tftpNode, isoStoreNode], [{ id: 'n1', type: 'pxe-tftp', store: '', port: 6969, wires: [] }]);
+    const n1 = helper.getNode('n1') as RedNode;
+    await waitFor(n1, 'error', (a) => a[0] === 'pxe-tftp.errors.noStore');
+    await helper.unload();
+    await helper.load([tftpNode, isoStoreNode], flow(6969, { maxBlksize: 4 }));
+    const n2 = helper.getNode('n1') as RedNode;
+    await waitFor(n2, 'error', (a) => a[0] === 'pxe-tftp.errors.setting');
+    assert.ok(spied(n2, 'status').some((a) => (a[0] as Status).text === 'pxe-tftp.status.badConfig'));
+  });
+
+  it('redeploys 20 times on the same port with a transfer in flight: no EADDRINUSE, no leaked descriptors', async () => {
+    const port = await freeUdpPort();
+    const c = await TestClient.open();
+    let baseline = 0;
+    try {
+      for (let i = 0; i < 20; i++) {
+        await helper.load([tftpNode, isoStoreNode], flow(port));
+        const n1 = helper.getNode('n1') as RedNode;
+        const errors: unknown[] = [];
+        n1.on('call:error', (call: { args: unknown[] }) => errors.push(call.args[0]));
+        await waitFor(n1, 'status', fill('green'));
+        // Start a transfer and leave it hanging: close must end it and free its socket and file.
+        c.send(encodeRequest(Opcode.RRQ, 'arch/boot/vmlinuz-linux', 'octet'), port);
+        const d1 = await c.recv();
+        assert.ok(d1?.pkt?.op === Opcode.DATA, `cycle ${i}`);
+        await helper.unload();
+        assert.deepEqual(errors, [], `cycle ${i}`);
+        const bye = await c.recv();
+        assert.ok(bye?.pkt?.op === Opcode.ERROR, `cycle ${i}: the client is told`);
+        if (i === 0) baseline = fdCount();
+      }
+      assert.equal(fdCount(), baseline);
+    } finally {
+      await c.close();
+    }
+  });
+});
