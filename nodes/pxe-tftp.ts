@@ -1,3 +1,4 @@
+import { bootBus } from './lib/boot-events/bus';
 import type { NodeDef, RedApi, RedNode } from './lib/red';
 import { getStoreNode, type IsoStoreNode } from './lib/store-node';
 import { TftpServer, type TftpEvent } from './lib/tftp/server';
@@ -64,6 +65,9 @@ export = function register(RED: RedApi): void {
           break;
         default:
           this.send({ topic: `tftp/${ev.type}`, payload: ev });
+          if (ev.type === 'done') {
+            bootBus.publish({ source: 'tftp', kind: 'done', ip: ev.client.address.replace(/^::ffff:/, ''), file: ev.file, bytes: ev.bytesSent, size: ev.size ?? ev.bytesSent, at: Date.now() });
+          }
       }
       showActive();
     };
