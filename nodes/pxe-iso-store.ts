@@ -1,20 +1,23 @@
 import type { NodeDef, RedApi } from './lib/red';
 import { SharedResource } from './lib/shared-resource';
 import { describeStore } from './lib/store/describe';
-import { openStore } from './lib/store/open-store';
+import { openConfiguredStore } from './lib/store/open-store';
 import type { FileStore } from './lib/store/types';
 import type { IsoStoreNode } from './lib/store-node';
 
 interface IsoStoreDef extends NodeDef {
   path: string;
+  /** Optional folder of extra files served after the image's (e.g. /usr/lib/ipxe). */
+  extra?: string;
 }
 
 export = function register(RED: RedApi): void {
   function PxeIsoStoreNode(this: IsoStoreNode, def: IsoStoreDef): void {
     RED.nodes.createNode(this, def);
     this.source = String(def.path ?? '').trim();
+    const extra = String(def.extra ?? '').trim();
     const shared = new SharedResource<FileStore>(
-      () => openStore(this.source),
+      () => openConfiguredStore(this.source, extra),
       (store) => store.close(),
     );
     this.acquire = (user) => shared.acquire(user.id);
@@ -31,7 +34,7 @@ export = function register(RED: RedApi): void {
   // The editor asks what a path holds before the user deploys it.
   RED.httpAdmin.get('/pxe-iso-store/inspect', RED.auth.needsPermission('pxe-iso-store.read'), (req, res) => {
     const source = String(req.query.path ?? '').trim();
-    openStore(source)
+    openConfiguredStore(source, String(req.query.extra ?? '').trim())
       .then(async (store) => {
         try {
           res.json({ ok: true, ...(await describeStore(store)) });

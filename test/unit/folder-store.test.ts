@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FolderStore } from '../../nodes/lib/store/folder-store';
-import { openStore } from '../../nodes/lib/store/open-store';
+import { openConfiguredStore, openStore } from '../../nodes/lib/store/open-store';
 import { isStoreError, type FileStore } from '../../nodes/lib/store/types';
 
 async function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
@@ -69,5 +69,35 @@ describe('folder store', () => {
   it('refuses a root that does not exist', async () => {
     await assert.rejects(openStore(path.join(dir, 'nope')), (e) => isStoreError(e, 'ENOENT'));
     await assert.rejects(new FolderStore(path.join(dir, 'empty')).init(), (e) => isStoreError(e, 'ENOTDIR'));
+  });
+});
+
+describe('layered store', () => {
+  it('serves an image or folder with a folder of extra files after it', async () => {
+    const a = fs.mkdtempSync(path.join(os.tmpdir(), 'pxe-layer-a-'));
+    const b = fs.mkdtempSync(path.join(os.tmpdir(), 'pxe-layer-b-'));
+    try {
+      fs.mkdirSync(path.join(a, 'boot'));
+      fs.writeFileSync(path.join(a, 'boot', 'x.cfg'), 'from a');
+      fs.writeFileSync(path.join(a, 'same'), 'a wins');
+      fs.writeFileSync(path.join(b, 'snponly.efi'), 'efi');
+      fs.writeFileSync(path.join(b, 'same'), 'b loses');
+      fs.symlinkSync('/etc/passwd', path.join(b, 'escape'));
+      const store = await openConfiguredStore(a, b);
+      assert.equal(store.kind, 'folder');
+      assert.equal(store.source, a);
+      assert.equal((await readAll(await store.createReadStream('/snponly.efi'))).toString(), 'efi');
+      assert.equal((await readAll(await store.createReadStream('same'))).toString(), 'a wins');
+      assert.equal((await store.stat('boot/x.cfg')).size, 6);
+      assert.deepEqual((await store.list('/')).map((e) => e.name), ['boot', 'same', 'snponly.efi']);
+      await assert.rejects(store.stat('nothing'), (e) => isStoreError(e, 'ENOENT'));
+      await assert.rejects(store.stat('escape'), (e) => isStoreError(e, 'EACCES'), 'a refusal does not fall through');
+      await assert.rejects(store.stat('../x'), (e) => isStoreError(e, 'EINVAL'));
+      await store.close();
+      await assert.rejects(openConfiguredStore(a, path.join(b, 'missing')), (e) => isStoreError(e, 'ENOENT'));
+    } finally {
+      fs.rmSync(a, { recursive: true, force: true });
+      fs.rmSync(b, { recursive: true, force: true });
+    }
   });
 });

@@ -1,5 +1,6 @@
 import { detectArchiso, type ArchisoInfo } from './archiso';
 import { IsoStore } from './iso-store';
+import { LayeredStore } from './layered-store';
 import type { FileStore } from './types';
 
 /** What the editor shows about a configured store before deploying. */
@@ -18,7 +19,8 @@ export interface StoreDescription {
 
 export async function describeStore(store: FileStore): Promise<StoreDescription> {
   const root = await store.list('/');
-  const iso = store instanceof IsoStore ? { volumeId: store.volumeId, size: store.size } : {};
+  const primary = store instanceof LayeredStore ? store.primary : store;
+  const iso = primary instanceof IsoStore ? { volumeId: primary.volumeId, size: primary.size } : {};
   return {
     kind: store.kind,
     source: store.source,

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { FolderStore } from './folder-store';
 import { IsoStore } from './iso-store';
+import { LayeredStore } from './layered-store';
 import { StoreError, type FileStore } from './types';
 
 /** Opens the store a user configured: a folder, or an ISO 9660 image (a regular file). */
@@ -15,4 +16,20 @@ export async function openStore(source: string): Promise<FileStore> {
   if (st.isDirectory()) return new FolderStore(source).init();
   if (st.isFile()) return new IsoStore(source).init();
   throw new StoreError('EBADIMAGE', `${source} is neither a folder nor an ISO image file`);
+}
+
+/**
+ * The store a pxe-iso-store node serves: its image or folder and, when configured, a folder of
+ * extra files (boot loaders the image lacks) looked up after it.
+ */
+export async function openConfiguredStore(source: string, extraFolder?: string): Promise<FileStore> {
+  const main = await openStore(source);
+  if (!extraFolder) return main;
+  try {
+    const extra = await new FolderStore(extraFolder).init();
+    return new LayeredStore([main, extra]);
+  } catch (err) {
+    await main.close();
+    throw err;
+  }
 }
