@@ -54,7 +54,7 @@ function isRecord(x: unknown): x is LogRecord {
   return false;
 }
 
-function applyRecord(s: LeaseSnapshot, r: LogRecord): void {
+export function applyRecord(s: LeaseSnapshot, r: LogRecord): void {
   if (r.op === 'lease') {
     s.leases.set(r.ip, { ip: r.ip, key: r.key, mac: r.mac, hostname: r.hostname ?? null, expires: r.expires });
     s.declined.delete(r.ip);
@@ -206,5 +206,16 @@ export class LeaseStore {
     this.closed = true;
     await this.flush();
     await this.fh.close();
+  }
+}
+
+/** A lease log that only keeps state in memory (unit tests, or when no user directory exists). */
+export class MemoryLeaseLog {
+  readonly state: LeaseSnapshot = { leases: new Map(), declined: new Map() };
+  readonly records: LogRecord[] = [];
+  append(rec: LogRecord): Promise<void> {
+    applyRecord(this.state, rec);
+    this.records.push(rec);
+    return Promise.resolve();
   }
 }
