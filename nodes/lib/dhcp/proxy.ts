@@ -1,0 +1,61 @@
+/**
+ * proxyDHCP (PXE 2.1 §2.2.3): beside a DHCP server that hands out addresses, answer only PXE
+ * clients, only with boot information, and never with an address.
+ *
+ *  - DISCOVER on port 67 whose option 60 starts with "PXEClient" → OFFER with yiaddr 0.0.0.0,
+ *    option 60 "PXEClient", next-server, boot file and option 43 (discovery control 8: boot the
+ *    file named here, no menu, no boot-server discovery).
+ *  - REQUEST on port 4011 (the client already has its address and asks the boot server) → ACK
+ *    with the same boot information, sent back to where the request came from.
+ *  - Everything else — REQUESTs on port 67 (they belong to the real DHCP server), DISCOVERs on
+ *    4011, non-PXE clients, clients no rule matches — gets no answer.
+ */
+import type { BootRules } from './boot-rules';
+import { applyBoot } from './boot-rules';
+import type { ClientInfo } from './client';
+import type { DhcpPacket } from './codec';
+import { makeEvent } from './events';
+import { getMessageType, getRequestedIp, MessageType, messageTypeName } from './options';
+import { baseReply, finishReply, NO_REPLY, type HandleResult, type Responder } from './reply';
+import { PXE_PORT } from './reply-route';
+
+export interface ProxyConfig {
+  serverIp: string;
+  rules: BootRules;
+}
+
+export class ProxyResponder implements Responder {
+  constructor(private readonly cfg: ProxyConfig) {}
+
+  async handle(req: DhcpPacket, c: ClientInfo, localPort: number): Promise<HandleResult> {
+    const type = getMessageType(req.options);
+    const name = messageTypeName(type);
+    if (!name || (type !== MessageType.DISCOVER && type !== MessageType.REQUEST && type !== MessageType.INFORM)) {
+      return NO_REPLY([]);
+    }
+    const ip = type === MessageType.REQUEST ? (getRequestedIp(req.options) ?? (req.ciaddr !== '0.0.0.0' ? req.ciaddr : null)) : null;
+    const received = makeEvent(name, c, req.xid, req.giaddr, { ip });
+    const ignore = (reason: string): HandleResult => NO_REPLY([{ ...received, reason }]);
+
+    if (!c.isPxe) return ignore('not a PXE client');
+    const onPxePort = localPort === PXE_PORT;
+    let replyType: number;
+    if (type === MessageType.DISCOVER && !onPxePort) replyType = MessageType.OFFER;
+    else if (type === MessageType.REQUEST && onPxePort) replyType = MessageType.ACK;
+    else if (type === MessageType.INFORM && onPxePort) replyType = MessageType.ACK;
+    else return ignore(onPxePort ? 'only REQUEST is answered on port 4011' : 'addresses come from the other DHCP server');
+
+    const decision = this.cfg.rules.select(c);
+    if (!decision) return ignore('no boot rule matches');
+    if (decision.action.noBoot) return ignore(`boot rule ${decision.source}: no boot`);
+    const reply = baseReply(req, replyType, this.cfg.serverIp, true);
+    const bootFile = applyBoot(reply, decision.action, this.cfg.serverIp, true);
+    finishReply(req, reply);
+    const sent = makeEvent(replyType === MessageType.OFFER ? 'offer' : 'ack', c, req.xid, req.giaddr, {
+      ip,
+      bootFile,
+      bootRule: decision.source,
+    });
+    return { events: [{ ...received, bootRule: decision.source }, sent], reply, replyType };
+  }
+}

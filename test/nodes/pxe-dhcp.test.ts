@@ -1,0 +1,74 @@
+/**
+ * pxe-dhcp in a Node-RED runtime, for what needs no DHCP traffic: configuration errors become a
+ * red status and a clear error, input messages are refused while not serving, close completes.
+ * (Serving is tested inside the lab: test/net/dhcp-node.test.ts.)
+ */
+import assert from 'node:assert/strict';
+import { after, afterEach, before, describe, it } from 'node:test';
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const helper = require('node-red-node-test-helper');
+import dhcpNode from '../../nodes/pxe-dhcp';
+import type { NodeMessage, NodeStatus, RedNode } from '../../nodes/lib/red';
+
+helper.init(require.resolve('node-red'));
+
+type TestNode = RedNode & { receive(msg: NodeMessage): void };
+
+function statusMatching(node: RedNode, pred: (s: NodeStatus) => boolean, timeoutMs = 5000): Promise<NodeStatus> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('status not reached')), timeoutMs);
+    const on = (call: { args: [NodeStatus] }): void => {
+      if (pred(call.args[0])) {
+        clearTimeout(t);
+        resolve(call.args[0]);
+      }
+    };
+    node.on('call:status', on as never);
+  });
+}
+
+function errorMatching(node: RedNode, re: RegExp, timeoutMs = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no error matching ${re}`)), timeoutMs);
+    node.on('call:error', ((call: { args: [unknown] }) => {
+      const text = String(call.args[0]);
+      if (re.test(text)) {
+        clearTimeout(t);
+        resolve(text);
+      }
+    }) as never);
+  });
+}
+
+describe('pxe-dhcp node in a Node-RED runtime', () => {
+  before(() => helper.startServer());
+  afterEach(() => helper.unload());
+  after(() => helper.stopServer());
+
+  it('reports a missing interface with a red status and a clear error, and refuses input', async () => {
+    const flow = [{ id: 'n1', type: 'pxe-dhcp', name: '', mode: 'proxy', iface: 'pxelab-none0', rules: [] }];
+    // Watchers are attached by the test helper's spies before the node starts.
+    await helper.load(dhcpNode, flow);
+    const n1 = helper.getNode('n1') as TestNode;
+    const status = statusMatching(n1, (s) => s.fill === 'red');
+    const err = errorMatching(n1, /does not exist/);
+    assert.match(await err, /network interface "pxelab-none0" does not exist/);
+    assert.equal((await status).shape, 'ring');
+    const inputErr = errorMatching(n1, /not.running/);
+    n1.receive({ topic: 'leases' });
+    await inputErr;
+  });
+
+  it('refuses a bad boot rule and a half-given pool at deploy time', async () => {
+    const flow = [
+      { id: 'n1', type: 'pxe-dhcp', mode: 'proxy', iface: 'lo', rules: [{ match: 'mac', value: 'zz:zz', ipxe: 'any' }] },
+      { id: 'n2', type: 'pxe-dhcp', mode: 'full', iface: 'lo', poolStart: '10.0.0.5', poolEnd: '', rules: [] },
+      { id: 'n3', type: 'pxe-dhcp', mode: 'full', iface: 'lo', rules: [{ match: 'any', options: '211 nonsense 4' }] },
+    ];
+    await helper.load(dhcpNode, flow);
+    const e1 = errorMatching(helper.getNode('n1'), /MAC/);
+    const e2 = errorMatching(helper.getNode('n2'), /both the first and the last/);
+    const e3 = errorMatching(helper.getNode('n3'), /code kind value/);
+    await Promise.all([e1, e2, e3]);
+  });
+});

@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseExtraOptions, toBootRules, toServiceConfig } from '../../nodes/lib/dhcp/node-config';
+import { defaultRange } from '../../nodes/lib/dhcp/service';
+
+describe('pxe-dhcp settings', () => {
+  it('defaults to a BIOS rule with the Arch wiki settings when no rules are given', () => {
+    assert.deepEqual(toBootRules([]), [
+      {
+        name: 'BIOS',
+        match: { arch: [0] },
+        bootFile: '/arch/boot/syslinux/lpxelinux.0',
+        configFile: 'boot/syslinux/archiso.cfg',
+        pathPrefix: '/arch/',
+      },
+    ]);
+  });
+
+  it('fills only the empty fields of a BIOS rule, from detected files when given', () => {
+    const [r] = toBootRules([{ match: 'arch', value: '0', bootFile: 'my/lpxelinux.0', ipxe: 'no' }], {
+      bootFile: 'x',
+      configFile: 'detected.cfg',
+      pathPrefix: '/iso/',
+    });
+    assert.deepEqual(r, { match: { arch: [0], ipxe: false }, bootFile: 'my/lpxelinux.0', configFile: 'detected.cfg', pathPrefix: '/iso/' });
+    const [uefi] = toBootRules([{ match: 'arch', value: '7, 9' }]);
+    assert.deepEqual(uefi, { match: { arch: [7, 9] } }, 'non-BIOS rules get no defaults');
+  });
+
+  it('converts every match kind and the extra options', () => {
+    const rules = toBootRules([
+      { match: 'ipxe', bootFile: 'http://x/boot.ipxe' },
+      { match: 'mac', value: 'b8:27:eb, dc-a6-32' },
+      { match: 'vendor', value: 'PXEClient:Arch:00011' },
+      { match: 'userclass', value: 'foo' },
+      { match: 'raspberrypi' },
+      { match: 'any', options: '# comment\n211 u32 30\n3 ips 10.0.0.1 10.0.0.2' },
+    ]);
+    assert.deepEqual(
+      rules.map((r) => r.match),
+      [{ ipxe: true }, { mac: ['b8:27:eb', 'dc-a6-32'] }, { vendorClass: ['PXEClient:Arch:00011'] }, { userClass: ['foo'] }, { raspberryPi: true }, {}],
+    );
+    assert.equal(rules[4]!.raspberryPi, true);
+    assert.deepEqual(rules[5]!.options, [
+      { code: 211, kind: 'u32', value: '30' },
+      { code: 3, kind: 'ips', value: '10.0.0.1 10.0.0.2' },
+    ]);
+    assert.throws(() => parseExtraOptions('abc'), /code kind value/);
+    assert.throws(() => toBootRules([{ match: 'arch', value: 'x86' }]), /not a number/);
+  });
+
+  it('builds the service config and checks it', () => {
+    const cfg = toServiceConfig(
+      { mode: 'full', iface: 'eth1', poolStart: '192.168.0.50', poolEnd: '192.168.0.150', router: '192.168.0.1', dns: '1.1.1.1, 9.9.9.9', leaseTime: '7200', reservations: [{ mac: 'b8:27:eb:00:00:01', ip: '192.168.0.10', hostname: 'pi' }] },
+      { leaseFile: '/tmp/x.jsonl' },
+    );
+    assert.equal(cfg.mode, 'full');
+    assert.deepEqual(cfg.pool, { start: '192.168.0.50', end: '192.168.0.150', router: ['192.168.0.1'], dns: ['1.1.1.1', '9.9.9.9'], domain: undefined });
+    assert.equal(cfg.leaseTime, 7200);
+    assert.equal(cfg.leaseFile, '/tmp/x.jsonl');
+    assert.equal(cfg.authoritative, true);
+    assert.equal(toServiceConfig({ iface: 'eth0' }).mode, 'proxy');
+    assert.throws(() => toServiceConfig({ iface: '' }), /interface/);
+    assert.throws(() => toServiceConfig({ iface: 'eth0', leaseTime: 5 }), /lease time/);
+    assert.deepEqual(defaultRange('192.168.0.1', 24), { start: '192.168.0.64', end: '192.168.0.192' });
+  });
+});
