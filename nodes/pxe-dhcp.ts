@@ -1,14 +1,34 @@
 import * as path from 'node:path';
-import type { BootAction } from './lib/dhcp/boot-rules';
+import { bootBus } from './lib/boot-events/bus';
+import { ARCH_BIOS_DEFAULTS, type BootAction } from './lib/dhcp/boot-rules';
 import type { DhcpEvent } from './lib/dhcp/events';
-import { parseExtraOptions, toServiceConfig, type DhcpNodeDef } from './lib/dhcp/node-config';
+import { parseExtraOptions, toServiceConfig, type BiosDefaults, type DhcpNodeDef } from './lib/dhcp/node-config';
 import { DhcpService, RogueServerError } from './lib/dhcp/service';
 import { registerInterfacesEndpoint } from './lib/interfaces';
 import type { NodeDef, NodeMessage, RedApi, RedNode } from './lib/red';
-import { getStoreNode } from './lib/store-node';
+import { detectArchiso } from './lib/store/archiso';
+import { getStoreNode, type IsoStoreNode } from './lib/store-node';
 
 interface PxeDhcpDef extends NodeDef, DhcpNodeDef {
   store?: string;
+}
+
+/**
+ * The BIOS rule's defaults: what the store's Arch ISO needs (its layout's loader and options
+ * 209/210), or the wiki's settings when there is no store or no Arch ISO in it.
+ */
+async function biosDefaults(storeNode: IsoStoreNode | null, user: RedNode): Promise<{ bios: BiosDefaults; from: string }> {
+  if (!storeNode) return { bios: ARCH_BIOS_DEFAULTS, from: "the Arch wiki's settings" };
+  try {
+    const info = await detectArchiso(await storeNode.acquire(user));
+    if (info.detected && info.dhcp) {
+      const { bootFile, configFile, pathPrefix } = info.dhcp;
+      return { bios: { bootFile, configFile, pathPrefix }, from: `the ISO (${info.layout} layout)` };
+    }
+    return { bios: ARCH_BIOS_DEFAULTS, from: "the Arch wiki's settings (no Arch ISO found in the store)" };
+  } finally {
+    await storeNode.release(user);
+  }
 }
 
 /** The boot override a flow sends in msg.payload (pixiecore-API style). */
@@ -43,8 +63,11 @@ export = function register(RED: RedApi): void {
       this.status({ fill: 'yellow', shape: 'ring', text: RED._('pxe-dhcp.status.starting') });
       // The store, when chosen, is where boot files come from; it only matters to the merge
       // (detected Arch files fill the BIOS rule). Its absence is not an error.
-      if (def.store && !getStoreNode(RED, def.store)) this.warn(RED._('pxe-dhcp.errors.no-store'));
-      const cfg = toServiceConfig(def, { leaseFile });
+      const storeNode = getStoreNode(RED, def.store);
+      if (def.store && !storeNode) this.warn(RED._('pxe-dhcp.errors.no-store'));
+      const { bios, from } = await biosDefaults(storeNode, this);
+      const cfg = toServiceConfig(def, { leaseFile, bios });
+      this.debug(`BIOS boot settings from ${from}: ${bios.bootFile} 209=${bios.configFile} 210=${bios.pathPrefix}`);
       if (cfg.mode === 'full' && !leaseFile) this.warn(RED._('pxe-dhcp.errors.no-userdir'));
       const svc = await DhcpService.start(cfg);
       if (closing) {
@@ -55,6 +78,11 @@ export = function register(RED: RedApi): void {
       for (const w of svc.startupWarnings) this.warn(w);
       svc.on('event', (e: DhcpEvent) => {
         this.send({ topic: `dhcp/${e.type}`, payload: e });
+        // Offers and ACKs carry the boot information the boot-events node starts a timeline with;
+        // a proxy offer carries no address.
+        if (e.type === 'ack' || e.type === 'offer' || (e.type === 'request' && e.ip)) {
+          bootBus.publish({ source: 'dhcp', kind: e.type, mac: e.mac, ip: e.ip ?? undefined, arch: e.archName ?? undefined, bootFile: e.bootFile ?? undefined, at: Date.now() });
+        }
         if (e.type === 'ack' || e.type === 'offer') this.status({ fill: 'green', shape: 'dot', text: `${e.type} ${e.ip ?? ''}`.trim() });
       });
       svc.on('warn', (w) => this.warn(w));

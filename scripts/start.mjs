@@ -55,16 +55,9 @@ fs.writeFileSync(
 const flowFile = path.join(userDir, 'flows.json');
 if (!fs.existsSync(flowFile)) {
   const example = JSON.parse(fs.readFileSync(path.join(root, 'examples', 'Arch PXE.json'), 'utf8'));
-  const tabId = 'a7c1e0d0b1e5f001';
-  const flow = [
-    { id: tabId, type: 'tab', label: 'Arch PXE', disabled: true, info: 'Imported from the "Arch PXE" example. Pick the interface and the ISO, then enable this tab and deploy.' },
-    ...example.filter((n) => n.type !== 'tab').map((n) => (isConfigNode(n) ? n : { ...n, z: tabId })),
-  ];
+  // The example brings its own tab; whatever it says, it starts disabled here.
+  const flow = example.map((n) => (n.type === 'tab' ? { ...n, disabled: true } : n));
   fs.writeFileSync(flowFile, JSON.stringify(flow, null, 2));
-}
-function isConfigNode(n) {
-  // Config nodes carry no position in the workspace.
-  return n.x === undefined && n.y === undefined;
 }
 
 const red = spawn(process.execPath, [path.join(root, 'node_modules', 'node-red', 'red.js'), '--userDir', userDir, '--port', String(port)], {

@@ -83,3 +83,20 @@ describe('boot tracker', () => {
     assert.equal(t.activeCount, 0);
   });
 });
+
+describe('boot tracker in proxy mode', () => {
+  it('joins a timeline seen by IP to the MAC once a DHCP request names the address', () => {
+    const t = new BootTracker({ stallAfterMs: 60000, rootfsStep: 100 });
+    const events = run(t, [
+      { source: 'dhcp', kind: 'offer', mac: MAC, bootFile: 'boot/syslinux/lpxelinux.0', at: 1 },
+      tftp('boot/syslinux/lpxelinux.0', 2),
+      tftp('arch/boot/x86_64/vmlinuz-linux', 3),
+      { source: 'dhcp', kind: 'request', mac: MAC, ip: IP, at: 4 },
+      http('arch/x86_64/airootfs.sfs', 1000, 1000, 5, 'done'),
+    ]);
+    assert.deepEqual(events.map((e) => e.stage), ['dhcp', 'loader', 'kernel', 'rootfs', 'complete']);
+    const last = events.at(-1)!;
+    assert.equal(last.client.mac, MAC);
+    assert.deepEqual(last.timeline.map((e) => e.stage), ['dhcp', 'loader', 'kernel', 'rootfs', 'complete']);
+  });
+});

@@ -8,7 +8,8 @@ import { EventEmitter } from 'node:events';
 export type BootSignal =
   | {
       source: 'dhcp';
-      kind: 'offer' | 'ack';
+      /** 'request' only ties an address to a MAC (proxy mode learns addresses that way). */
+      kind: 'offer' | 'ack' | 'request';
       mac: string;
       /** The client's address, when one is known (full mode: yiaddr; proxy: ciaddr at 4011). */
       ip?: string;

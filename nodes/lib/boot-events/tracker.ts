@@ -113,6 +113,7 @@ export class BootTracker {
       const byIp = this.byIp.get(s.ip);
       if (byIp && byIp !== c && !byIp.mac) {
         c.timeline.push(...byIp.timeline);
+        c.timeline.sort((x, y) => x.at - y.at);
         for (const st of byIp.seen) c.seen.add(st);
       }
       c.ip = s.ip;
