@@ -15,6 +15,7 @@ interface PxeHttpDef extends NodeDef {
   path?: string;
   listing?: boolean;
   ipxePath?: string;
+  kernelArgs?: string;
   progressStep?: number | string;
 }
 
@@ -80,6 +81,7 @@ export = function register(RED: RedWithHttpNode): void {
         store,
         listing: def.listing === true,
         ipxePath: def.ipxePath === undefined ? '/boot.ipxe' : String(def.ipxePath),
+        kernelArgs: String(def.kernelArgs ?? ''),
         basePath: mode === 'httpNode' ? nodeRoot + mount : '',
         publicHost: mode === 'listen' && !WILDCARD.has(address) ? hostFor(address, port) : undefined,
         progressStep: def.progressStep === undefined || def.progressStep === '' ? 10 : Number(def.progressStep),

@@ -89,3 +89,13 @@ describe('iPXE script for an Arch ISO', () => {
     assert.equal(urlPath('a b/c#d'), 'a%20b/c%23d');
   });
 });
+
+describe('iPXE script kernel arguments', () => {
+  it('adds extra kernel arguments on the kernel line, never as new script lines', () => {
+    const files = { basedir: 'arch', kernel: 'arch/boot/x86_64/vmlinuz-linux', initrds: ['arch/boot/x86_64/initramfs-linux.img'] };
+    const script = renderArchIpxeScript(files, 'http://10.0.0.1/', 'console=ttyS0\nshell');
+    const kernel = script.split('\n').find((l) => l.startsWith('kernel '))!;
+    assert.match(kernel, / console=ttyS0 shell$/);
+    assert.ok(!script.split('\n').includes('shell'));
+  });
+});

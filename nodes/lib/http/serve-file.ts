@@ -80,6 +80,8 @@ export interface FileServiceOptions {
   listing?: boolean;
   /** URL path of the generated iPXE script, or null/'' for none (default '/boot.ipxe'). */
   ipxePath?: string | null;
+  /** Extra kernel command-line arguments for the generated iPXE script (e.g. console=ttyS0). */
+  kernelArgs?: string;
   /** URL prefix the service is mounted under on a shared server ('' for its own listener). */
   basePath?: string;
   /** host[:port] for generated URLs when a request has no usable Host header. */
@@ -370,7 +372,7 @@ export class HttpFileService {
     }
     const host =
       safeHost(req.headers.host) ?? this.opts.publicHost ?? hostFor(req.socket.localAddress ?? '127.0.0.1', req.socket.localPort ?? 80);
-    const script = renderArchIpxeScript(files, `http://${host}${this.basePath}/`);
+    const script = renderArchIpxeScript(files, `http://${host}${this.basePath}/`, this.opts.kernelArgs);
     this.sendText(req, res, c, 200, script, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-cache' });
   }
 
