@@ -46,7 +46,7 @@ fs.writeFileSync(
   flowFile: 'flows.json',
   credentialSecret: false,
   logging: { console: { level: process.env.NODE_RED_LOG_LEVEL || 'info' } },
-  editorTheme: { tours: false, palette: {} },
+  editorTheme: { tours: false, palette: { catalogues: [] } },
 };
 `,
 );

@@ -1,0 +1,67 @@
+/**
+ * The shipped "Arch PXE" example turned into a flow a test can run: the ISO path, the interface
+ * and the mode substituted, the tab enabled, and the boot events written to a file as JSON lines.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { repoRoot } from '../fixtures/fixtures';
+
+type FlowNode = Record<string, unknown> & { id: string; type: string };
+
+export interface ArchPxeFlowOptions {
+  iso: string;
+  /** Folder of extra files served beside the ISO (iPXE's snponly.efi for UEFI clients). */
+  extra?: string;
+  iface: string;
+  mode: 'full' | 'proxy';
+  poolStart?: string;
+  poolEnd?: string;
+  eventsFile: string;
+  /** Boot rules for pxe-dhcp; the example's own (BIOS from the ISO) when absent. */
+  rules?: Record<string, unknown>[];
+  kernelArgs?: string;
+}
+
+export function archPxeFlow(o: ArchPxeFlowOptions): FlowNode[] {
+  const example = JSON.parse(fs.readFileSync(path.join(repoRoot, 'examples', 'Arch PXE.json'), 'utf8')) as FlowNode[];
+  const tab = example.find((n) => n.type === 'tab')!;
+  const events = example.find((n) => n.type === 'pxe-boot-events')!;
+  const flow = example.map((n): FlowNode => {
+    switch (n.type) {
+      case 'tab':
+        return { ...n, disabled: false };
+      case 'pxe-iso-store':
+        return { ...n, path: o.iso, extra: o.extra ?? '' };
+      case 'pxe-dhcp':
+        return { ...n, iface: o.iface, mode: o.mode, poolStart: o.poolStart ?? '', poolEnd: o.poolEnd ?? '', ...(o.rules ? { rules: o.rules } : {}) };
+      case 'pxe-http':
+        return { ...n, kernelArgs: o.kernelArgs ?? '' };
+      default:
+        return n;
+    }
+  });
+  // The test's eyes: every boot event as a JSON line.
+  flow.push({ id: 'e2e0000000000001', type: 'file', z: tab.id, name: 'events', filename: o.eventsFile, filenameType: 'str', appendNewline: true, createDir: true, overwriteFile: 'false', encoding: 'none', x: 500, y: 700, wires: [[]] });
+  (events.wires as string[][])[0]!.push('e2e0000000000001');
+  return flow;
+}
+
+export interface BootEventLine {
+  stage: string;
+  mac?: string;
+  ip?: string;
+  arch?: string;
+  file?: string;
+  percent?: number;
+  kernel?: string;
+  timeline: { stage: string }[];
+}
+
+export function readEvents(file: string): BootEventLine[] {
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as BootEventLine);
+}
