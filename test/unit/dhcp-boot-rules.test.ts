@@ -93,6 +93,10 @@ describe('boot rules', () => {
     assert.equal(ipxe.options.has(43), false);
 
     assert.equal(applyBoot(createPacket(), { noBoot: true, bootFile: 'x' }, '10.0.0.1', true), null);
+
+    const templ = createPacket();
+    assert.equal(applyBoot(templ, { bootFile: 'http://{next-server}/boot.ipxe' }, '10.0.0.1', false), 'http://10.0.0.1/boot.ipxe');
+    assert.equal(templ.options.get(67)!.toString(), 'http://10.0.0.1/boot.ipxe');
   });
 
   it('reads the client description from a packet', () => {

@@ -169,10 +169,13 @@ export function applyBoot(reply: DhcpPacket, action: BootAction, serverIp: strin
   if (action.noBoot) return null;
   const next = action.nextServer || serverIp;
   reply.siaddr = next;
-  if (action.bootFile) {
+  // '{next-server}' in a boot file (an iPXE script URL) becomes the address clients boot from,
+  // so one flow works whatever address the interface has.
+  const bootFile = action.bootFile?.split('{next-server}').join(next);
+  if (bootFile) {
     // Long URLs (iPXE scripts) do not fit the 128-byte file field: option 67 carries them alone.
-    if (Buffer.byteLength(action.bootFile) < 128) reply.file = action.bootFile;
-    reply.options.set(Opt.BOOTFILE_NAME, str(action.bootFile));
+    if (Buffer.byteLength(bootFile) < 128) reply.file = bootFile;
+    reply.options.set(Opt.BOOTFILE_NAME, str(bootFile));
     reply.options.set(Opt.TFTP_SERVER_NAME, str(action.tftpServer || next));
   } else if (action.tftpServer) reply.options.set(Opt.TFTP_SERVER_NAME, str(action.tftpServer));
   if (action.configFile) reply.options.set(Opt.PXELINUX_CONFIG_FILE, str(action.configFile));
@@ -180,5 +183,5 @@ export function applyBoot(reply: DhcpPacket, action: BootAction, serverIp: strin
   if (action.raspberryPi) reply.options.set(Opt.VENDOR_SPECIFIC, raspberryPiVendorOption());
   else if (pxeClient) reply.options.set(Opt.VENDOR_SPECIFIC, pxeVendorOption());
   for (const o of action.options ?? []) reply.options.set(o.code, encodeExtraOption(o));
-  return action.bootFile ?? null;
+  return bootFile ?? null;
 }
