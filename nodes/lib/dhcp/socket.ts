@@ -12,7 +12,8 @@
  *    its broadcasts (255.255.255.255) out of the interface that owns the source address, even
  *    when there is no default route; a socket on 0.0.0.0 would fail with ENETUNREACH there.
  *    Unicast replies (relay, renewing client) are routed normally. The same socket receives
- *    unicast sent to our address (renewals, relay agents).
+ *    unicast sent to our address (renewals, relay agents); since that can come in through any
+ *    interface, it is source-filtered like the fallback below.
  *
  *  - Receiving, preferred ("nftables" isolation): a stateless nftables rule in a table of our own
  *    rewrites the destination port of DHCP packets delivered to this host through the chosen
@@ -180,7 +181,9 @@ export class DhcpSockets extends EventEmitter implements DhcpTransport {
       });
       s.on('error', (err) => this.emit('error', err));
     };
-    wire(tx, SERVER_PORT, false);
+    // Unicast to our address can arrive from any interface: only relays (giaddr) and clients of
+    // our own subnet (renewing) have business there, in both isolation modes.
+    wire(tx, SERVER_PORT, true);
     wire(rx, SERVER_PORT, isolation === 'filter');
     if (pxe) wire(pxe, PXE_PORT, false);
   }
