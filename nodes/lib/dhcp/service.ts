@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { BootRules, type BootAction, type BootRule } from './boot-rules';
 import type { DhcpEvent } from './events';
 import { FullResponder, type LeaseLog } from './full';
-import { intToIp, ipToInt, parseCidr } from './ip';
+import { intToIp, ipToInt, normalizeMac, parseCidr } from './ip';
 import { LeaseStore, MemoryLeaseLog, type LeaseRecord, type LeaseSnapshot } from './lease-store';
 import { AddressPool, type Reservation, type SubnetConfig } from './pool';
 import { ProxyResponder } from './proxy';
@@ -177,15 +177,15 @@ export class DhcpService extends EventEmitter<DhcpServiceEvents> {
 
   addReservation(r: Reservation): Reservation[] {
     const pool = this.needPool();
-    const mac = r.mac.toLowerCase();
-    const rest = pool.reservations().filter((x) => x.mac !== mac.replace(/-/g, ':'));
-    pool.setReservations([...rest, r]);
+    const mac = normalizeMac(r.mac);
+    const rest = pool.reservations().filter((x) => x.mac !== mac);
+    pool.setReservations([...rest, { ...r, mac }]);
     return pool.reservations();
   }
 
   removeReservation(mac: string): Reservation[] {
     const pool = this.needPool();
-    const norm = mac.toLowerCase().replace(/-/g, ':');
+    const norm = normalizeMac(mac);
     pool.setReservations(pool.reservations().filter((x) => x.mac !== norm));
     return pool.reservations();
   }
