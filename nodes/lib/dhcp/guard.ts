@@ -11,6 +11,12 @@ import { getMessageType, getServerId, MessageType, u8 } from './options';
 import { BROADCAST, CLIENT_PORT, SERVER_PORT } from './reply-route';
 import type { DhcpTransport } from './server';
 
+/**
+ * How long to listen for offers. Servers check an address before offering it (busybox udhcpd
+ * ARP-pings for 2 s, ISC dhcpd pings for 1 s, dnsmasq pings too), so a 1 s wait misses them.
+ */
+export const DEFAULT_PROBE_MS = 3000;
+
 export interface ProbeAnswer {
   /** Option 54 of the offer, or its source address. */
   server: string;
@@ -62,7 +68,7 @@ export async function probeForServers(transport: DhcpTransport, opts: ProbeOptio
     probe.options.set(53, u8(MessageType.DISCOVER));
     probe.options.set(55, Buffer.from([1, 3, 6, 54]));
     await transport.send(encode(probe), BROADCAST, SERVER_PORT, SERVER_PORT);
-    await new Promise((r) => setTimeout(r, opts.timeoutMs ?? 1000));
+    await new Promise((r) => setTimeout(r, opts.timeoutMs ?? DEFAULT_PROBE_MS));
   } finally {
     await new Promise<void>((r) => rx.close(() => r()));
   }

@@ -7,14 +7,14 @@ import { EventEmitter } from 'node:events';
 import { BootRules, type BootAction, type BootRule } from './boot-rules';
 import type { DhcpEvent } from './events';
 import { FullResponder, type LeaseLog } from './full';
-import { intToIp, ipToInt, parseCidr } from './ip';
+import { intToIp, ipToInt, normalizeMac, parseCidr } from './ip';
 import { LeaseStore, MemoryLeaseLog, type LeaseRecord, type LeaseSnapshot } from './lease-store';
 import { AddressPool, type Reservation, type SubnetConfig } from './pool';
 import { ProxyResponder } from './proxy';
 import type { ReplyRoute } from './reply-route';
 import { DhcpServer } from './server';
 import { DhcpSockets, interfaceAddress, type InterfaceAddress, type Isolation } from './socket';
-import { probeForServers, type ProbeAnswer } from './guard';
+import { DEFAULT_PROBE_MS, probeForServers, type ProbeAnswer } from './guard';
 
 export type DhcpMode = 'proxy' | 'full';
 
@@ -44,7 +44,7 @@ export interface DhcpServiceConfig {
   leaseFile?: string;
   /** Serve even if another DHCP server answers the probe (full mode). */
   force?: boolean;
-  /** Rogue probe wait in ms; 0 skips the probe. */
+  /** Rogue probe wait in ms (default 3000); 0 skips the probe. */
   probeMs?: number;
   /** For tests: the interface address instead of reading it from the system. */
   address?: InterfaceAddress;
@@ -124,8 +124,8 @@ export class DhcpService extends EventEmitter<DhcpServiceEvents> {
     let store: LeaseStore | null = null;
     const warnings: string[] = [];
     try {
-      if (cfg.mode === 'full' && (cfg.probeMs ?? 1000) > 0) {
-        const found = await probeForServers(sockets, { mac: addr.mac, ownAddress: addr.address, timeoutMs: cfg.probeMs ?? 1000 });
+      if (cfg.mode === 'full' && (cfg.probeMs ?? DEFAULT_PROBE_MS) > 0) {
+        const found = await probeForServers(sockets, { mac: addr.mac, ownAddress: addr.address, timeoutMs: cfg.probeMs ?? DEFAULT_PROBE_MS });
         if (found === null) warnings.push('rogue-server probe skipped: port 68 is in use');
         else if (found.length && !cfg.force) throw new RogueServerError(found);
         else if (found.length) warnings.push(`forced: serving although ${new RogueServerError(found).message.split(';')[0]}`);
@@ -177,15 +177,15 @@ export class DhcpService extends EventEmitter<DhcpServiceEvents> {
 
   addReservation(r: Reservation): Reservation[] {
     const pool = this.needPool();
-    const mac = r.mac.toLowerCase();
-    const rest = pool.reservations().filter((x) => x.mac !== mac.replace(/-/g, ':'));
-    pool.setReservations([...rest, r]);
+    const mac = normalizeMac(r.mac);
+    const rest = pool.reservations().filter((x) => x.mac !== mac);
+    pool.setReservations([...rest, { ...r, mac }]);
     return pool.reservations();
   }
 
   removeReservation(mac: string): Reservation[] {
     const pool = this.needPool();
-    const norm = mac.toLowerCase().replace(/-/g, ':');
+    const norm = normalizeMac(mac);
     pool.setReservations(pool.reservations().filter((x) => x.mac !== norm));
     return pool.reservations();
   }

@@ -12,13 +12,17 @@
  *    its broadcasts (255.255.255.255) out of the interface that owns the source address, even
  *    when there is no default route; a socket on 0.0.0.0 would fail with ENETUNREACH there.
  *    Unicast replies (relay, renewing client) are routed normally. The same socket receives
- *    unicast sent to our address (renewals, relay agents).
+ *    unicast sent to our address (renewals, relay agents); since that can come in through any
+ *    interface, it is source-filtered like the fallback below.
  *
  *  - Receiving, preferred ("nftables" isolation): a stateless nftables rule in a table of our own
- *    rewrites the destination port of DHCP packets that enter through the chosen interface
- *    (`iifname "<if>" udp dport 67 udp dport set <P>`, raw-priority prerouting, before conntrack),
- *    and we listen on 0.0.0.0:<P>. Exactly the chosen interface's traffic reaches us; nothing
- *    from other interfaces does. Needs CAP_NET_ADMIN (root, or `AmbientCapabilities=
+ *    rewrites the destination port of DHCP packets delivered to this host through the chosen
+ *    interface (`iifname "<if>" udp dport 67 udp dport set <P>` in an input-hook chain), and we
+ *    listen on 0.0.0.0:<P>. Exactly the chosen interface's traffic reaches us; nothing from other
+ *    interfaces does. The input hook, not prerouting: with br_netfilter loaded (Docker does it)
+ *    frames bridged through a chosen bridge pass prerouting too, and rewriting them there would
+ *    break the other DHCP server a proxyDHCP sits beside. Priority 10 runs after the usual filter
+ *    chains, so a firewall that accepts port 67 still sees port 67. Needs CAP_NET_ADMIN (root, or `AmbientCapabilities=
  *    CAP_NET_BIND_SERVICE CAP_NET_ADMIN` in the nodered.service drop-in) and the `nft` binary.
  *    The table (`pxeflow_dhcp_<if>`) is removed on close and replaced on the next start if a crash
  *    left it behind. It also diverts port-67 traffic on that interface away from any other DHCP
@@ -139,8 +143,8 @@ export function nftRuleset(iface: string, port: number): string {
     `table ip ${t} {}`,
     `delete table ip ${t}`,
     `table ip ${t} {`,
-    `  chain prerouting {`,
-    `    type filter hook prerouting priority -300; policy accept;`,
+    `  chain input {`,
+    `    type filter hook input priority 10; policy accept;`,
     `    iifname ${JSON.stringify(iface)} udp dport ${SERVER_PORT} udp dport set ${port}`,
     `  }`,
     `}`,
@@ -177,7 +181,9 @@ export class DhcpSockets extends EventEmitter implements DhcpTransport {
       });
       s.on('error', (err) => this.emit('error', err));
     };
-    wire(tx, SERVER_PORT, false);
+    // Unicast to our address can arrive from any interface: only relays (giaddr) and clients of
+    // our own subnet (renewing) have business there, in both isolation modes.
+    wire(tx, SERVER_PORT, true);
     wire(rx, SERVER_PORT, isolation === 'filter');
     if (pxe) wire(pxe, PXE_PORT, false);
   }

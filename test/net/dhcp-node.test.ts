@@ -1,0 +1,149 @@
+/**
+ * The pxe-dhcp node itself serving in the lab (Node-RED runtime in the server namespace): DHCP
+ * events as output messages, run-time reservation and per-MAC boot override from input messages,
+ * lease listing, leases persisted in the user directory, and close releasing the ports.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Lab, labAvailable, type Netns } from '../lab/netns';
+import { ServerProc, type Line } from './dhcp-lab';
+
+const skip = labAvailable();
+const ROOT = path.resolve(__dirname, '..', '..');
+
+class NodeProc {
+  readonly lines: Line[] = [];
+  private waiters: { pred: (l: Line) => boolean; resolve: (l: Line) => void }[] = [];
+  stderr = '';
+  constructor(readonly child: ReturnType<Netns['spawn']>) {
+    let buf = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      buf += d;
+      const parts = buf.split('\n');
+      buf = parts.pop() ?? '';
+      for (const p of parts) {
+        let l: Line;
+        try {
+          l = JSON.parse(p) as Line;
+        } catch {
+          continue;
+        }
+        this.lines.push(l);
+        for (const w of this.waiters.slice()) {
+          if (!w.pred(l)) continue;
+          this.waiters.splice(this.waiters.indexOf(w), 1);
+          w.resolve(l);
+        }
+      }
+    });
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
+  }
+  waitFor(pred: (l: Line) => boolean, ms = 20000, from = 0): Promise<Line> {
+    const seen = this.lines.slice(from).find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`timeout; last lines ${JSON.stringify(this.lines.slice(-4))} ${this.stderr.slice(-400)}`)), ms);
+      this.waiters.push({
+        pred,
+        resolve: (l) => {
+          clearTimeout(t);
+          resolve(l);
+        },
+      });
+    });
+  }
+  send(m: unknown): void {
+    this.child.stdin!.write(JSON.stringify(m) + '\n');
+  }
+}
+
+describe('pxe-dhcp node serving in the lab', { skip: skip ?? false }, () => {
+  let lab: Lab;
+  let srv: Netns;
+  let cli: Netns;
+  let srvIf: string;
+  let cliIf: string;
+  let tmp: string;
+  let node: NodeProc;
+  let script: string;
+
+  const udhcpc = () =>
+    cli.run('/bin/busybox', ['udhcpc', '-i', cliIf, '-n', '-q', '-f', '-t', '4', '-T', '1', '-O', '209', '-s', script], { timeoutMs: 30000 });
+
+  before(async () => {
+    lab = Lab.create();
+    srv = lab.netns('srv');
+    cli = lab.netns('cli');
+    ({ a: srvIf, b: cliIf } = lab.veth(srv, '192.168.0.1/24', cli, null));
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pxe-dhcp-node-'));
+    script = path.join(tmp, 'u.sh');
+    fs.writeFileSync(script, '#!/bin/sh\n[ "$1" = bound ] && echo "EV bound ip=$ip boot=$boot_file cfg=$pxeconffile host=$hostname"\nexit 0\n', { mode: 0o755 });
+    const props = {
+      mode: 'full',
+      iface: srvIf,
+      poolStart: '192.168.0.50',
+      poolEnd: '192.168.0.60',
+      leaseTime: 600,
+      // The wiki's setup: every client gets the Arch PXELINUX (a rule matching any client).
+      rules: [{ name: 'all', match: 'any', value: '', ipxe: 'any', bootFile: '/arch/boot/syslinux/lpxelinux.0', configFile: '', pathPrefix: '' }],
+    };
+    node = new NodeProc(srv.spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/net/dhcp-node-child.ts'), JSON.stringify(props), tmp], { cwd: ROOT }));
+    await node.waitFor((l) => l.status?.fill === 'green' || l.status?.fill === 'red' || l.fatal, 30000);
+    assert.ok(!node.lines.some((l) => l.fatal || l.status?.fill === 'red'), JSON.stringify(node.lines));
+  });
+  after(async () => {
+    node?.child.kill('SIGKILL');
+    await lab.destroy();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('emits dhcp/discover, offer, request, ack messages with MAC, IP and boot file', async () => {
+    const r = await udhcpc();
+    const m = /EV bound ip=(\S+)/.exec(r.stdout);
+    assert.ok(m, r.stdout + r.stderr);
+    const ack = await node.waitFor((l) => l.msg?.topic === 'dhcp/ack');
+    assert.equal(ack.msg.payload.ip, m[1]);
+    assert.match(ack.msg.payload.mac, /^[0-9a-f:]{17}$/);
+    assert.equal(ack.msg.payload.bootFile, '/arch/boot/syslinux/lpxelinux.0');
+    assert.equal(ack.msg.payload.bootRule, 'all');
+    assert.deepEqual(
+      node.lines.filter((l) => l.msg?.topic?.startsWith('dhcp/')).map((l) => l.msg.topic).slice(0, 4),
+      ['dhcp/discover', 'dhcp/offer', 'dhcp/request', 'dhcp/ack'],
+    );
+    assert.ok(fs.readFileSync(path.join(tmp, 'pxe-dhcp', `leases-${srvIf}.jsonl`), 'utf8').includes(m[1]!), 'lease in the user directory');
+  });
+
+  it('input messages: per-MAC boot override, reservation, lease list', async () => {
+    const mac = node.lines.find((l) => l.msg?.topic === 'dhcp/ack')!.msg.payload.mac as string;
+    let from = node.lines.length;
+    node.send({ topic: 'boot/override', payload: { mac, bootFile: 'memtest.0', configFile: 'memtest.cfg' } });
+    await node.waitFor((l) => l.msg?.topic === 'dhcp/overrides', 10000, from);
+    node.send({ topic: 'reservation/add', payload: { mac, ip: '192.168.0.10', hostname: 'bench1' } });
+    const res = await node.waitFor((l) => l.msg?.topic === 'dhcp/reservations', 10000, from);
+    assert.deepEqual(res.msg.payload, [{ mac, ip: '192.168.0.10', hostname: 'bench1' }]);
+    const r = await udhcpc();
+    assert.match(r.stdout, /EV bound ip=192\.168\.0\.10 boot=memtest\.0 cfg=memtest\.cfg host=bench1/, r.stdout + r.stderr);
+    from = node.lines.length;
+    node.send({ topic: 'leases' });
+    const leases = await node.waitFor((l) => l.msg?.topic === 'dhcp/leases', 10000, from);
+    assert.ok(leases.msg.payload.some((l: { ip: string; mac: string }) => l.ip === '192.168.0.10' && l.mac === mac), JSON.stringify(leases.msg.payload));
+    from = node.lines.length;
+    node.send({ topic: 'bogus' });
+    await node.waitFor((l) => typeof l.error === 'string' && /unknown/.test(l.error), 10000, from);
+  });
+
+  it('closing the flow releases the ports: another server can start on the interface', async () => {
+    node.send({ unload: true });
+    await node.waitFor((l) => l.unloaded, 20000);
+    const other = ServerProc.start(srv, { mode: 'full', iface: srvIf, rules: [], probeMs: 0, isolation: 'nftables' });
+    try {
+      const r = await other.ready();
+      assert.ok(r.listening, JSON.stringify(r));
+    } finally {
+      await other.stop();
+    }
+  });
+});
