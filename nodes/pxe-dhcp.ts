@@ -4,6 +4,7 @@ import { ARCH_BIOS_DEFAULTS, type BootAction } from './lib/dhcp/boot-rules';
 import type { DhcpEvent } from './lib/dhcp/events';
 import { parseExtraOptions, toServiceConfig, type BiosDefaults, type DhcpNodeDef } from './lib/dhcp/node-config';
 import { DhcpService, RogueServerError } from './lib/dhcp/service';
+import { interfaceAddress } from './lib/dhcp/socket';
 import { registerInterfacesEndpoint } from './lib/interfaces';
 import type { NodeDef, NodeMessage, RedApi, RedNode } from './lib/red';
 import { detectArchiso } from './lib/store/archiso';
@@ -59,6 +60,25 @@ export = function register(RED: RedApi): void {
     const leaseFile = userDir ? path.join(userDir, 'pxe-dhcp', `leases-${iface.replace(/[^\w.-]/g, '_')}.jsonl`) : undefined;
 
     let starting: Promise<void> = Promise.resolve();
+    let retry: NodeJS.Timeout | undefined;
+    let wake: (() => void) | undefined;
+    // An interface that is down or has no address yet (no cable, a bridge with no ports up, a
+    // Pi still bringing up its network at boot) is waited for instead of failing the node.
+    const waitForInterface = async (): Promise<void> => {
+      for (let warned = false; !closing; warned = true) {
+        try {
+          interfaceAddress(iface);
+          return;
+        } catch (err) {
+          this.status({ fill: 'yellow', shape: 'ring', text: `waiting for ${iface}`.slice(0, 19) });
+          if (!warned) this.warn(`${(err as Error).message}; waiting for it to come up`);
+        }
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          retry = setTimeout(resolve, 1000);
+        });
+      }
+    };
     const start = async (): Promise<void> => {
       this.status({ fill: 'yellow', shape: 'ring', text: RED._('pxe-dhcp.status.starting') });
       // The store, when chosen, is where boot files come from; it only matters to the merge
@@ -69,6 +89,8 @@ export = function register(RED: RedApi): void {
       const cfg = toServiceConfig(def, { leaseFile, bios });
       this.debug(`BIOS boot settings from ${from}: ${bios.bootFile} 209=${bios.configFile} 210=${bios.pathPrefix}`);
       if (cfg.mode === 'full' && !leaseFile) this.warn(RED._('pxe-dhcp.errors.no-userdir'));
+      await waitForInterface();
+      if (closing) return;
       const svc = await DhcpService.start(cfg);
       if (closing) {
         await svc.close();
@@ -132,6 +154,8 @@ export = function register(RED: RedApi): void {
 
     this.on('close', (_removed: boolean, done: () => void) => {
       closing = true;
+      clearTimeout(retry);
+      wake?.();
       starting
         .then(() => service?.close())
         .catch((err: Error) => this.error(err.message))

@@ -84,7 +84,43 @@ describe('PXE boots of the Arch PXE example flow', { skip: skip ?? false }, () =
       assertStagesInOrder(r.stages, ['dhcp', 'loader', 'kernel', 'initrd', 'rootfs', 'complete']);
     });
   }
+
+  it('BIOS with the iPXE ROM, proxy mode beside a separate address-only DHCP server (busybox udhcpd)', async () => {
+    const iso = manifest.isos.current;
+    const r = await boot({
+      flow: { iso: fixturePath(iso.file), mode: 'proxy' },
+      vm: { mac: '52:54:00:12:34:02', firmware: 'bios', rom: 'ipxe' },
+      addressServer: true,
+    });
+    assert.equal(r.marker?.sha256, manifest.marker.sha256);
+    assert.equal(r.marker?.iso, iso.markerIso);
+    assertStagesInOrder(r.stages, ['dhcp', 'loader', 'kernel', 'initrd', 'rootfs', 'complete']);
+  });
+
+  it("UEFI x64 (OVMF's own PXE): snponly.efi over TFTP, then the iPXE script, kernel, initramfs and rootfs over HTTP", async () => {
+    const r = await boot({
+      flow: {
+        iso: fixturePath(manifest.isos.current.file),
+        extra: fixturePath('ipxe'),
+        mode: 'full',
+        poolStart: '10.123.0.100',
+        poolEnd: '10.123.0.150',
+        rules: uefiRules(),
+        kernelArgs: 'console=ttyS0',
+      },
+      vm: { mac: '52:54:00:12:34:03', firmware: 'uefi', rom: 'none' },
+    });
+    assert.equal(r.marker?.sha256, manifest.marker.sha256);
+    assert.equal(r.marker?.method, 'http');
+    assertStagesInOrder(r.stages, ['dhcp', 'loader', 'kernel', 'initrd', 'rootfs', 'complete']);
+  });
 });
+
+/** The boot rules of the "Arch PXE (UEFI via iPXE)" example. */
+function uefiRules(): Record<string, unknown>[] {
+  const example = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'examples', 'Arch PXE (UEFI via iPXE).json'), 'utf8')) as { type: string; rules?: unknown }[];
+  return example.find((n) => n.type === 'pxe-dhcp')!.rules as Record<string, unknown>[];
+}
 
 /** A plain address-only DHCP server (busybox udhcpd) on the same segment, for proxy mode. */
 function startAddressServer(lab: Lab, srv: Netns, br: string): void {

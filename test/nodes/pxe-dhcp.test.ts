@@ -45,18 +45,22 @@ describe('pxe-dhcp node in a Node-RED runtime', () => {
   afterEach(() => helper.unload());
   after(() => helper.stopServer());
 
-  it('reports a missing interface with a red status and a clear error, and refuses input', async () => {
+  it('waits for a missing interface with a yellow status and a clear warning, refuses input, and closes promptly', async () => {
     const flow = [{ id: 'n1', type: 'pxe-dhcp', name: '', mode: 'proxy', iface: 'pxelab-none0', rules: [] }];
-    // Watchers are attached by the test helper's spies before the node starts.
     await helper.load(dhcpNode, flow);
     const n1 = helper.getNode('n1') as TestNode;
-    const status = statusMatching(n1, (s) => s.fill === 'red');
-    const err = errorMatching(n1, /does not exist/);
-    assert.match(await err, /network interface "pxelab-none0" does not exist/);
+    const status = statusMatching(n1, (s) => s.fill === 'yellow' && /waiting for/.test(s.text ?? ''));
+    const warned = new Promise<string>((resolve) =>
+      n1.on('call:warn', ((call: { args: [unknown] }) => resolve(String(call.args[0]))) as never),
+    );
+    assert.match(await warned, /network interface "pxelab-none0" does not exist; waiting/);
     assert.equal((await status).shape, 'ring');
     const inputErr = errorMatching(n1, /not.running/);
     n1.receive({ topic: 'leases' });
     await inputErr;
+    const t0 = Date.now();
+    await helper.unload();
+    assert.ok(Date.now() - t0 < 3000, 'close does not wait for the interface');
   });
 
   it('refuses a bad boot rule and a half-given pool at deploy time', async () => {
