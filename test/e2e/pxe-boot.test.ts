@@ -49,7 +49,7 @@ describe('PXE boots of the Arch PXE example flow', { skip: skip ?? false }, () =
       vm = startVm(srv, { ...c.vm, tap });
       let line: RegExpMatchArray;
       try {
-        line = await waitForSerial(vm, /PXE-TEST-(MARKER|FAIL)[^\r\n]*/, BOOT_TIMEOUT);
+        line = await waitForSerial(vm, /PXE-TEST-(MARKER|FAIL)[^\r\n]*(?=[\r\n])/, BOOT_TIMEOUT);
       } catch (err) {
         throw new Error(`${(err as Error).message}\n--- Node-RED log tail:\n${red.log().slice(-4000)}`);
       }
