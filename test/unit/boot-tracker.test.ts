@@ -19,6 +19,9 @@ describe('boot tracker', () => {
     assert.equal(classifyFile('snponly.efi'), 'loader');
     assert.equal(classifyFile('/arch/boot/x86_64/vmlinuz-linux'), 'kernel');
     assert.equal(classifyFile('arch/boot/x86_64/initramfs-linux.img'), 'initrd');
+    assert.equal(classifyFile('/arch/boot/x86_64/archiso.img'), 'initrd');
+    assert.equal(classifyFile('/arch/boot/x86_64/vmlinuz'), 'kernel');
+    assert.equal(classifyFile('/arch/boot/intel-ucode.img'), null);
     assert.equal(classifyFile('arch/x86_64/airootfs.sfs'), 'rootfs');
     assert.equal(classifyFile('boot/syslinux/ldlinux.c32'), null);
     assert.equal(classifyFile('boot/syslinux/syslinux.cfg'), null);

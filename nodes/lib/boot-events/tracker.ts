@@ -46,7 +46,8 @@ export function classifyFile(file: string, bootFile?: string): 'loader' | 'kerne
   const name = f.slice(f.lastIndexOf('/') + 1);
   if (bootFile && f === bootFile.replace(/^\/+/, '').toLowerCase()) return 'loader';
   if (/\.(sfs|squashfs)$/.test(name) || name === 'airootfs.img') return 'rootfs';
-  if (/^(initramfs|initrd)/.test(name) || name.endsWith('.cpio.gz')) return 'initrd';
+  // archiso.img is the initramfs of the wiki-era Arch ISOs.
+  if (/^(initramfs|initrd)/.test(name) || name === 'archiso.img' || name.endsWith('.cpio.gz')) return 'initrd';
   if (/^(vmlinuz|vmlinux|bzimage|kernel|linux)([-.]|$)/.test(name)) return 'kernel';
   if (/(pxelinux\.0|\.kpxe|\.pxe|\.efi|\.ipxe)$/.test(name)) return 'loader';
   return null;
