@@ -490,7 +490,7 @@ describe('the editor in chromium', { skip, timeout: 120000 }, () => {
         await page.waitForFunction(() => {
           const el = document.querySelectorAll('#pxe-iso-store-inspect-result')[0] as { textContent: string } | undefined;
           return !!el && el.textContent !== '' && el.textContent !== 'Looking…';
-        });
+        }, undefined, { timeout: 30000 });
         const text = await result.innerText();
         assert.match(text, /^Arch ISO: yes\b/m, text);
         assert.ok(text.includes(`Volume: ${iso.volid}`), text);
