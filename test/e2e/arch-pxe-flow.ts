@@ -20,6 +20,8 @@ export interface ArchPxeFlowOptions {
   /** Boot rules for pxe-dhcp; the example's own (BIOS from the ISO) when absent. */
   rules?: Record<string, unknown>[];
   kernelArgs?: string;
+  /** Also export the ISO over NBD (the "Arch PXE (NBD)" example's node). */
+  nbd?: boolean;
 }
 
 export function archPxeFlow(o: ArchPxeFlowOptions): FlowNode[] {
@@ -40,6 +42,10 @@ export function archPxeFlow(o: ArchPxeFlowOptions): FlowNode[] {
         return n;
     }
   });
+  if (o.nbd) {
+    const store = example.find((n) => n.type === 'pxe-iso-store')!;
+    flow.push({ id: 'e2e0000000000002', type: 'pxe-nbd', z: tab.id, name: 'NBD', store: store.id, exportName: 'archiso', address: '', port: 10809, x: 130, y: 760, wires: [[]] });
+  }
   // The test's eyes: every boot event as a JSON line.
   flow.push({ id: 'e2e0000000000001', type: 'file', z: tab.id, name: 'events', filename: o.eventsFile, filenameType: 'str', appendNewline: true, createDir: true, overwriteFile: 'false', encoding: 'none', x: 500, y: 700, wires: [[]] });
   (events.wires as string[][])[0]!.push('e2e0000000000001');

@@ -114,6 +114,38 @@ describe('PXE boots of the Arch PXE example flow', { skip: skip ?? false }, () =
     assert.equal(r.marker?.method, 'http');
     assertStagesInOrder(r.stages, ['dhcp', 'loader', 'kernel', 'initrd', 'rootfs', 'complete']);
   });
+
+  it('BIOS with the iPXE ROM, root filesystem over NBD: the whole ISO exported by pxe-nbd, mounted by the initramfs', async (t) => {
+    if (!manifest.nbdClient) return t.skip('the initramfs has no nbd-client (the build host lacked it)');
+    // The iPXE kernel line of the "Arch PXE (NBD)" example, served beside the ISO.
+    const extra = fs.mkdtempSync(path.join(tmp, 'nbd-'));
+    const iso = manifest.isos.current;
+    fs.writeFileSync(
+      path.join(extra, 'nbd.ipxe'),
+      [
+        '#!ipxe',
+        `kernel http://\${next-server}${iso.kernel} archisobasedir=arch archiso_nbd_srv=\${next-server} ip=dhcp console=ttyS0 initrd=initramfs-linux.img`,
+        `initrd http://\${next-server}${iso.initrd.at(-1)}`,
+        'boot',
+        '',
+      ].join('\n'),
+    );
+    const r = await boot({
+      flow: {
+        iso: fixturePath(iso.file),
+        extra,
+        nbd: true,
+        mode: 'full',
+        poolStart: '10.123.0.100',
+        poolEnd: '10.123.0.150',
+        rules: [{ name: 'iPXE: NBD', match: 'ipxe', value: '', ipxe: 'yes', bootFile: 'http://{next-server}/nbd.ipxe' }],
+      },
+      vm: { mac: '52:54:00:12:34:04', firmware: 'bios', rom: 'ipxe' },
+    });
+    assert.equal(r.marker?.method, 'nbd');
+    assert.equal(r.marker?.sha256, manifest.marker.sha256);
+    assertStagesInOrder(r.stages, ['dhcp', 'kernel', 'initrd', 'rootfs']);
+  });
 });
 
 /** The boot rules of the "Arch PXE (UEFI via iPXE)" example. */
