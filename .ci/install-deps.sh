@@ -30,6 +30,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}"
   [ -n "$restore" ] && rm -f /usr/sbin/policy-rc.d
 fi
+# The fixtures fetch Debian's kernel package with `apt-get download`: the package lists must exist.
+apt-cache show linux-image-amd64 >/dev/null 2>&1 || apt-get update -q
 # Packages whose postinst starts a daemon anyway (no systemd here): stop what they started, by
 # pidfile only, so no TFTP/NBD server listens on the machine's own interfaces.
 for pidf in /run/tftpd-hpa.pid /run/atftpd.pid /run/nbd-server.pid /run/nginx.pid; do
