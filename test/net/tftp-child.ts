@@ -9,6 +9,7 @@
  *   quit     → closes the server (waiting for every socket) and exits 0.
  * Usage: tftp-child.ts --root DIR [--address IP] [--port N] [--max-blksize N]
  *        [--max-windowsize N] [--max-transfers N] [--max-per-client N] [--busy-poll-ms X]
+ *        [--workers N]
  *        [--no-events]
  */
 import * as fs from 'node:fs';
@@ -42,6 +43,8 @@ async function main(): Promise<void> {
     maxTransfers: num('max-transfers'),
     maxPerClient: num('max-per-client'),
     busyPollMs: num('busy-poll-ms'),
+    workers: num('workers'),
+    workerStore: { source: root },
   };
   const events = !process.argv.includes('--no-events');
   let server = new TftpServer(opts);
