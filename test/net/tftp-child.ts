@@ -71,6 +71,9 @@ async function main(): Promise<void> {
   for await (const line of rl) {
     const [cmd, n] = line.trim().split(/\s+/);
     if (cmd === 'stats') {
+      // Descriptors are counted once finished transfers have closed their sockets (in a worker
+      // that may lag the outcome by a moment); bounded wait.
+      for (let i = 0; i < 100 && server.openTransfers > server.activeTransfers; i++) await new Promise((r) => setTimeout(r, 10));
       print({ stats: { rss: process.memoryUsage.rss(), peakRss, fds: fdCount(), active: server.activeTransfers, pollTurns: server.poller.turns, pollPauses: server.poller.pauses } });
     } else if (cmd === 'reset') {
       peakRss = process.memoryUsage.rss();

@@ -55,7 +55,7 @@ class TransferWorker {
     // Run from TypeScript sources (tests, bench, under tsx): worker threads do not get tsx's
     // loader for their entry file, so a one-line bootstrap registers it first.
     this.thread = file.endsWith('.ts')
-      ? new Worker(`require('tsx/cjs'); require(${JSON.stringify(file)});`, { eval: true, workerData: init })
+      ? new Worker(`require(${JSON.stringify(require.resolve('tsx/cjs'))}); require(${JSON.stringify(file)});`, { eval: true, workerData: init })
       : new Worker(file, { workerData: init });
     let ready = false;
     this.thread.on('message', (m: FromWorker) => {

@@ -6,6 +6,7 @@
  */
 import * as dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
+import * as os from 'node:os';
 import { BusyPoller } from './busy-poll';
 import { decode, encodeError, ErrorCode, Opcode, peekOpcode, TftpDecodeError, type RequestPacket } from './codec';
 import { clampLimits, type NegotiatedOptions, type NegotiationLimits } from './options';
@@ -40,12 +41,14 @@ export interface TftpServerOptions {
   /** After each send, poll for the answer this long instead of sleeping, ms (default 0.2; 0: off). */
   busyPollMs?: number;
   /**
-   * Transfer worker threads (default 0: every transfer runs on this thread). With N > 0 the
-   * transfers run on N worker_threads, each with its own copy of the store opened from
-   * `workerStore` (required then): many concurrent transfers use every core instead of one.
+   * Transfer worker threads. With N > 0 the transfers run on N worker_threads, each with its own
+   * copy of the store opened from `workerStore` (required then): many concurrent transfers use
+   * every core instead of one (a single thread tops out near one core of send syscalls). 0 runs
+   * every transfer on this thread. Default: one per core, up to 4, when `workerStore` is given
+   * and there is more than one core; else 0.
    */
   workers?: number;
-  /** How workers open the store; should name what `store` serves. */
+  /** How workers open the store; must name what `store` serves. */
   workerStore?: WorkerStoreSpec;
 }
 
@@ -114,6 +117,12 @@ interface Slot {
   key: string;
   peer: Peer;
   req: RequestPacket;
+  /** The request as received, to tell a resend from a next request. */
+  raw: Buffer;
+  /** The client accepted the OACK, or data started. */
+  started: boolean;
+  /** A next request from the same port that came before this transfer's end was known. */
+  queued?: { msg: Buffer; rinfo: dgram.RemoteInfo };
   startedAt: number;
   /** Resolves when the slot's socket and file are closed. */
   closed: Promise<void>;
@@ -179,7 +188,9 @@ export class TftpServer {
       readAheadBytes: this.cfg.readAheadBytes,
     };
     this.runner = new TransferRunner(opts.store, runnerCfg, this.poller);
-    const workers = typeof opts.workers === 'number' && Number.isFinite(opts.workers) ? Math.max(0, Math.min(64, Math.floor(opts.workers))) : 0;
+    const cores = os.availableParallelism();
+    const fallback = opts.workerStore && cores > 1 ? Math.min(4, cores) : 0;
+    const workers = typeof opts.workers === 'number' && Number.isFinite(opts.workers) ? Math.max(0, Math.min(64, Math.floor(opts.workers))) : fallback;
     if (workers > 0) {
       if (!opts.workerStore) throw new Error('workers need workerStore: how each worker opens the store');
       this.pool = new WorkerPool(workers, { runner: runnerCfg, busyPollMs: this.cfg.busyPollMs, store: opts.workerStore });
@@ -203,6 +214,11 @@ export class TftpServer {
   /** Transfers currently running (requests being set up included). */
   get activeTransfers(): number {
     return this.slots.size;
+  }
+
+  /** Transfers whose socket or file is still open (a finished one may still be closing, in a worker). */
+  get openTransfers(): number {
+    return this.open.size;
   }
 
   /** The bound address and port once listening. */
@@ -315,8 +331,16 @@ export class TftpServer {
       return;
     }
     const key = `${peer.address}:${peer.port}`;
-    // A client that resends its request while we set up answers to the transfer in progress.
-    if (this.slots.has(key)) return;
+    const known = this.slots.get(key);
+    if (known) {
+      // A client that resends its request while we set up answers to the transfer in progress:
+      // ignored. But once data flows a request from the same port is the client's next one,
+      // sent right after its last ACK; a worker reports the end a moment later than the ACK
+      // arrived, so the request waits for it instead of being lost (a resent RRQ is
+      // byte-identical and, with options, impossible once the OACK was acknowledged).
+      if (known.started && (known.req.options.length > 0 || !msg.equals(known.raw))) known.queued = { msg, rinfo };
+      return;
+    }
     // Over a limit the request is dropped unanswered: PXE ROMs resend it and get served later,
     // where an ERROR would abort their boot.
     if (this.slots.size >= this.cfg.maxTransfers) {
@@ -335,6 +359,8 @@ export class TftpServer {
       key,
       peer,
       req,
+      raw: msg,
+      started: false,
       startedAt: Date.now(),
       closed: new Promise<void>((r) => (release = r)),
     };
@@ -357,6 +383,9 @@ export class TftpServer {
     const left = (this.perClient.get(slot.peer.address) ?? 1) - 1;
     if (left > 0) this.perClient.set(slot.peer.address, left);
     else this.perClient.delete(slot.peer.address);
+    const next = slot.queued;
+    slot.queued = undefined;
+    if (next) this.onRequest(next.msg, next.rinfo);
   }
 
   /** Hands the job to a worker or runs it here; resolves when its socket and file are closed. */
@@ -370,7 +399,10 @@ export class TftpServer {
         this.reply(peer, ErrorCode.NOT_DEFINED, 'server error');
         this.emit({ ...this.base(slot.id, peer, req), type: 'error', stage: 'request', by: 'server', code: ErrorCode.NOT_DEFINED, message, quiet: false, bytesSent: 0, durationMs: Date.now() - slot.startedAt });
       },
-      started: (size, options) => this.emit({ ...this.base(slot.id, peer, req), size, type: 'start', options }),
+      started: (size, options) => {
+        slot.started = true;
+        this.emit({ ...this.base(slot.id, peer, req), size, type: 'start', options });
+      },
       ended: (result) => {
         this.forget(slot);
         this.report(slot, result);
