@@ -38,6 +38,13 @@ export type FromWorker =
   | { type: 'closed'; id: number }
   | { type: 'bye' };
 
+/**
+ * A worker allocates little per packet, but a large young generation lets garbage (and the
+ * read-ahead chunks it holds) pile up before a scavenge: with several workers that is tens of
+ * MiB of RSS for nothing. A small one is scavenged often and cheaply (little survives).
+ */
+const LIMITS = { maxYoungGenerationSizeMb: 4 };
+
 interface Pending {
   report: JobReport;
   options?: NegotiatedOptions;
@@ -55,8 +62,8 @@ class TransferWorker {
     // Run from TypeScript sources (tests, bench, under tsx): worker threads do not get tsx's
     // loader for their entry file, so a one-line bootstrap registers it first.
     this.thread = file.endsWith('.ts')
-      ? new Worker(`require(${JSON.stringify(require.resolve('tsx/cjs'))}); require(${JSON.stringify(file)});`, { eval: true, workerData: init })
-      : new Worker(file, { workerData: init });
+      ? new Worker(`require(${JSON.stringify(require.resolve('tsx/cjs'))}); require(${JSON.stringify(file)});`, { eval: true, workerData: init, resourceLimits: LIMITS })
+      : new Worker(file, { workerData: init, resourceLimits: LIMITS });
     let ready = false;
     this.thread.on('message', (m: FromWorker) => {
       if (m.type === 'ready') {
