@@ -25,7 +25,7 @@ describe('tftp server with transfer workers (127.0.0.1)', () => {
   const clients: TestClient[] = [];
 
   async function start(opts: Partial<TftpServerOptions> = {}): Promise<{ server: TftpServer; port: number; events: TftpEvent[] }> {
-    const server = new TftpServer({ store, address: '127.0.0.1', port: 0, workers: 2, workerStore: { source: dir }, ...opts });
+    const server = new TftpServer({ store, address: '127.0.0.1', port: 0, workers: 2, workerStore: { source: dir }, localTransfers: 0, ...opts });
     const events: TftpEvent[] = [];
     server.on('transfer', (e) => events.push(e));
     servers.push(server);
@@ -94,7 +94,7 @@ describe('tftp server with transfer workers (127.0.0.1)', () => {
   it('close() aborts worker transfers, tells their clients, ends the threads, frees every descriptor (5 cycles)', async () => {
     const before = fdCount();
     for (let i = 0; i < 5; i++) {
-      const server = new TftpServer({ store, address: '127.0.0.1', port: 0, workers: 2, workerStore: { source: dir } });
+      const server = new TftpServer({ store, address: '127.0.0.1', port: 0, workers: 2, workerStore: { source: dir }, localTransfers: 0 });
       const { port } = await server.listen();
       const c = await TestClient.open();
       c.send(encodeRequest(Opcode.RRQ, 'big', 'octet'), port);
@@ -118,6 +118,14 @@ describe('tftp server with transfer workers (127.0.0.1)', () => {
     await server.close();
     assert.equal(server.address, undefined);
     assert.equal(fdCount(), before);
+  });
+
+  it('runs the first transfers on its own thread, the rest on workers (localTransfers)', async () => {
+    const { server, port, events } = await start({ localTransfers: 1 });
+    const many = await Promise.all(Array.from({ length: 4 }, async () => get(await client(), port, 'big', { options: [{ name: 'blksize', value: '1468' }] })));
+    for (const r of many) assert.ok(r.data.equals(files.big!), 'big intact');
+    for (let i = 0; i < 200 && server.activeTransfers > 0; i++) await sleep(10);
+    assert.equal(events.filter((e) => e.type === 'done').length, 4);
   });
 
   it('requires workerStore for workers; without it the default is this thread', async () => {

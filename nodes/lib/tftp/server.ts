@@ -50,6 +50,8 @@ export interface TftpServerOptions {
   workers?: number;
   /** How workers open the store; must name what `store` serves. */
   workerStore?: WorkerStoreSpec;
+  /** With workers: transfers this thread still runs itself before handing more out (default 2). */
+  localTransfers?: number;
 }
 
 interface EventBase {
@@ -163,6 +165,9 @@ export class TftpServer {
   /** Runs transfers on this thread (when there are no workers). */
   private readonly runner: TransferRunner;
   private readonly pool: WorkerPool | undefined;
+  /** Jobs running on this thread's runner. */
+  private localJobs = 0;
+  private readonly localTransfers: number;
 
   constructor(private readonly opts: TftpServerOptions) {
     this.limits = clampLimits({ maxBlksize: opts.maxBlksize, maxWindowsize: opts.maxWindowsize });
@@ -188,6 +193,7 @@ export class TftpServer {
       readAheadBytes: this.cfg.readAheadBytes,
     };
     this.runner = new TransferRunner(opts.store, runnerCfg, this.poller);
+    this.localTransfers = typeof opts.localTransfers === 'number' && opts.localTransfers >= 0 ? Math.floor(opts.localTransfers) : 2;
     const cores = os.availableParallelism();
     const fallback = opts.workerStore && cores > 1 ? Math.min(4, cores) : 0;
     const workers = typeof opts.workers === 'number' && Number.isFinite(opts.workers) ? Math.max(0, Math.min(64, Math.floor(opts.workers))) : fallback;
@@ -409,7 +415,11 @@ export class TftpServer {
       },
     };
     const job: TransferJob = { id: slot.id, peer, req };
-    return this.pool ? this.pool.run(job, report) : this.runner.run(job, report);
+    // A few transfers run here even with workers: a lone transfer (the common PXE boot) then
+    // skips the hop to a worker and has this thread's poller to itself; the rest go to workers.
+    if (this.pool && this.localJobs >= this.localTransfers) return this.pool.run(job, report);
+    this.localJobs++;
+    return this.runner.run(job, report).finally(() => this.localJobs--);
   }
 
   private refuseOpen(slot: Slot, err: unknown): void {
