@@ -9,6 +9,7 @@
  *   quit     → closes the server (waiting for every socket) and exits 0.
  * Usage: tftp-child.ts --root DIR [--address IP] [--port N] [--max-blksize N]
  *        [--max-windowsize N] [--max-transfers N] [--max-per-client N] [--busy-poll-ms X]
+ *        [--workers N]
  *        [--no-events]
  */
 import * as fs from 'node:fs';
@@ -42,6 +43,8 @@ async function main(): Promise<void> {
     maxTransfers: num('max-transfers'),
     maxPerClient: num('max-per-client'),
     busyPollMs: num('busy-poll-ms'),
+    workers: num('workers'),
+    workerStore: { source: root },
   };
   const events = !process.argv.includes('--no-events');
   let server = new TftpServer(opts);
@@ -68,6 +71,9 @@ async function main(): Promise<void> {
   for await (const line of rl) {
     const [cmd, n] = line.trim().split(/\s+/);
     if (cmd === 'stats') {
+      // Descriptors are counted once finished transfers have closed their sockets (in a worker
+      // that may lag the outcome by a moment); bounded wait.
+      for (let i = 0; i < 100 && server.openTransfers > server.activeTransfers; i++) await new Promise((r) => setTimeout(r, 10));
       print({ stats: { rss: process.memoryUsage.rss(), peakRss, fds: fdCount(), active: server.activeTransfers, pollTurns: server.poller.turns, pollPauses: server.poller.pauses } });
     } else if (cmd === 'reset') {
       peakRss = process.memoryUsage.rss();

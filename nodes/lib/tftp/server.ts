@@ -6,12 +6,15 @@
  */
 import * as dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
+import * as os from 'node:os';
 import { BusyPoller } from './busy-poll';
 import { decode, encodeError, ErrorCode, Opcode, peekOpcode, TftpDecodeError, type RequestPacket } from './codec';
-import { clampLimits, negotiate, type NegotiatedOptions, type NegotiationLimits } from './options';
-import { NetasciiSource, OctetSource, type ChunkSource } from './source';
-import { ReadTransfer, type TransferOutcome } from './transfer';
-import { isStoreError, type FileStore, type StoreFile } from '../store/types';
+import { clampLimits, type NegotiatedOptions, type NegotiationLimits } from './options';
+import { WorkerPool, type WorkerStoreSpec } from './pool';
+import { TransferRunner, type JobReport, type JobResult, type Peer, type TransferJob } from './runner';
+import { isStoreError, type FileStore } from '../store/types';
+
+export type { Peer } from './runner';
 
 export interface TftpServerOptions {
   store: FileStore;
@@ -37,11 +40,18 @@ export interface TftpServerOptions {
   readAheadBytes?: number;
   /** After each send, poll for the answer this long instead of sleeping, ms (default 0.2; 0: off). */
   busyPollMs?: number;
-}
-
-export interface Peer {
-  address: string;
-  port: number;
+  /**
+   * Transfer worker threads. With N > 0 the transfers run on N worker_threads, each with its own
+   * copy of the store opened from `workerStore` (required then): many concurrent transfers use
+   * every core instead of one (a single thread tops out near one core of send syscalls). 0 runs
+   * every transfer on this thread. Default: one per core, up to 4, when `workerStore` is given
+   * and there is more than one core; else 0.
+   */
+  workers?: number;
+  /** How workers open the store; must name what `store` serves. */
+  workerStore?: WorkerStoreSpec;
+  /** With workers: transfers this thread still runs itself before handing more out (default 2). */
+  localTransfers?: number;
 }
 
 interface EventBase {
@@ -109,10 +119,13 @@ interface Slot {
   key: string;
   peer: Peer;
   req: RequestPacket;
+  /** The request as received, to tell a resend from a next request. */
+  raw: Buffer;
+  /** The client accepted the OACK, or data started. */
+  started: boolean;
+  /** A next request from the same port that came before this transfer's end was known. */
+  queued?: { msg: Buffer; rinfo: dgram.RemoteInfo };
   startedAt: number;
-  size?: number;
-  options?: NegotiatedOptions;
-  transfer?: ReadTransfer;
   /** Resolves when the slot's socket and file are closed. */
   closed: Promise<void>;
 }
@@ -145,9 +158,16 @@ export class TftpServer {
   private readonly perClient = new Map<string, number>();
   private nextId = 1;
   private closing = false;
+  private listening = false;
   private closePromise: Promise<void> | undefined;
-  /** Shared by all transfers: one event loop, one poll budget. */
+  /** Shared by the transfers of this thread: one event loop, one poll budget. */
   readonly poller: BusyPoller;
+  /** Runs transfers on this thread (when there are no workers). */
+  private readonly runner: TransferRunner;
+  private readonly pool: WorkerPool | undefined;
+  /** Jobs running on this thread's runner. */
+  private localJobs = 0;
+  private readonly localTransfers: number;
 
   constructor(private readonly opts: TftpServerOptions) {
     this.limits = clampLimits({ maxBlksize: opts.maxBlksize, maxWindowsize: opts.maxWindowsize });
@@ -164,6 +184,23 @@ export class TftpServer {
       busyPollMs: typeof opts.busyPollMs === 'number' && opts.busyPollMs >= 0 ? Math.min(opts.busyPollMs, 10) : DEFAULTS.busyPollMs,
     };
     this.poller = new BusyPoller(this.cfg.busyPollMs);
+    const runnerCfg = {
+      address: this.cfg.address,
+      limits: this.limits,
+      minRetransmitMs: this.cfg.minRetransmitMs,
+      retransmitMs: this.cfg.retransmitMs,
+      maxRetries: this.cfg.maxRetries,
+      readAheadBytes: this.cfg.readAheadBytes,
+    };
+    this.runner = new TransferRunner(opts.store, runnerCfg, this.poller);
+    this.localTransfers = typeof opts.localTransfers === 'number' && opts.localTransfers >= 0 ? Math.floor(opts.localTransfers) : 2;
+    const cores = os.availableParallelism();
+    const fallback = opts.workerStore && cores > 1 ? Math.min(4, cores) : 0;
+    const workers = typeof opts.workers === 'number' && Number.isFinite(opts.workers) ? Math.max(0, Math.min(64, Math.floor(opts.workers))) : fallback;
+    if (workers > 0) {
+      if (!opts.workerStore) throw new Error('workers need workerStore: how each worker opens the store');
+      this.pool = new WorkerPool(workers, { runner: runnerCfg, busyPollMs: this.cfg.busyPollMs, store: opts.workerStore });
+    }
   }
 
   on<K extends keyof TftpServerEvents>(event: K, listener: TftpServerEvents[K]): this {
@@ -185,6 +222,11 @@ export class TftpServer {
     return this.slots.size;
   }
 
+  /** Transfers whose socket or file is still open (a finished one may still be closing, in a worker). */
+  get openTransfers(): number {
+    return this.open.size;
+  }
+
   /** The bound address and port once listening. */
   get address(): Peer | undefined {
     const a = this.socket?.address();
@@ -195,16 +237,31 @@ export class TftpServer {
     return this.cfg.address.includes(':') ? 'udp6' : 'udp4';
   }
 
-  /** Binds the request socket. Rejects with the bind error (code EADDRINUSE, EACCES, ...). */
-  listen(): Promise<Peer> {
-    if (this.socket) return Promise.reject(new Error('already listening'));
-    if (this.closing) return Promise.reject(new Error('server is closed'));
+  /**
+   * Starts the workers if any (rejects if one cannot open the store), then binds the request
+   * socket. Rejects with the bind error (code EADDRINUSE, EACCES, ...).
+   */
+  async listen(): Promise<Peer> {
+    if (this.socket || this.listening) throw new Error('already listening');
+    if (this.closing) throw new Error('server is closed');
+    this.listening = true;
+    if (this.pool) {
+      try {
+        await this.pool.start();
+      } catch (err) {
+        // Workers that did start must not outlive the failure.
+        await this.pool.close();
+        throw err;
+      }
+    }
+    if (this.closing) throw new Error('server is closed');
     const socket = dgram.createSocket({ type: this.socketType });
     this.socket = socket;
     return new Promise<Peer>((resolve, reject) => {
       const onError = (err: Error): void => {
         // Bind failed: the socket is unusable and must still be closed to free its handle.
         this.socket = undefined;
+        this.listening = false;
         socket.close();
         reject(err);
       };
@@ -231,10 +288,10 @@ export class TftpServer {
     this.socket = undefined;
     const waits: Promise<void>[] = [];
     if (socket) waits.push(new Promise<void>((resolve) => socket.close(() => resolve())));
-    for (const slot of this.open) {
-      slot.transfer?.abort('server shutting down');
-      waits.push(slot.closed);
-    }
+    this.runner.abortAll('server shutting down');
+    for (const slot of this.open) waits.push(slot.closed);
+    // The pool aborts the workers' transfers and resolves once their threads have exited.
+    if (this.pool) waits.push(this.pool.close());
     await Promise.all(waits);
   }
 
@@ -280,8 +337,16 @@ export class TftpServer {
       return;
     }
     const key = `${peer.address}:${peer.port}`;
-    // A client that resends its request while we set up answers to the transfer in progress.
-    if (this.slots.has(key)) return;
+    const known = this.slots.get(key);
+    if (known) {
+      // A client that resends its request while we set up answers to the transfer in progress:
+      // ignored. But once data flows a request from the same port is the client's next one,
+      // sent right after its last ACK; a worker reports the end a moment later than the ACK
+      // arrived, so the request waits for it instead of being lost (a resent RRQ is
+      // byte-identical and, with options, impossible once the OACK was acknowledged).
+      if (known.started && (known.req.options.length > 0 || !msg.equals(known.raw))) known.queued = { msg, rinfo };
+      return;
+    }
     // Over a limit the request is dropped unanswered: PXE ROMs resend it and get served later,
     // where an ERROR would abort their boot.
     if (this.slots.size >= this.cfg.maxTransfers) {
@@ -300,6 +365,8 @@ export class TftpServer {
       key,
       peer,
       req,
+      raw: msg,
+      started: false,
       startedAt: Date.now(),
       closed: new Promise<void>((r) => (release = r)),
     };
@@ -322,64 +389,37 @@ export class TftpServer {
     const left = (this.perClient.get(slot.peer.address) ?? 1) - 1;
     if (left > 0) this.perClient.set(slot.peer.address, left);
     else this.perClient.delete(slot.peer.address);
+    const next = slot.queued;
+    slot.queued = undefined;
+    if (next) this.onRequest(next.msg, next.rinfo);
   }
 
-  /** Opens the file and a socket, runs the transfer, and closes both; never rejects. */
-  private async run(slot: Slot): Promise<void> {
-    const { req, peer } = slot;
-    let file: StoreFile;
-    try {
-      file = await this.opts.store.open(req.filename);
-    } catch (err) {
-      this.refuseOpen(slot, err);
-      return;
-    }
-    let socket: dgram.Socket | undefined;
-    try {
-      if (this.closing) return;
-      socket = await this.openTransferSocket(peer);
-      if (this.closing) return;
-      const source: ChunkSource = req.mode === 'netascii' ? new NetasciiSource(file, this.cfg.readAheadBytes) : new OctetSource(file);
-      slot.size = req.mode === 'octet' ? file.size : undefined;
-      const { options, oack } = negotiate(req.options, this.limits, source.size);
-      slot.options = options;
-      const outcome = await new Promise<TransferOutcome>((resolve) => {
-        const transfer = new ReadTransfer(
-          socket!,
-          source,
-          {
-            blksize: options.blksize,
-            windowsize: options.windowsize,
-            oack,
-            timeoutS: options.timeout,
-            minRetransmitMs: this.cfg.minRetransmitMs,
-            maxRetransmitMs: this.cfg.retransmitMs,
-            maxRetries: this.cfg.maxRetries,
-            readAheadBytes: this.cfg.readAheadBytes,
-            poller: this.poller,
-          },
-          {
-            onStart: () => this.emit({ ...this.base(slot.id, peer, req), size: slot.size, type: 'start', options }),
-            onEnd: resolve,
-          },
-        );
-        slot.transfer = transfer;
-        // close() may have run while the socket was being opened: it could not abort us then.
-        if (this.closing) transfer.abort('server shutting down');
-        else transfer.start();
-      });
-      this.forget(slot);
-      this.report(slot, outcome);
-      await slot.transfer!.settled();
-    } catch (err) {
-      // Socket setup failed (no free port, address gone): tell the client and report it.
-      this.forget(slot);
-      this.reply(peer, ErrorCode.NOT_DEFINED, 'server error');
-      this.emit({ ...this.base(slot.id, peer, req), type: 'error', stage: 'request', by: 'server', code: ErrorCode.NOT_DEFINED, message: `cannot open a transfer socket: ${(err as Error).message}`, quiet: false, bytesSent: 0, durationMs: Date.now() - slot.startedAt });
-    } finally {
-      if (socket) await new Promise<void>((resolve) => socket!.close(() => resolve()));
-      await file.close().catch(() => undefined);
-    }
+  /** Hands the job to a worker or runs it here; resolves when its socket and file are closed. */
+  private run(slot: Slot): Promise<void> {
+    const { peer, req } = slot;
+    const report: JobReport = {
+      refused: (err) => this.refuseOpen(slot, err),
+      failed: (message) => {
+        // Tell the client and report it.
+        this.forget(slot);
+        this.reply(peer, ErrorCode.NOT_DEFINED, 'server error');
+        this.emit({ ...this.base(slot.id, peer, req), type: 'error', stage: 'request', by: 'server', code: ErrorCode.NOT_DEFINED, message, quiet: false, bytesSent: 0, durationMs: Date.now() - slot.startedAt });
+      },
+      started: (size, options) => {
+        slot.started = true;
+        this.emit({ ...this.base(slot.id, peer, req), size, type: 'start', options });
+      },
+      ended: (result) => {
+        this.forget(slot);
+        this.report(slot, result);
+      },
+    };
+    const job: TransferJob = { id: slot.id, peer, req };
+    // A few transfers run here even with workers: a lone transfer (the common PXE boot) then
+    // skips the hop to a worker and has this thread's poller to itself; the rest go to workers.
+    if (this.pool && this.localJobs >= this.localTransfers) return this.pool.run(job, report);
+    this.localJobs++;
+    return this.runner.run(job, report).finally(() => this.localJobs--);
   }
 
   private refuseOpen(slot: Slot, err: unknown): void {
@@ -395,40 +435,19 @@ export class TftpServer {
     }
   }
 
-  private openTransferSocket(peer: Peer): Promise<dgram.Socket> {
-    const socket = dgram.createSocket({ type: this.socketType });
-    return new Promise<dgram.Socket>((resolve, reject) => {
-      const fail = (err: Error): void => {
-        socket.close();
-        reject(err);
-      };
-      socket.once('error', fail);
-      // The same local address as port 69, so the client sees replies from the address it asked.
-      socket.bind({ address: this.cfg.address, port: 0 }, () => {
-        // Connected: the kernel drops datagrams from other TIDs, routes once, and reports ICMP
-        // port-unreachable (the client is gone) as an error instead of silence.
-        socket.connect(peer.port, peer.address, () => {
-          socket.off('error', fail);
-          resolve(socket);
-        });
-      });
-    });
-  }
-
-  private report(slot: Slot, outcome: TransferOutcome): void {
-    const t = slot.transfer!;
-    const base = { ...this.base(slot.id, slot.peer, slot.req), size: slot.size };
+  private report(slot: Slot, r: JobResult): void {
+    const base = { ...this.base(slot.id, slot.peer, slot.req), size: r.size };
     const durationMs = Date.now() - slot.startedAt;
-    const options = slot.options!;
+    const { options, outcome } = r;
     switch (outcome.kind) {
       case 'done':
-        this.emit({ ...base, type: 'done', options, bytesSent: t.bytesAcked, durationMs, packetsSent: t.packetsSent, retransmits: t.retransmits });
+        this.emit({ ...base, type: 'done', options, bytesSent: r.bytesAcked, durationMs, packetsSent: r.packetsSent, retransmits: r.retransmits });
         break;
       case 'declined':
         this.emit({ ...base, type: 'declined', options, code: outcome.code, message: outcome.message, durationMs });
         break;
       case 'error':
-        this.emit({ ...base, type: 'error', stage: 'transfer', by: outcome.by, code: outcome.code, message: outcome.message, quiet: false, options, bytesSent: t.bytesAcked, durationMs });
+        this.emit({ ...base, type: 'error', stage: 'transfer', by: outcome.by, code: outcome.code, message: outcome.message, quiet: false, options, bytesSent: r.bytesAcked, durationMs });
         break;
     }
   }

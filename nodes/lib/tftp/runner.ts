@@ -1,0 +1,155 @@
+/**
+ * Runs accepted read requests: opens the file and an ephemeral connected socket (the transfer's
+ * TID), drives a ReadTransfer, and closes both. It knows nothing of port 69, limits or events:
+ * it reports what happened through a JobReport. The server uses one in its own thread, and each
+ * transfer worker (worker.ts) uses one of its own, so both paths run the very same code.
+ */
+import * as dgram from 'node:dgram';
+import type { BusyPoller } from './busy-poll';
+import type { RequestPacket } from './codec';
+import { negotiate, type NegotiatedOptions, type NegotiationLimits } from './options';
+import { NetasciiSource, OctetSource, type ChunkSource } from './source';
+import { ReadTransfer, type TransferOutcome } from './transfer';
+import type { FileStore, StoreFile } from '../store/types';
+
+export interface Peer {
+  address: string;
+  port: number;
+}
+
+/** An accepted request: validated, within limits, given its id by the server. */
+export interface TransferJob {
+  id: number;
+  peer: Peer;
+  req: RequestPacket;
+}
+
+export interface RunnerConfig {
+  /** Local address of port 69; transfer sockets bind to it too (the client expects it). */
+  address: string;
+  limits: NegotiationLimits;
+  minRetransmitMs: number;
+  retransmitMs: number;
+  maxRetries: number;
+  readAheadBytes: number;
+}
+
+/** What ends a job, with the counters the done/error events need. */
+export interface JobResult {
+  outcome: TransferOutcome;
+  options: NegotiatedOptions;
+  size?: number;
+  bytesAcked: number;
+  packetsSent: number;
+  retransmits: number;
+}
+
+/** How a job reports; exactly one of refused / failed / ended is called, start at most once before ended. */
+export interface JobReport {
+  /** The store could not open the file (`err` as thrown, StoreError or other). */
+  refused(err: unknown): void;
+  /** No transfer socket could be opened. */
+  failed(message: string): void;
+  started(size: number | undefined, options: NegotiatedOptions): void;
+  ended(result: JobResult): void;
+}
+
+export class TransferRunner {
+  private readonly running = new Set<ReadTransfer>();
+  private closing = false;
+
+  constructor(
+    private readonly store: FileStore,
+    private readonly cfg: RunnerConfig,
+    private readonly poller: BusyPoller | undefined,
+  ) {}
+
+  /** Transfers with a socket open right now. */
+  get active(): number {
+    return this.running.size;
+  }
+
+  /** Aborts every transfer and refuses to start new ones (shutdown). */
+  abortAll(message: string): void {
+    this.closing = true;
+    for (const t of this.running) t.abort(message);
+  }
+
+  /** Runs one job to its end; resolves once its socket and file are closed. Never rejects. */
+  async run(job: TransferJob, report: JobReport): Promise<void> {
+    const { req, peer } = job;
+    let file: StoreFile;
+    try {
+      file = await this.store.open(req.filename);
+    } catch (err) {
+      report.refused(err);
+      return;
+    }
+    let socket: dgram.Socket | undefined;
+    let transfer: ReadTransfer | undefined;
+    try {
+      if (this.closing) return;
+      socket = await this.openSocket(peer);
+      if (this.closing) return;
+      const source: ChunkSource = req.mode === 'netascii' ? new NetasciiSource(file, this.cfg.readAheadBytes) : new OctetSource(file);
+      const size = req.mode === 'octet' ? file.size : undefined;
+      const { options, oack } = negotiate(req.options, this.cfg.limits, source.size);
+      let ended!: () => void;
+      const done = new Promise<void>((resolve) => (ended = resolve));
+      const t = new ReadTransfer(
+        socket,
+        source,
+        {
+          blksize: options.blksize,
+          windowsize: options.windowsize,
+          oack,
+          timeoutS: options.timeout,
+          minRetransmitMs: this.cfg.minRetransmitMs,
+          maxRetransmitMs: this.cfg.retransmitMs,
+          maxRetries: this.cfg.maxRetries,
+          readAheadBytes: this.cfg.readAheadBytes,
+          poller: this.poller,
+        },
+        {
+          onStart: () => report.started(size, options),
+          onEnd: (outcome) => {
+            this.running.delete(t);
+            report.ended({ outcome, options, size, bytesAcked: t.bytesAcked, packetsSent: t.packetsSent, retransmits: t.retransmits });
+            ended();
+          },
+        },
+      );
+      transfer = t;
+      this.running.add(t);
+      t.start();
+      await done;
+      await t.settled();
+    } catch (err) {
+      // Socket setup failed (no free port, address gone).
+      if (!transfer) report.failed(`cannot open a transfer socket: ${(err as Error).message}`);
+    } finally {
+      if (socket) await new Promise<void>((resolve) => socket!.close(() => resolve()));
+      await file.close().catch(() => undefined);
+    }
+  }
+
+  private openSocket(peer: Peer): Promise<dgram.Socket> {
+    const socket = dgram.createSocket({ type: this.cfg.address.includes(':') ? 'udp6' : 'udp4' });
+    return new Promise<dgram.Socket>((resolve, reject) => {
+      const fail = (err: Error): void => {
+        socket.close();
+        reject(err);
+      };
+      socket.once('error', fail);
+      // The same local address as port 69, so the client sees replies from the address it asked.
+      socket.bind({ address: this.cfg.address, port: 0 }, () => {
+        // Connected: the kernel drops datagrams from other TIDs, routes once, and reports ICMP
+        // port-unreachable (the client is gone) as an error instead of silence.
+        socket.connect(peer.port, peer.address, () => {
+          socket.off('error', fail);
+          resolve(socket);
+        });
+      });
+    });
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * The TFTP server with transfer worker threads: the same files served intact by workers that
+ * open their own store, the same refusals, clean close (transfers aborted, threads gone, no
+ * descriptor left), and a clear failure when a worker cannot open the store.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, afterEach, before, describe, it } from 'node:test';
+import { FolderStore } from '../../nodes/lib/store/folder-store';
+import { encodeRequest, Opcode } from '../../nodes/lib/tftp/codec';
+import { netasciiEncode } from '../../nodes/lib/tftp/netascii';
+import { TftpServer, type TftpEvent, type TftpServerOptions } from '../../nodes/lib/tftp/server';
+import { get, sleep, TestClient } from './tftp-helpers';
+
+const fdCount = (): number => fs.readdirSync('/proc/self/fd').length;
+
+describe('tftp server with transfer workers (127.0.0.1)', () => {
+  let dir: string;
+  let store: FolderStore;
+  const files: Record<string, Buffer> = {};
+  const servers: TftpServer[] = [];
+  const clients: TestClient[] = [];
+
+  async function start(opts: Partial<TftpServerOptions> = {}): Promise<{ server: TftpServer; port: number; events: TftpEvent[] }> {
+    const server = new TftpServer({ store, address: '127.0.0.1', port: 0, workers: 2, workerStore: { source: dir }, localTransfers: 0, ...opts });
+    const events: TftpEvent[] = [];
+    server.on('transfer', (e) => events.push(e));
+    servers.push(server);
+    const { port } = await server.listen();
+    return { server, port, events };
+  }
+  async function client(): Promise<TestClient> {
+    const c = await TestClient.open();
+    clients.push(c);
+    return c;
+  }
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pxe-tftp-workers-'));
+    const put = (name: string, data: Buffer): void => {
+      files[name] = data;
+      fs.writeFileSync(path.join(dir, name), data);
+    };
+    put('empty', Buffer.alloc(0));
+    for (const n of [511, 512, 1468, 100_000]) put(`f${n}`, randomBytes(n));
+    put('big', randomBytes(2 * 1024 * 1024 + 5));
+    put('text', Buffer.from('line one\nline two\r\nbare\rend\n'));
+    store = await new FolderStore(dir).init();
+  });
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+    await Promise.all(servers.splice(0).map((s) => s.close()));
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('serves files intact from the workers, with events like the single-thread server', async () => {
+    const { server, port, events } = await start();
+    const c = await client();
+    for (const name of ['empty', 'f511', 'f512', 'f1468', 'f100000']) {
+      assert.deepEqual((await get(c, port, name)).data, files[name], `${name} plain`);
+      const opt = await get(c, port, name, { options: [{ name: 'blksize', value: '1468' }, { name: 'windowsize', value: '8' }, { name: 'tsize', value: '0' }] });
+      assert.deepEqual(opt.data, files[name], `${name} with options`);
+      assert.equal(opt.oack?.find((o) => o.name === 'tsize')?.value, String(files[name]!.length));
+    }
+    assert.deepEqual((await get(c, port, 'text', { mode: 'netascii' })).data, netasciiEncode(files.text!));
+    // Several at once, spread over both workers.
+    const many = await Promise.all(Array.from({ length: 6 }, async () => get(await client(), port, 'big', { options: [{ name: 'blksize', value: '1468' }] })));
+    for (const r of many) assert.ok(r.data.equals(files.big!), 'big intact');
+    for (let i = 0; i < 200 && server.activeTransfers > 0; i++) await sleep(10);
+    const done = events.filter((e) => e.type === 'done');
+    assert.equal(done.length, 17);
+    const big = done.filter((e) => e.file === 'big');
+    assert.ok(big.every((e) => e.type === 'done' && e.bytesSent === files.big!.length && e.size === files.big!.length && e.options.blksize === 1468));
+    assert.equal(events.filter((e) => e.type === 'start').length, 17);
+  });
+
+  it('refuses missing files (1, quietly) and paths out of the store (2) from a worker', async () => {
+    const { port, events } = await start();
+    const c = await client();
+    const code = async (name: string): Promise<number | string> => {
+      c.send(encodeRequest(Opcode.RRQ, name, 'octet'), port);
+      const r = await c.recv();
+      return r?.pkt?.op === Opcode.ERROR ? r.pkt.code : `got ${r?.pkt?.op ?? 'nothing'}`;
+    };
+    assert.equal(await code('pxelinux.cfg/default'), 1);
+    assert.equal(await code('../etc/passwd'), 2);
+    const errs = events.filter((e) => e.type === 'error');
+    assert.deepEqual(errs.map((e) => e.type === 'error' && [e.stage, e.quiet]), [['request', true], ['request', false]]);
+  });
+
+  it('close() aborts worker transfers, tells their clients, ends the threads, frees every descriptor (5 cycles)', async () => {
+    const before = fdCount();
+    for (let i = 0; i < 5; i++) {
+      const server = new TftpServer({ store, address: '127.0.0.1', port: 0, workers: 2, workerStore: { source: dir }, localTransfers: 0 });
+      const { port } = await server.listen();
+      const c = await TestClient.open();
+      c.send(encodeRequest(Opcode.RRQ, 'big', 'octet'), port);
+      const d1 = await c.recv();
+      assert.ok(d1?.pkt?.op === Opcode.DATA);
+      assert.equal(server.activeTransfers, 1);
+      await server.close();
+      assert.equal(server.activeTransfers, 0);
+      assert.equal(server.openTransfers, 0);
+      const bye = await c.recv();
+      assert.ok(bye?.pkt?.op === Opcode.ERROR && /shutting down/.test(bye.pkt.message));
+      await c.close();
+    }
+    assert.equal(fdCount(), before);
+  });
+
+  it('rejects listen() when a worker cannot open the store, and leaks nothing', async () => {
+    const before = fdCount();
+    const server = new TftpServer({ store, address: '127.0.0.1', port: 0, workers: 2, workerStore: { source: path.join(dir, 'no-such-dir') } });
+    await assert.rejects(server.listen(), /does not exist/);
+    await server.close();
+    assert.equal(server.address, undefined);
+    assert.equal(fdCount(), before);
+  });
+
+  it('runs the first transfers on its own thread, the rest on workers (localTransfers)', async () => {
+    const { server, port, events } = await start({ localTransfers: 1 });
+    const many = await Promise.all(Array.from({ length: 4 }, async () => get(await client(), port, 'big', { options: [{ name: 'blksize', value: '1468' }] })));
+    for (const r of many) assert.ok(r.data.equals(files.big!), 'big intact');
+    for (let i = 0; i < 200 && server.activeTransfers > 0; i++) await sleep(10);
+    assert.equal(events.filter((e) => e.type === 'done').length, 4);
+  });
+
+  it('requires workerStore for workers; without it the default is this thread', async () => {
+    assert.throws(() => new TftpServer({ store, address: '127.0.0.1', port: 0, workers: 2 }), /workerStore/);
+    const { port } = await start({ workers: undefined, workerStore: undefined });
+    assert.deepEqual((await get(await client(), port, 'f1468')).data, files.f1468);
+  });
+});
