@@ -16,6 +16,7 @@ export = function register(RED: RedApi): void {
     RED.nodes.createNode(this, def);
     this.source = String(def.path ?? '').trim();
     const extra = String(def.extra ?? '').trim();
+    this.extra = extra;
     const shared = new SharedResource<FileStore>(
       () => openConfiguredStore(this.source, extra),
       (store) => store.close(),

@@ -1,7 +1,6 @@
 import { bootBus } from './lib/boot-events/bus';
 import type { NodeDef, RedApi, RedNode } from './lib/red';
 import { getStoreNode, type IsoStoreNode } from './lib/store-node';
-import { LayeredStore } from './lib/store/layered-store';
 import { TftpServer, type TftpEvent } from './lib/tftp/server';
 
 interface TftpDef extends NodeDef {
@@ -86,10 +85,9 @@ export = function register(RED: RedApi): void {
         return fail('storeError', RED._('pxe-tftp.errors.store', { message: (err as Error).message }));
       }
       if (closed) return;
-      // Transfer workers open their own copy of the store, so they need to know how: a plain
-      // image or folder is reopened from its source. A store layered with an extra folder keeps
-      // every transfer on this thread (the node does not expose the extra folder).
-      const workerStore = store instanceof LayeredStore ? undefined : { source: store.source };
+      // Transfer workers open their own copy of the store the way the store node opened it: the
+      // image (or folder), then its extra folder.
+      const workerStore = { source: storeNode.source, ...(storeNode.extra ? { extraFolder: storeNode.extra } : {}) };
       const srv = new TftpServer({ store, address: address || undefined, workerStore, ...settings });
       srv.on('transfer', onEvent);
       srv.on('warning', (err) => this.warn(RED._('pxe-tftp.errors.socket', { message: err.message })));

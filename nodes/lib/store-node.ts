@@ -4,6 +4,8 @@ import type { FileStore } from './store/types';
 /** The pxe-iso-store config node as the serving nodes see it. */
 export interface IsoStoreNode extends RedNode {
   source: string;
+  /** Folder of extra files served after the image's ('' for none). */
+  extra: string;
   /** Opens the store for `user` (shared with the store's other users). */
   acquire(user: RedNode): Promise<FileStore>;
   /** `user` is done; the store closes when its last user leaves. */
