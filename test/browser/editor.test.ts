@@ -13,11 +13,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type ConsoleMessage, type Page } from 'playwright-core';
 import { ensureFixtures, fixturePath, type FixtureIso } from '../fixtures/fixtures';
+import { freePort } from '../lab/process';
 
 const CHROMIUM = '/usr/bin/chromium';
 const root = path.resolve(__dirname, '..', '..');
@@ -54,16 +54,6 @@ declare const RED: RedEditor;
 declare const document: { querySelectorAll(selector: string): ArrayLike<unknown> };
 
 // ---- Node-RED started the way `npm start` starts it --------------------------------------------
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
 interface Started {
   proc: ChildProcess;
   base: string;

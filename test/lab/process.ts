@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import * as net from 'node:net';
 
 /** Resolves with the first stdout/stderr line of `child` that matches `re`. */
 export function waitForLine(child: ChildProcess, re: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
@@ -34,5 +35,16 @@ export function waitForLine(child: ChildProcess, re: RegExp, timeoutMs: number):
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
     child.on('exit', onExit);
+  });
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (for servers a test starts on loopback). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
   });
 }
