@@ -238,7 +238,10 @@ describe('tftp server in the lab, with tftp-hpa, atftp and curl', { skip: skip ?
     assert.equal(first.active, 0);
     const r = (await ask('redeploy 20', /"redeployed"|"fatal"/)) as { redeployed?: number; fds?: number[] };
     assert.equal(r.redeployed, 20, JSON.stringify(r));
-    assert.ok(r.fds!.every((n) => n === first.fds), `fds ${first.fds} then ${r.fds!.join(' ')}`);
+    // A leak grows with every redeploy. The first count may be higher than the rest: sockets of
+    // the transfers before it (closed by worker threads a moment after they end) can still be open.
+    const fds = r.fds!;
+    assert.ok(fds.every((n, i) => n <= first.fds && (i === 0 || n <= fds[i - 1]!)), `fds ${first.fds} then ${fds.join(' ')}`);
     const to = outFile();
     check(to, 'm1', 'after redeploys', await curl('m1', to, 1468));
   });
