@@ -8,12 +8,13 @@ const ROOT = path.resolve(__dirname, '..', '..');
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON lines from the child
 export type Line = Record<string, any>;
 
+/** A child process in a namespace that talks in JSON lines: our DHCP server or the pxe-dhcp node. */
 export class ServerProc {
   readonly lines: Line[] = [];
   private waiters: { pred: (l: Line) => boolean; resolve: (l: Line) => void }[] = [];
   stderr = '';
 
-  private constructor(readonly child: ChildProcess) {
+  constructor(readonly child: ChildProcess) {
     let buf = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       buf += d;
@@ -45,7 +46,7 @@ export class ServerProc {
   }
 
   /** The first line (already seen or future) matching `pred`. */
-  waitFor(pred: (l: Line) => boolean, timeoutMs = 15000, fromIndex = 0): Promise<Line> {
+  waitFor(pred: (l: Line) => boolean, timeoutMs = 20000, fromIndex = 0): Promise<Line> {
     const seen = this.lines.slice(fromIndex).find(pred);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
@@ -75,9 +76,14 @@ export class ServerProc {
     return this.lines.filter((l) => l.event && (!type || l.event.type === type)).map((l) => l.event as Line);
   }
 
+  /** Writes one JSON line to the child. */
+  send(m: unknown): void {
+    this.child.stdin!.write(JSON.stringify(m) + '\n');
+  }
+
   command(op: string, key: string): Promise<Line> {
     const from = this.lines.length;
-    this.child.stdin!.write(JSON.stringify({ op }) + '\n');
+    this.send({ op });
     return this.waitFor((l) => key in l, 10000, from);
   }
 
@@ -85,7 +91,7 @@ export class ServerProc {
   async stop(): Promise<void> {
     if (this.child.exitCode !== null) return;
     const exited = new Promise<void>((r) => this.child.once('exit', () => r()));
-    this.child.stdin!.write(JSON.stringify({ op: 'close' }) + '\n');
+    this.send({ op: 'close' });
     const t = setTimeout(() => this.child.kill('SIGKILL'), 10000);
     await exited;
     clearTimeout(t);

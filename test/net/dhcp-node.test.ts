@@ -9,56 +9,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Lab, labAvailable, type Netns } from '../lab/netns';
-import { ServerProc, type Line } from './dhcp-lab';
+import { ServerProc } from './dhcp-lab';
 
 const skip = labAvailable();
 const ROOT = path.resolve(__dirname, '..', '..');
-
-class NodeProc {
-  readonly lines: Line[] = [];
-  private waiters: { pred: (l: Line) => boolean; resolve: (l: Line) => void }[] = [];
-  stderr = '';
-  constructor(readonly child: ReturnType<Netns['spawn']>) {
-    let buf = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      buf += d;
-      const parts = buf.split('\n');
-      buf = parts.pop() ?? '';
-      for (const p of parts) {
-        let l: Line;
-        try {
-          l = JSON.parse(p) as Line;
-        } catch {
-          continue;
-        }
-        this.lines.push(l);
-        for (const w of this.waiters.slice()) {
-          if (!w.pred(l)) continue;
-          this.waiters.splice(this.waiters.indexOf(w), 1);
-          w.resolve(l);
-        }
-      }
-    });
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
-  }
-  waitFor(pred: (l: Line) => boolean, ms = 20000, from = 0): Promise<Line> {
-    const seen = this.lines.slice(from).find(pred);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`timeout; last lines ${JSON.stringify(this.lines.slice(-4))} ${this.stderr.slice(-400)}`)), ms);
-      this.waiters.push({
-        pred,
-        resolve: (l) => {
-          clearTimeout(t);
-          resolve(l);
-        },
-      });
-    });
-  }
-  send(m: unknown): void {
-    this.child.stdin!.write(JSON.stringify(m) + '\n');
-  }
-}
 
 describe('pxe-dhcp node serving in the lab', { skip: skip ?? false }, () => {
   let lab: Lab;
@@ -67,7 +21,7 @@ describe('pxe-dhcp node serving in the lab', { skip: skip ?? false }, () => {
   let srvIf: string;
   let cliIf: string;
   let tmp: string;
-  let node: NodeProc;
+  let node: ServerProc;
   let script: string;
 
   const udhcpc = () =>
@@ -90,7 +44,7 @@ describe('pxe-dhcp node serving in the lab', { skip: skip ?? false }, () => {
       // The wiki's setup: every client gets the Arch PXELINUX (a rule matching any client).
       rules: [{ name: 'all', match: 'any', value: '', ipxe: 'any', bootFile: '/arch/boot/syslinux/lpxelinux.0', configFile: '', pathPrefix: '' }],
     };
-    node = new NodeProc(srv.spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/net/dhcp-node-child.ts'), JSON.stringify(props), tmp], { cwd: ROOT }));
+    node = new ServerProc(srv.spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/net/dhcp-node-child.ts'), JSON.stringify(props), tmp], { cwd: ROOT }));
     await node.waitFor((l) => l.status?.fill === 'green' || l.status?.fill === 'red' || l.fatal, 30000);
     assert.ok(!node.lines.some((l) => l.fatal || l.status?.fill === 'red'), JSON.stringify(node.lines));
   });
