@@ -3,6 +3,7 @@ import { FileExport } from './lib/nbd/export';
 import { NbdServer, type NbdDisconnect, type NbdProgress, type NbdSessionInfo } from './lib/nbd/server';
 import type { NodeDef, RedApi, RedNode } from './lib/red';
 import { getStoreNode, type IsoStoreNode } from './lib/store-node';
+import { bindErrorKind } from './lib/bind-error';
 
 interface NbdDef extends NodeDef {
   store: string;
@@ -86,8 +87,7 @@ export = function register(RED: RedApi): void {
       try {
         await srv.listen(port, address);
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        const key = code === 'EADDRINUSE' ? 'inUse' : code === 'EACCES' ? 'noPermission' : code === 'EADDRNOTAVAIL' ? 'badAddress' : 'listen';
+        const key = bindErrorKind(err);
         return fail(key === 'listen' ? 'listenError' : key, RED._(`pxe-nbd.errors.${key}`, { port, address: address || '*', message: (err as Error).message }));
       }
       server = srv;

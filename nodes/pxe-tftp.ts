@@ -2,6 +2,7 @@ import { bootBus } from './lib/boot-events/bus';
 import type { NodeDef, RedApi, RedNode } from './lib/red';
 import { getStoreNode, type IsoStoreNode } from './lib/store-node';
 import { TftpServer, type TftpEvent } from './lib/tftp/server';
+import { bindErrorKind } from './lib/bind-error';
 
 interface TftpDef extends NodeDef {
   store: string;
@@ -94,8 +95,7 @@ export = function register(RED: RedApi): void {
       try {
         await srv.listen();
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        const key = code === 'EADDRINUSE' ? 'inUse' : code === 'EACCES' || code === 'EPERM' ? 'noPermission' : code === 'EADDRNOTAVAIL' ? 'badAddress' : 'listen';
+        const key = bindErrorKind(err);
         await srv.close();
         return fail(key === 'listen' ? 'listenError' : key, RED._(`pxe-tftp.errors.${key}`, { port: settings.port, address: address || '*', message: (err as Error).message }));
       }
