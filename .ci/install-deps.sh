@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs every Debian package the tests, fixtures and benchmarks use.
+# Installs every Debian package the tests, fixtures and benchmarks use (and a C compiler: npm
+# install builds the native UDP addon, which the tests require on CI).
 # Services are never started by the install (policy-rc.d answers 101): tests start their own
 # servers inside network namespaces, so nothing may listen on the machine's own interfaces.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(
   iproute2 nftables iptables procps kmod
+  build-essential python3
   busybox-static isc-dhcp-client dhcpcd-base isc-dhcp-relay
   tftp-hpa tftpd-hpa atftp curl wget
   dnsmasq-base nginx-light wrk kea-admin

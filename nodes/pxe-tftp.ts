@@ -101,7 +101,9 @@ export = function register(RED: RedApi): void {
       }
       server = srv;
       if (closed) return;
+      const io = srv.socketIo;
       this.log(RED._('pxe-tftp.log.serving', { source: store.source, address: address || '*', port: settings.port }));
+      this.log(io.kind === 'native' ? RED._('pxe-tftp.log.nativeIo') : RED._('pxe-tftp.log.dgramIo', { reason: io.reason ?? '' }));
       showActive();
     };
 

@@ -4,7 +4,7 @@
  * editor with our nodes in the palette and the Arch PXE example in a disabled tab.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -76,6 +76,7 @@ before(() => {
 describe('packed package', () => {
   // Inside the checkout so the packed copy resolves its runtime dependencies like an install would.
   const work = path.join(root, '.cache', `pkgtest-${process.pid}`);
+  const modDir = path.join(work, 'user', 'node_modules', ...pkg.name.split('/'));
   let files: string[] = [];
   let red: ChildProcess | undefined;
   let port = 0;
@@ -85,7 +86,6 @@ describe('packed package', () => {
     fs.mkdirSync(work, { recursive: true });
     const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: root, encoding: 'utf8' }));
     files = packed[0].files.map((f: { path: string }) => f.path);
-    const modDir = path.join(work, 'user', 'node_modules', ...pkg.name.split('/'));
     fs.mkdirSync(modDir, { recursive: true });
     execFileSync('tar', ['-xzf', path.join(work, packed[0].filename), '-C', modDir, '--strip-components=1']);
     fs.writeFileSync(path.join(work, 'user', 'settings.js'), "module.exports = { uiHost: '127.0.0.1', credentialSecret: false };\n");
@@ -98,6 +98,14 @@ describe('packed package', () => {
   after(async () => {
     await stop(red);
     fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it('builds the native UDP addon from its packed sources, as its npm install script does', { skip: process.platform !== 'linux' }, () => {
+    for (const f of ['binding.gyp', 'native/pxe_udp.c', 'scripts/build-native.mjs']) assert.ok(files.includes(f), f);
+    assert.equal(pkg.scripts.install, 'node scripts/build-native.mjs');
+    const r = spawnSync(process.execPath, [path.join(modDir, 'scripts', 'build-native.mjs'), '--required'], { cwd: modDir, encoding: 'utf8', timeout: 180_000 });
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+    assert.ok(fs.existsSync(path.join(modDir, 'build', 'Release', 'pxe_udp.node')));
   });
 
   it('holds the compiled nodes with their editor files, icons and locales beside them', () => {

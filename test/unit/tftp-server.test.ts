@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
+import { nativeUdp } from '../../nodes/lib/native-udp';
 import { FolderStore } from '../../nodes/lib/store/folder-store';
 import type { FileStore, StoreFile } from '../../nodes/lib/store/types';
 import { encodeAck, encodeError, encodeRequest, ErrorCode, Opcode } from '../../nodes/lib/tftp/codec';
@@ -14,7 +15,8 @@ import { get, sleep, TestClient } from './tftp-helpers';
 
 const fdCount = (): number => fs.readdirSync('/proc/self/fd').length;
 
-describe('tftp server (127.0.0.1)', () => {
+// Every test runs twice: on the native addon's sockets (when built) and on Node's dgram.
+for (const nativeIo of nativeUdp() ? [true, false] : [false]) describe(`tftp server (127.0.0.1, ${nativeIo ? 'native' : 'dgram'} I/O)`, () => {
   let dir: string;
   let outside: string;
   let store: FolderStore;
@@ -23,7 +25,7 @@ describe('tftp server (127.0.0.1)', () => {
   const clients: TestClient[] = [];
 
   async function start(opts: Partial<TftpServerOptions> = {}): Promise<{ server: TftpServer; port: number; events: TftpEvent[] }> {
-    const server = new TftpServer({ store, address: '127.0.0.1', port: 0, ...opts });
+    const server = new TftpServer({ store, address: '127.0.0.1', port: 0, nativeIo, ...opts });
     const events: TftpEvent[] = [];
     server.on('transfer', (e) => events.push(e));
     servers.push(server);
@@ -131,7 +133,7 @@ describe('tftp server (127.0.0.1)', () => {
         return { ...f, path: f.path, size: f.size, mtime: f.mtime, read: (b: Buffer, o: number, l: number, pos: number) => (reads.push(l), f.read(b, o, l, pos)), close: () => f.close() };
       },
     });
-    const server = new TftpServer({ store: counting, address: '127.0.0.1', port: 0, readAheadBytes: 256 * 1024 });
+    const server = new TftpServer({ store: counting, address: '127.0.0.1', port: 0, readAheadBytes: 256 * 1024, nativeIo });
     servers.push(server);
     const { port } = await server.listen();
     const c = await client();
@@ -306,7 +308,7 @@ describe('tftp server (127.0.0.1)', () => {
   it('close() ends transfers, tells their clients, and frees every socket and file (20 cycles)', async () => {
     const before = fdCount();
     for (let i = 0; i < 20; i++) {
-      const server = new TftpServer({ store, address: '127.0.0.1', port: 0 });
+      const server = new TftpServer({ store, address: '127.0.0.1', port: 0, nativeIo });
       const { port } = await server.listen();
       const c = await TestClient.open();
       c.send(encodeRequest(Opcode.RRQ, 'big', 'octet'), port);
@@ -326,7 +328,7 @@ describe('tftp server (127.0.0.1)', () => {
     const taken = dgram.createSocket('udp4');
     await new Promise<void>((r) => taken.bind(0, '127.0.0.1', () => r()));
     const before = fdCount();
-    const server = new TftpServer({ store, address: '127.0.0.1', port: taken.address().port });
+    const server = new TftpServer({ store, address: '127.0.0.1', port: taken.address().port, nativeIo });
     await assert.rejects(server.listen(), (e: NodeJS.ErrnoException) => e.code === 'EADDRINUSE');
     await server.close();
     await sleep(20);

@@ -4,18 +4,15 @@
  * it reports what happened through a JobReport. The server uses one in its own thread, and each
  * transfer worker (worker.ts) uses one of its own, so both paths run the very same code.
  */
-import * as dgram from 'node:dgram';
 import type { BusyPoller } from './busy-poll';
 import type { RequestPacket } from './codec';
 import { negotiate, type NegotiatedOptions, type NegotiationLimits } from './options';
 import { NetasciiSource, OctetSource, type ChunkSource } from './source';
 import { ReadTransfer, type TransferOutcome } from './transfer';
+import { openTransferSocket, type Peer, type TransferSocket } from './transfer-socket';
 import type { FileStore, StoreFile } from '../store/types';
 
-export interface Peer {
-  address: string;
-  port: number;
-}
+export type { Peer } from './transfer-socket';
 
 /** An accepted request: validated, within limits, given its id by the server. */
 export interface TransferJob {
@@ -32,6 +29,8 @@ export interface RunnerConfig {
   retransmitMs: number;
   maxRetries: number;
   readAheadBytes: number;
+  /** Use the native UDP addon for transfer sockets when it is built (false: always dgram). */
+  nativeIo: boolean;
 }
 
 /** What ends a job, with the counters the done/error events need. */
@@ -85,11 +84,12 @@ export class TransferRunner {
       report.refused(err);
       return;
     }
-    let socket: dgram.Socket | undefined;
+    let socket: TransferSocket | undefined;
     let transfer: ReadTransfer | undefined;
     try {
       if (this.closing) return;
-      socket = await this.openSocket(peer);
+      // The same local address as port 69, so the client sees replies from the address it asked.
+      socket = await openTransferSocket(this.cfg.address, peer, this.cfg.nativeIo);
       if (this.closing) return;
       const source: ChunkSource = req.mode === 'netascii' ? new NetasciiSource(file, this.cfg.readAheadBytes) : new OctetSource(file);
       const size = req.mode === 'octet' ? file.size : undefined;
@@ -128,28 +128,8 @@ export class TransferRunner {
       // Socket setup failed (no free port, address gone).
       if (!transfer) report.failed(`cannot open a transfer socket: ${(err as Error).message}`);
     } finally {
-      if (socket) await new Promise<void>((resolve) => socket!.close(() => resolve()));
+      if (socket) await socket.close();
       await file.close().catch(() => undefined);
     }
-  }
-
-  private openSocket(peer: Peer): Promise<dgram.Socket> {
-    const socket = dgram.createSocket({ type: this.cfg.address.includes(':') ? 'udp6' : 'udp4' });
-    return new Promise<dgram.Socket>((resolve, reject) => {
-      const fail = (err: Error): void => {
-        socket.close();
-        reject(err);
-      };
-      socket.once('error', fail);
-      // The same local address as port 69, so the client sees replies from the address it asked.
-      socket.bind({ address: this.cfg.address, port: 0 }, () => {
-        // Connected: the kernel drops datagrams from other TIDs, routes once, and reports ICMP
-        // port-unreachable (the client is gone) as an error instead of silence.
-        socket.connect(peer.port, peer.address, () => {
-          socket.off('error', fail);
-          resolve(socket);
-        });
-      });
-    });
   }
 }

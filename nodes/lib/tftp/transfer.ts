@@ -4,18 +4,18 @@
  * over from 65535 to 0, retransmission on an adaptive timeout with bounded retries.
  *
  * Data comes from a ChunkSource in large chunks. Each chunk is kept as ready-made DATA frames
- * (4-byte header + payload, one Buffer view each), so sending a block is a single socket.send
- * of a prepared view: no per-packet allocation or copy in our code. A chunk is dropped once all its blocks are acknowledged; memory is
+ * (4-byte header + payload, one Buffer view each), so sending a block is a single send of a
+ * prepared view: no per-packet allocation or copy in our code. A chunk is dropped once all its blocks are acknowledged; memory is
  * bounded by the window plus one chunk of read-ahead, whatever the file size.
  *
  * Sorcerer's Apprentice (RFC 1123 4.2.3.1): a duplicate ACK never triggers a retransmission;
  * only the timer does. A partial ACK inside a window (the client saw a gap) restarts the window
  * after the acknowledged block, as RFC 7440 says.
  */
-import type * as dgram from 'node:dgram';
 import type { BusyPoller } from './busy-poll';
 import { decode, encodeError, encodeOack, ErrorCode, Opcode, writeDataHeader, type TftpOption } from './codec';
 import type { ChunkSource } from './source';
+import type { TransferSocket } from './transfer-socket';
 
 export interface TransferSettings {
   blksize: number;
@@ -98,7 +98,7 @@ export class ReadTransfer {
   retransmits = 0;
 
   constructor(
-    private readonly socket: dgram.Socket,
+    private readonly socket: TransferSocket,
     private readonly source: ChunkSource,
     private readonly settings: TransferSettings,
     private readonly hooks: TransferHooks,
@@ -112,8 +112,7 @@ export class ReadTransfer {
     // Until the first round trip is measured (RFC 6298 starts at 1 s too).
     this.rto = Math.min(this.maxRto, Math.max(settings.minRetransmitMs, 1000));
     this.state = settings.oack.length > 0 ? State.Oack : State.Data;
-    socket.on('message', this.onMessage);
-    socket.on('error', this.onSocketError);
+    socket.listen(this.onMessage, this.onSocketError);
   }
 
   /** Payload bytes the client has acknowledged. */
@@ -360,8 +359,7 @@ export class ReadTransfer {
     this.state = State.Done;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    this.socket.off('message', this.onMessage);
-    // Keep an error listener: a late ICMP error must not become an uncaught 'error' event.
+    this.socket.mute();
     this.chunks.length = 0;
     this.hooks.onEnd(outcome);
   }

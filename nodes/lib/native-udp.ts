@@ -1,0 +1,116 @@
+/**
+ * The optional native UDP addon (native/pxe_udp.c, built by scripts/build-native.mjs at install):
+ * connected IPv4 sockets whose datagrams reach JavaScript in batches, one callback per event-loop
+ * turn for all of them, instead of one callback per datagram as with dgram. Loaded once per
+ * thread (each worker thread gets its own instance); null when it was not built, cannot load, or
+ * PXE_NO_NATIVE is set, and callers then use dgram.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+interface Addon {
+  init(onBatch: (count: number) => void): { buffer: Buffer; records: Int32Array; batch: number; slot: number };
+  open(local: string, peer: string, port: number): number;
+  send(fd: number, data: Buffer): number;
+  close(fd: number): void;
+}
+
+/** What a socket's owner is told; `data` is only valid during the call (the buffer is reused). */
+export interface NativeHandlers {
+  message(data: Buffer): void;
+  /** An errno from receiving (ECONNREFUSED: an ICMP port unreachable came back). */
+  error(code: string, errno: number): void;
+}
+
+const ERRNO_NAMES = new Map(Object.entries(os.constants.errno).map(([name, n]) => [n, name]));
+export const errnoName = (errno: number): string => ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
+
+export class NativeUdp {
+  private readonly handlers = new Map<number, NativeHandlers>();
+  private readonly buffer: Buffer;
+  private readonly records: Int32Array;
+
+  constructor(private readonly addon: Addon) {
+    const shared = addon.init(this.onBatch);
+    this.buffer = shared.buffer;
+    this.records = shared.records;
+  }
+
+  /** Sockets open now. */
+  get open(): number {
+    return this.handlers.size;
+  }
+
+  /** A socket bound to `local` on a free port and connected to the peer; throws with `code` set. */
+  connect(local: string, peerAddress: string, peerPort: number, handlers: NativeHandlers): number {
+    const fd = this.addon.open(local, peerAddress, peerPort);
+    this.handlers.set(fd, handlers);
+    return fd;
+  }
+
+  /** 0, or a negative errno (EAGAIN/ENOBUFS: dropped like a lost packet). */
+  send(fd: number, data: Buffer): number {
+    return this.handlers.has(fd) ? this.addon.send(fd, data) : -os.constants.errno.EBADF;
+  }
+
+  close(fd: number): void {
+    if (!this.handlers.delete(fd)) return;
+    this.addon.close(fd);
+  }
+
+  private readonly onBatch = (count: number): void => {
+    const r = this.records;
+    for (let i = 0; i < count; i++) {
+      const fd = r[i * 3]!;
+      const offset = r[i * 3 + 1]!;
+      const length = r[i * 3 + 2]!;
+      const h = this.handlers.get(fd);
+      if (!h) continue; // closed earlier in this batch
+      try {
+        if (length >= 0) h.message(this.buffer.subarray(offset, offset + length));
+        else h.error(errnoName(-length), -length);
+      } catch (err) {
+        // One socket's handler failing must not lose the rest of the batch.
+        process.nextTick(() => {
+          throw err;
+        });
+      }
+    }
+  };
+}
+
+let loaded: NativeUdp | null | undefined;
+
+/** Where the build puts the addon, from nodes/lib (tsx) or dist/nodes/lib (compiled). */
+function addonPath(): string | undefined {
+  for (const up of [['..', '..'], ['..', '..', '..']]) {
+    const p = path.join(__dirname, ...up, 'build', 'Release', 'pxe_udp.node');
+    if (fs.existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+/** This thread's native UDP I/O, or null (not built, not Linux, PXE_NO_NATIVE set, failed to load). */
+export function nativeUdp(): NativeUdp | null {
+  if (loaded !== undefined) return loaded;
+  loaded = null;
+  if (process.platform !== 'linux' || process.env.PXE_NO_NATIVE) return loaded;
+  const file = addonPath();
+  if (!file) return loaded;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    loaded = new NativeUdp(require(file) as Addon);
+  } catch {
+    loaded = null;
+  }
+  return loaded;
+}
+
+/** Why native I/O is off, for a log line; undefined when it is on. */
+export function nativeUdpMissing(): string | undefined {
+  if (nativeUdp()) return undefined;
+  if (process.platform !== 'linux') return 'not Linux';
+  if (process.env.PXE_NO_NATIVE) return 'PXE_NO_NATIVE is set';
+  return addonPath() ? 'the addon failed to load' : 'the addon was not built at install (no compiler?)';
+}
