@@ -5,8 +5,9 @@
  *
  * Data comes from a ChunkSource in large chunks. Each chunk is kept as ready-made DATA frames
  * (4-byte header + payload, one Buffer view each), so sending a block is a single send of a
- * prepared view: no per-packet allocation or copy in our code. A chunk is dropped once all its blocks are acknowledged; memory is
- * bounded by the window plus one chunk of read-ahead, whatever the file size.
+ * prepared view: no per-packet allocation or copy in our code. A chunk is dropped once all its
+ * blocks are acknowledged; memory is bounded by the window plus one chunk of read-ahead, whatever
+ * the file size.
  *
  * Sorcerer's Apprentice (RFC 1123 4.2.3.1): a duplicate ACK never triggers a retransmission;
  * only the timer does. A partial ACK inside a window (the client saw a gap) restarts the window
@@ -173,7 +174,8 @@ export class ReadTransfer {
       const p = decode(msg);
       if (p.op === Opcode.ERROR) ({ code, message } = p);
     } catch {
-      // decode cannot fail on an ERROR of 4+ bytes; keep the defaults if it ever does
+      // decode cannot fail on an ERROR of 4+ bytes (a message without its NUL, or cut at the
+      // 1 KiB the native receive keeps, is accepted); keep the defaults if it ever does
     }
     if (this.state === State.Oack) this.finish({ kind: 'declined', code, message: message || 'client declined the options' });
     else this.finish({ kind: 'error', by: 'client', code, message: message || `client error ${code}` });
