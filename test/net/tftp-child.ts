@@ -44,6 +44,8 @@ async function main(): Promise<void> {
     maxPerClient: num('max-per-client'),
     busyPollMs: num('busy-poll-ms'),
     workers: num('workers'),
+    localTransfers: num('local-transfers'),
+    readAheadBytes: num('read-ahead'),
     workerStore: { source: root },
   };
   const events = !process.argv.includes('--no-events');
