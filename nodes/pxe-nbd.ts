@@ -84,6 +84,7 @@ export = function register(RED: RedApi): void {
         showClients();
       });
       srv.on('clientError', (e) => this.debug(`NBD client ${e.address}:${e.port}: ${e.message}`));
+      srv.on('refused', (r) => this.warn(RED._('pxe-nbd.errors.tooMany', { address: r.address, max: r.max })));
       try {
         await srv.listen(port, address);
       } catch (err) {

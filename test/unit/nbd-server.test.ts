@@ -450,6 +450,21 @@ describe('nbd server (scripted client on loopback)', () => {
     assert.equal(server.clientCount, n);
   });
 
+  it('closes connections over maxConnections at once, reports them, and serves again when one leaves', async () => {
+    await start({ maxConnections: 2 });
+    const refused: { address: string; port: number; max: number }[] = [];
+    server.on('refused', (r) => refused.push(r));
+    const a = await attached();
+    await attached();
+    const third = await client();
+    await third.closed; // closed by the server without a greeting
+    assert.deepEqual(refused, [{ address: '127.0.0.1', port: refused[0]!.port, max: 2 }]);
+    a.destroy();
+    await a.closed;
+    await new Promise((r) => setTimeout(r, 50));
+    await stillServes();
+  });
+
   it('close() drops clients and resolves once every socket is closed', async () => {
     await start();
     const a = await attached();

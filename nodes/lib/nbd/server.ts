@@ -25,6 +25,11 @@ export interface NbdServerOptions {
   progressIntervalMs?: number;
   /** Time a client may spend before choosing an export (default 30 s). */
   handshakeTimeoutMs?: number;
+  /**
+   * Connections at once (default 64); further ones are closed at once and reported as a
+   * 'refused' event. Each installer holds one, so this bounds what a flood of connections can take.
+   */
+  maxConnections?: number;
 }
 
 export interface NbdClientInfo {
@@ -59,6 +64,16 @@ export interface NbdServerEvents {
   progress: [NbdProgress];
   disconnect: [NbdDisconnect];
   clientError: [NbdClientError];
+  /** A connection over maxConnections, closed at once. */
+  refused: [{ address: string; port: number; max: number }];
+}
+
+/**
+ * A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; events carry the plain address
+ * so that they match what DHCP and TFTP report for the same machine.
+ */
+function plainAddress(address: string | undefined): string {
+  return (address ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
 }
 
 /** Transmission flags of every export: read-only, flush answered, several connections coherent. */
@@ -86,9 +101,13 @@ export class NbdServer extends EventEmitter<NbdServerEvents> {
       maxInflightBytes: options.maxInflightBytes ?? 64 * 1024 * 1024,
       progressIntervalMs: options.progressIntervalMs ?? 1000,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 30000,
+      maxConnections: typeof options.maxConnections === 'number' && options.maxConnections >= 1 ? Math.floor(options.maxConnections) : 64,
     };
     // Half-open: a client may send DISC and shut its side while our read replies are still due.
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => this.accept(s));
+    // net.Server closes connections over the cap itself; 'drop' tells who was turned away.
+    this.server.maxConnections = this.opts.maxConnections;
+    this.server.on('drop', (d) => this.emit('refused', { address: plainAddress(d?.remoteAddress), port: d?.remotePort ?? 0, max: this.opts.maxConnections }));
   }
 
   /** Sessions in the transmission phase (clients that chose an export). */
@@ -189,10 +208,7 @@ class Connection {
     private readonly socket: net.Socket,
     id: number,
   ) {
-    // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; events carry the plain address
-    // so that they match what DHCP and TFTP report for the same machine.
-    const address = (socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
-    this.info = { id, address, port: socket.remotePort ?? 0 };
+    this.info = { id, address: plainAddress(socket.remoteAddress), port: socket.remotePort ?? 0 };
     this.done = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('data', (d: Buffer) => {
       this.chunks.push(d);
