@@ -90,4 +90,92 @@ describe('DHCP lease store', () => {
       await s.close();
     }
   });
+
+  /**
+   * Replaces FileHandle.prototype.write (every handle shares it) with `fake`, which gets the bytes
+   * the store asked to write and the real write; restored by the returned function.
+   */
+  async function patchWrite(
+    fake: (data: Buffer, real: (b: Buffer) => Promise<{ bytesWritten: number }>) => Promise<number>,
+  ): Promise<() => void> {
+    const probe = await fs.promises.open(path.join(dir, 'probe-w'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { write: (...a: unknown[]) => Promise<{ bytesWritten: number; buffer: unknown }> };
+    await probe.close();
+    const orig = proto.write;
+    proto.write = async function (this: unknown, data: unknown, a?: unknown, b?: unknown) {
+      // write(string[, position[, encoding]]) or write(buffer[, offset[, length[, position]]])
+      let bytes: Buffer;
+      if (typeof data === 'string') bytes = Buffer.from(data, typeof b === 'string' ? (b as BufferEncoding) : 'utf8');
+      else {
+        const buf = data as Buffer;
+        const off = typeof a === 'number' ? a : 0;
+        const len = typeof b === 'number' ? b : buf.length - off;
+        bytes = buf.subarray(off, off + len);
+      }
+      const n = await fake(bytes, (x) => orig.call(this, x) as Promise<{ bytesWritten: number }>);
+      return { bytesWritten: n, buffer: data };
+    };
+    return () => {
+      proto.write = orig;
+    };
+  }
+
+  it('writes a whole batch even when the disk takes it in short writes', async () => {
+    const file = path.join(dir, 'short-ok.jsonl');
+    const s = await LeaseStore.open(file);
+    // At most 17 bytes per write() call, as a nearly full or slow device may do.
+    const restore = await patchWrite(async (bytes, real) => (await real(bytes.subarray(0, 17))).bytesWritten);
+    try {
+      await Promise.all([s.append(lease(1)), s.append(lease(2))]);
+      await s.append(lease(3));
+    } finally {
+      restore();
+    }
+    await s.close();
+    const r = parseLog(fs.readFileSync(file, 'utf8'));
+    assert.deepEqual([r.badLines, r.tornTail], [0, false]);
+    assert.deepEqual([...r.snapshot.leases.keys()].sort(), ['10.0.0.1', '10.0.0.2', '10.0.0.3']);
+  });
+
+  it('disk full mid-record: the append is rejected (no ACK), the partial line is cut, later records stay intact', async () => {
+    const file = path.join(dir, 'short-full.jsonl');
+    const s = await LeaseStore.open(file);
+    await s.append(lease(1));
+    const before = fs.readFileSync(file, 'utf8');
+    // The device takes 40 bytes of the record, then reports no space.
+    let calls = 0;
+    const restore = await patchWrite(async (bytes, real) => {
+      if (calls++ === 0) return (await real(bytes.subarray(0, 40))).bytesWritten;
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    });
+    try {
+      await assert.rejects(s.append(lease(2)), /ENOSPC/);
+    } finally {
+      restore();
+    }
+    assert.equal(fs.readFileSync(file, 'utf8'), before, 'the half-written record is removed');
+    // Space is back: the next record is a line of its own.
+    await s.append(lease(3));
+    await s.close();
+    const r = parseLog(fs.readFileSync(file, 'utf8'));
+    assert.deepEqual([r.badLines, r.tornTail], [0, false]);
+    assert.ok(r.snapshot.leases.has('10.0.0.1') && r.snapshot.leases.has('10.0.0.3'));
+    assert.ok(!r.snapshot.leases.has('10.0.0.2'), 'the rejected lease is not on disk');
+  });
+
+  it('a write that makes no progress rejects the batch instead of spinning', async () => {
+    const file = path.join(dir, 'short-zero.jsonl');
+    const s = await LeaseStore.open(file);
+    const restore = await patchWrite(async () => 0);
+    try {
+      await assert.rejects(s.append(lease(1)));
+    } finally {
+      restore();
+    }
+    await s.append(lease(2));
+    await s.close();
+    const r = parseLog(fs.readFileSync(file, 'utf8'));
+    assert.deepEqual([...r.snapshot.leases.keys()], ['10.0.0.2']);
+    assert.equal(r.badLines, 0);
+  });
 });

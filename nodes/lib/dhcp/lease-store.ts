@@ -8,7 +8,9 @@
  * write+fsync (group commit), so throughput does not drop to one fsync per client.
  *
  * A crash can leave the last line cut short: it is ignored on open (the ACK for it was never
- * sent). Any other unreadable line is skipped and counted.
+ * sent). Any other unreadable line is skipped and counted. A failed write (disk full: a short
+ * write, then ENOSPC) rejects its whole batch, so no ACK goes out, and the file is cut back to its
+ * last complete record, so the next record does not land glued to half a line.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -118,14 +120,20 @@ export class LeaseStore {
   private flushing: Promise<void> | null = null;
   private closed = false;
   private records = 0;
+  /** Bytes of the file that hold complete, durable records: where a failed write is cut back to. */
+  private size: number;
+  /** A failed write could not be cut back yet: retry before the next write. */
+  private needsTruncate = false;
 
   private constructor(
     readonly file: string,
     private fh: fs.promises.FileHandle,
+    size: number,
     readonly state: LeaseSnapshot,
     readonly loadReport: { badLines: number; tornTail: boolean },
   ) {
     this.records = state.leases.size + state.declined.size;
+    this.size = size;
   }
 
   /** Opens (creating directories and file as needed), compacting what is there. */
@@ -140,7 +148,14 @@ export class LeaseStore {
     const { snapshot, badLines, tornTail } = parseLog(text);
     await LeaseStore.rewrite(file, snapshotLines(snapshot, Date.now()));
     const fh = await fs.promises.open(file, 'a');
-    return new LeaseStore(file, fh, snapshot, { badLines, tornTail });
+    let size: number;
+    try {
+      size = (await fh.stat()).size;
+    } catch (e) {
+      await fh.close();
+      throw e;
+    }
+    return new LeaseStore(file, fh, size, snapshot, { badLines, tornTail });
   }
 
   /** Atomically replaces the log with `content` (temp file, fsync, rename, fsync directory). */
@@ -176,8 +191,7 @@ export class LeaseStore {
         if (this.records > this.state.leases.size + this.state.declined.size + COMPACT_SLACK) {
           await this.compactNow();
         } else {
-          await this.fh.write(batch.map((p) => p.line).join(''));
-          await this.fh.datasync();
+          await this.writeDurably(Buffer.from(batch.map((p) => p.line).join(''), 'utf8'));
           this.records += batch.length;
         }
         for (const p of batch) p.resolve();
@@ -188,11 +202,41 @@ export class LeaseStore {
     this.flushing = null;
   }
 
+  /**
+   * Appends all of `buf` (write() may take only part of it, e.g. when the disk fills up) and
+   * fdatasyncs. On any failure the file is cut back to its last good size and the error thrown.
+   */
+  private async writeDurably(buf: Buffer): Promise<void> {
+    if (this.needsTruncate) {
+      await this.fh.truncate(this.size);
+      this.needsTruncate = false;
+    }
+    try {
+      let off = 0;
+      while (off < buf.length) {
+        const { bytesWritten } = await this.fh.write(buf, off, buf.length - off);
+        if (bytesWritten <= 0) throw new Error(`lease log ${this.file}: write made no progress (disk full?)`);
+        off += bytesWritten;
+      }
+      await this.fh.datasync();
+    } catch (e) {
+      try {
+        await this.fh.truncate(this.size);
+      } catch {
+        this.needsTruncate = true;
+      }
+      throw e;
+    }
+    this.size += buf.length;
+  }
+
   /** Rewrites the log as the live state (which already includes the pending batch). */
   private async compactNow(): Promise<void> {
     await this.fh.close();
     await LeaseStore.rewrite(this.file, snapshotLines(this.state, Date.now()));
     this.fh = await fs.promises.open(this.file, 'a');
+    this.size = (await this.fh.stat()).size;
+    this.needsTruncate = false;
     this.records = this.state.leases.size + this.state.declined.size;
   }
 
