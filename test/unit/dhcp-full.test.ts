@@ -216,6 +216,53 @@ describe('DHCP full mode', () => {
     assert.equal(getMessageType((await s.t.waitSent(s.t.sent.length + 1)).at(-1)!.packet.options), T.NAK);
   });
 
+  it('a reservation made while another client leases the address does not take it from that client', async () => {
+    const s = setup({ end: '10.40.0.101' });
+    const a = await dora(s, '52:54:00:00:0c:01');
+    assert.equal(a, '10.40.0.100');
+    // At run time (DhcpService.addReservation) .100 is reserved for B while A's lease runs.
+    s.pool.setReservations([{ mac: '52:54:00:00:0c:02', ip: '10.40.0.100' }]);
+    const b = '52:54:00:00:0c:02';
+    // Asking for it outright is refused.
+    s.t.deliver({ buf: request({ type: T.REQUEST, mac: b, requested: '10.40.0.100', serverId: SERVER, xid: 20 }) });
+    s.t.deliver({ buf: request({ type: T.REQUEST, mac: b, requested: '10.40.0.100', xid: 21 }) });
+    const naks = (await s.t.waitSent(4)).slice(2);
+    assert.deepEqual(naks.map((n) => getMessageType(n.packet.options)), [T.NAK, T.NAK]);
+    // Meanwhile B is served from the pool, as dnsmasq does.
+    assert.equal(await dora(s, b, 22), '10.40.0.101');
+    const owners = new Map(s.pool.activeLeases(Date.now()).map((l) => [l.ip, l.mac]));
+    assert.equal(owners.get('10.40.0.100'), '52:54:00:00:0c:01', "A's lease is untouched");
+    assert.equal(owners.get('10.40.0.101'), b);
+
+    // With no other free address B gets nothing rather than A's address.
+    const t = setup({ end: '10.40.0.100' });
+    await dora(t, '52:54:00:00:0c:01');
+    t.pool.setReservations([{ mac: b, ip: '10.40.0.100' }]);
+    t.t.deliver({ buf: request({ type: T.DISCOVER, mac: b, xid: 30 }) });
+    await tick();
+    assert.equal(t.t.sent.length, 2);
+    assert.equal(t.events.at(-1)!.reason, 'address pool exhausted');
+  });
+
+  it('a declined reserved address is quarantined for its owner too (no DECLINE/ACK loop)', async () => {
+    const b = '52:54:00:00:0d:02';
+    const s = setup({ end: '10.40.0.101', reservations: [{ mac: b, ip: '10.40.0.100' }] });
+    assert.equal(await dora(s, b), '10.40.0.100');
+    // Another host answers on .100: B declines it.
+    s.t.deliver({ buf: request({ type: T.DECLINE, mac: b, requested: '10.40.0.100', serverId: SERVER }) });
+    await tick();
+    assert.ok(s.log.state.declined.has('10.40.0.100'));
+    // B is not handed .100 again while it is quarantined.
+    const n = s.t.sent.length;
+    s.t.deliver({ buf: request({ type: T.DISCOVER, mac: b, xid: 40 }) });
+    const offer = (await s.t.waitSent(n + 1))[n]!;
+    assert.notEqual(offer.packet.yiaddr, '10.40.0.100');
+    s.t.deliver({ buf: request({ type: T.REQUEST, mac: b, requested: '10.40.0.100', xid: 41 }) });
+    const nak = (await s.t.waitSent(n + 2))[n + 1]!;
+    assert.equal(getMessageType(nak.packet.options), T.NAK);
+    assert.ok(!s.log.state.leases.has('10.40.0.100'), 'no new lease on the quarantined address');
+  });
+
   it('drops hostile packets without crashing and keeps serving', async () => {
     const s = setup();
     const malformed: Error[] = [];

@@ -6,6 +6,11 @@
  * Allocation order for a client (RFC 2131 §4.3.1): its reservation; its current or previous
  * address; the address it is being offered; the address it asks for, if free; then the next
  * never-used address after a rotating cursor, and only then an expired one of someone else.
+ *
+ * A reserved address is its owner's only while nobody else holds an unexpired lease on it (the
+ * reservation was added at run time) and it is not in decline quarantine; until then the owner is
+ * served from the dynamic range like any client, as dnsmasq does, and moves to its reserved
+ * address once that is free (its renewal of the other address is then refused).
  */
 import type { LeaseRecord, LeaseSnapshot } from './lease-store';
 import { intToIp, ipToInt, isIpv4, normalizeMac, prefixToMask, sameSubnet } from './ip';
@@ -163,17 +168,26 @@ export class AddressPool {
   usableBy(ip: number, subnet: Subnet, key: string, mac: string, now: number): boolean {
     if (!subnet.contains(ip) || this.serverIps.has(ip)) return false;
     const res = this.reservationsByMac.get(mac);
-    if (res && subnet.contains(res.ipInt)) return res.ipInt === ip;
+    if (res && subnet.contains(res.ipInt)) {
+      if (res.ipInt === ip) return this.unclaimed(ip, key, now);
+      // While its reserved address is taken, the client is served from the pool below.
+      if (this.unclaimed(res.ipInt, key, now)) return false;
+    }
     const owner = this.reservedIps.get(ip);
-    if (owner !== undefined) return owner === mac;
+    if (owner !== undefined) return owner === mac && this.unclaimed(ip, key, now);
     if (!subnet.inRange(ip)) return false;
-    const until = this.state.declined.get(intToIp(ip));
-    if (until !== undefined && until > now) return false;
-    const l = this.state.leases.get(intToIp(ip));
-    if (l && l.key !== key && l.expires > now) return false;
+    if (!this.unclaimed(ip, key, now)) return false;
     const o = this.offersByIp.get(ip);
     if (o && o.key !== key && o.until > now) return false;
     return true;
+  }
+
+  /** Not in decline quarantine, and no other client holds an unexpired lease on it. */
+  private unclaimed(ip: number, key: string, now: number): boolean {
+    const until = this.state.declined.get(intToIp(ip));
+    if (until !== undefined && until > now) return false;
+    const l = this.state.leases.get(intToIp(ip));
+    return !(l && l.key !== key && l.expires > now);
   }
 
   /** Picks an address for a DISCOVER and holds it for this client. Null when the pool is full. */
@@ -187,7 +201,6 @@ export class AddressPool {
     if (held && held.until > now) candidates.push(held.ip);
     if (requested && isIpv4(requested)) candidates.push(ipToInt(requested));
     let ip = candidates.find((c) => this.usableBy(c, subnet, key, mac, now));
-    if (ip === undefined && res && subnet.contains(res.ipInt)) return null; // reserved address taken
     ip ??= this.scan(subnet, key, mac, now);
     if (ip === undefined) return null;
     this.hold(key, ip, now);
