@@ -200,6 +200,42 @@ describe('DHCP full mode', () => {
     assert.match(s.events.at(-1)!.reason!, /no pool/);
   });
 
+  it('relay: a unicast renewal (giaddr 0, ciaddr set) and an INFORM are served from the subnet of ciaddr', async () => {
+    const s = setup();
+    const mac = '52:54:00:00:0a:01';
+    s.t.deliver({ buf: request({ type: T.DISCOVER, mac, giaddr: '10.41.0.1', flags: 0 }), address: '10.41.0.1', port: 67 });
+    const [offer] = await s.t.waitSent(1);
+    const ip = offer!.packet.yiaddr;
+    assert.equal(ip, '10.41.0.10');
+    s.t.deliver({ buf: request({ type: T.REQUEST, mac, giaddr: '10.41.0.1', requested: ip, serverId: SERVER, flags: 0 }), address: '10.41.0.1', port: 67 });
+    assert.equal(getMessageType((await s.t.waitSent(2))[1]!.packet.options), T.ACK);
+    const before = s.log.state.leases.get(ip)!.expires;
+    await tick(5);
+    // T1: the client unicasts straight to us, no relay involved.
+    s.t.deliver({ buf: request({ type: T.REQUEST, mac, ciaddr: ip, flags: 0, xid: 2 }), address: ip, port: 68 });
+    const renew = (await s.t.waitSent(3))[2]!;
+    assert.equal(getMessageType(renew.packet.options), T.ACK);
+    assert.equal(renew.packet.yiaddr, ip);
+    assert.deepEqual([renew.address, renew.port], [ip, 68]);
+    assert.deepEqual(getIps(renew.packet.options, 3), ['10.41.0.1']);
+    assert.ok(s.log.state.leases.get(ip)!.expires > before, 'lease extended');
+
+    // INFORM from a statically addressed host behind the relay: its own subnet's options.
+    s.t.deliver({ buf: request({ type: T.INFORM, mac: '52:54:00:00:0a:02', ciaddr: '10.41.0.77', flags: 0, xid: 3 }), address: '10.41.0.77', port: 68 });
+    const inf = (await s.t.waitSent(4))[3]!;
+    assert.equal(getMessageType(inf.packet.options), T.ACK);
+    assert.equal(getIp(inf.packet.options, 1), '255.255.255.0');
+    assert.deepEqual(getIps(inf.packet.options, 3), ['10.41.0.1']);
+    assert.equal(getIp(inf.packet.options, 28), '10.41.0.255');
+
+    // ciaddr in none of our subnets: the local one, as before (here: NAK, not on this network).
+    s.t.deliver({ buf: request({ type: T.REQUEST, mac: '52:54:00:00:0a:03', ciaddr: '192.168.7.7', flags: 0, xid: 4 }), address: '192.168.7.7', port: 68 });
+    const nak = (await s.t.waitSent(5))[4]!;
+    assert.equal(getMessageType(nak.packet.options), T.NAK);
+    await tick();
+    assert.match(s.events.at(-1)!.reason!, /not on 10\.40\.0\.0\/24/);
+  });
+
   it('reservations: the client gets its address and hostname, nobody else ever gets it', async () => {
     const s = setup({ end: '10.40.0.101', reservations: [{ mac: '52-54-00-00-00-aa', ip: '10.40.0.100', hostname: 'pi4' }] });
     const other = await dora(s, '52:54:00:00:00:01');

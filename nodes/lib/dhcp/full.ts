@@ -50,7 +50,7 @@ export class FullResponder implements Responder {
     const type = getMessageType(req.options);
     const name = messageTypeName(type);
     if (!name) return NO_REPLY([]);
-    const subnet = this.cfg.pool.subnetFor(req.giaddr);
+    const subnet = this.cfg.pool.subnetFor(req.giaddr, req.ciaddr);
     const requested = getRequestedIp(req.options);
     const received = makeEvent(name, c, req.xid, req.giaddr, { ip: requested ?? (req.ciaddr !== ZERO ? req.ciaddr : null) });
     if (!subnet) return NO_REPLY([{ ...received, reason: `no pool for relay ${req.giaddr}` }]);

@@ -135,9 +135,16 @@ export class AddressPool {
     return this.reservationsByMac.get(mac) ?? null;
   }
 
-  /** The subnet serving a request: the relay's (giaddr) or else the local one (the first). */
-  subnetFor(giaddr: string): Subnet | null {
-    if (giaddr === '0.0.0.0') return this.subnets[0]!;
+  /**
+   * The subnet serving a request (RFC 2131 §4.3.1): the relay's (giaddr); without a relay, the one
+   * holding ciaddr (a RENEWING or INFORMing client unicasts straight to us, also from behind a
+   * relay); else the local one (the first).
+   */
+  subnetFor(giaddr: string, ciaddr = '0.0.0.0'): Subnet | null {
+    if (giaddr === '0.0.0.0') {
+      const c = ciaddr === '0.0.0.0' ? undefined : this.subnets.find((s) => s.contains(ipToInt(ciaddr)));
+      return c ?? this.subnets[0]!;
+    }
     const g = ipToInt(giaddr);
     return this.subnets.find((s) => s.contains(g)) ?? null;
   }
