@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { describeClient } from './client';
-import { BOOTREQUEST, decode, DhcpDecodeError, encode } from './codec';
+import { BOOTREQUEST, decode, DhcpDecodeError, DhcpEncodeError, encode } from './codec';
 import type { DhcpEvent } from './events';
 import { getMaxMessageSize } from './options';
 import type { Responder } from './reply';
@@ -35,7 +35,13 @@ export interface ServerStats {
   sendErrors: number;
 }
 
-/** Replies go out no bigger than this unless the client says it takes more (option 57). */
+/**
+ * Replies go out no bigger than this unless the client says it takes more (option 57): every
+ * client must accept a 576-byte datagram (RFC 2131 §2, RFC 2132 §9.10), not necessarily more.
+ * Longer replies overload the file/sname fields (option 52) to fit.
+ */
+const DEFAULT_REPLY_DATAGRAM = 576;
+/** Never bigger than an Ethernet frame, whatever option 57 says. */
 const MAX_REPLY_DATAGRAM = 1500;
 /** Hop limit for relayed requests (RFC 1542 §4.1.1 recommends 16 at most). */
 const MAX_HOPS = 16;
@@ -93,8 +99,16 @@ export class DhcpServer extends EventEmitter<DhcpServerEvents> {
     let route: ReplyRoute | undefined;
     if (result.reply) {
       route = replyRoute(req, result.reply, result.replyType, m);
-      const maxSize = Math.min(getMaxMessageSize(req.options) ?? MAX_REPLY_DATAGRAM, MAX_REPLY_DATAGRAM);
-      const buf = encode(result.reply, { maxMessageSize: maxSize });
+      const asked = getMaxMessageSize(req.options);
+      let buf: Buffer;
+      try {
+        buf = encode(result.reply, { maxMessageSize: Math.min(asked ?? DEFAULT_REPLY_DATAGRAM, MAX_REPLY_DATAGRAM) });
+      } catch (err) {
+        // The client set no limit and the reply does not fit 576 bytes even overloaded: a bigger
+        // datagram (most clients take it) rather than none.
+        if (!(err instanceof DhcpEncodeError) || asked !== null) throw err;
+        buf = encode(result.reply, { maxMessageSize: MAX_REPLY_DATAGRAM });
+      }
       try {
         await this.transport.send(buf, route.address, route.port, m.localPort);
         this.stats.sent++;
