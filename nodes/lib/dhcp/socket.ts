@@ -24,9 +24,10 @@
  *    break the other DHCP server a proxyDHCP sits beside. Priority 10 runs after the usual filter
  *    chains, so a firewall that accepts port 67 still sees port 67. Needs CAP_NET_ADMIN (root, or `AmbientCapabilities=
  *    CAP_NET_BIND_SERVICE CAP_NET_ADMIN` in the nodered.service drop-in) and the `nft` binary.
- *    The table (`pxeflow_dhcp_<if>`) is removed on close and replaced on the next start if a crash
- *    left it behind. It also diverts port-67 traffic on that interface away from any other DHCP
- *    server on the same machine — which is the point of picking an interface.
+ *    The table (`pxeflow_dhcp_<if>`) is removed on close and when a later step of opening fails
+ *    (e.g. port 4011 in use), and replaced on the next start if a crash left it behind. It also
+ *    diverts port-67 traffic on that interface away from any other DHCP server on the same
+ *    machine — which is the point of picking an interface.
  *
  *  - Receiving, fallback ("filter" isolation, used when nftables is not available): a socket on
  *    0.0.0.0:67 (SO_REUSEADDR), and packets are filtered by source: relayed (giaddr set) →
@@ -136,6 +137,11 @@ export function nftTableName(iface: string): string {
   return `pxeflow_dhcp_${iface.replace(/[^A-Za-z0-9_]/g, (c) => `_${c.charCodeAt(0).toString(16)}`)}`;
 }
 
+/** Removes our table again. */
+export function nftDeleteScript(iface: string): string {
+  return `delete table ip ${nftTableName(iface)}\n`;
+}
+
 /** The ruleset diverting the interface's DHCP traffic to `port` (replacing a stale copy). */
 export function nftRuleset(iface: string, port: number): string {
   const t = nftTableName(iface);
@@ -152,6 +158,16 @@ export function nftRuleset(iface: string, port: number): string {
   ].join('\n');
 }
 
+/** What opening the sockets needs from the system; unit tests pass fakes (no privileges, no nft). */
+export interface SocketSystem {
+  bind(address: string, port: number, reuse: boolean): Promise<dgram.Socket>;
+  /** Path of the nft binary, or null when it is not installed. */
+  nftBinary(): string | null;
+  runNft(nft: string, script: string): Promise<void>;
+}
+
+const SYSTEM: SocketSystem = { bind: bindUdp, nftBinary, runNft };
+
 export class DhcpSockets extends EventEmitter implements DhcpTransport {
   /** Packets dropped by the fallback's source filter. */
   filtered = 0;
@@ -166,6 +182,7 @@ export class DhcpSockets extends EventEmitter implements DhcpTransport {
     private readonly rx: dgram.Socket,
     private readonly pxe: dgram.Socket | null,
     private readonly nft: string | null,
+    private readonly sys: SocketSystem,
   ) {
     super();
     const mask = prefixToMask(addr.prefix);
@@ -195,25 +212,25 @@ export class DhcpSockets extends EventEmitter implements DhcpTransport {
     return sameSubnet(ipToInt(src), local, mask);
   }
 
-  static async open(opts: SocketOptions): Promise<DhcpSockets> {
+  static async open(opts: SocketOptions, sys: SocketSystem = SYSTEM): Promise<DhcpSockets> {
     const addr = opts.address ?? interfaceAddress(opts.iface);
     const opened: dgram.Socket[] = [];
+    let isolation: 'nftables' | 'filter' = 'filter';
+    let nft: string | null = null;
     try {
-      const tx = await bindUdp(addr.address, SERVER_PORT, true);
+      const tx = await sys.bind(addr.address, SERVER_PORT, true);
       opened.push(tx);
       tx.setBroadcast(true);
-      let isolation: 'nftables' | 'filter' = 'filter';
       let note: string | null = null;
       let rx: dgram.Socket | null = null;
-      let nft: string | null = null;
       if (opts.isolation !== 'filter') {
-        nft = nftBinary();
+        nft = sys.nftBinary();
         if (!nft) note = 'nft is not installed';
         else {
-          rx = await bindUdp('0.0.0.0', 0, false);
+          rx = await sys.bind('0.0.0.0', 0, false);
           opened.push(rx);
           try {
-            await runNft(nft, nftRuleset(opts.iface, rx.address().port));
+            await sys.runNft(nft, nftRuleset(opts.iface, rx.address().port));
             isolation = 'nftables';
           } catch (e) {
             note = (e as Error).message;
@@ -226,17 +243,20 @@ export class DhcpSockets extends EventEmitter implements DhcpTransport {
         if (opts.isolation === 'nftables' && isolation !== 'nftables') throw new Error(`nftables isolation unavailable: ${note}`);
       }
       if (!rx) {
-        rx = await bindUdp('0.0.0.0', SERVER_PORT, true);
+        rx = await sys.bind('0.0.0.0', SERVER_PORT, true);
         opened.push(rx);
       }
       let pxe: dgram.Socket | null = null;
       if (opts.pxePort) {
-        pxe = await bindUdp(addr.address, PXE_PORT, true);
+        pxe = await sys.bind(addr.address, PXE_PORT, true);
         opened.push(pxe);
       }
-      return new DhcpSockets(addr, isolation, note, tx, rx, pxe, isolation === 'nftables' ? nft : null);
+      return new DhcpSockets(addr, isolation, note, tx, rx, pxe, isolation === 'nftables' ? nft : null, sys);
     } catch (e) {
       await Promise.all(opened.map(closeUdp));
+      // The table would keep diverting the interface's DHCP traffic to a port nobody listens on.
+      // Best effort: the error that stopped us is the one to report.
+      if (isolation === 'nftables' && nft) await sys.runNft(nft, nftDeleteScript(opts.iface)).catch(() => {});
       throw e;
     }
   }
@@ -251,7 +271,7 @@ export class DhcpSockets extends EventEmitter implements DhcpTransport {
     this.closing ??= (async () => {
       await Promise.all([this.tx, this.rx, this.pxe].filter((s): s is dgram.Socket => !!s).map(closeUdp));
       if (this.nft) {
-        await runNft(this.nft, `delete table ip ${nftTableName(this.addr.iface)}\n`).catch((e: Error) => this.emit('error', e));
+        await this.sys.runNft(this.nft, nftDeleteScript(this.addr.iface)).catch((e: Error) => this.emit('error', e));
       }
     })();
     return this.closing;
