@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ARCH_BIOS_DEFAULTS, BootRules } from '../../nodes/lib/dhcp/boot-rules';
+import { decode, encode } from '../../nodes/lib/dhcp/codec';
 import type { DhcpEvent } from '../../nodes/lib/dhcp/events';
 import { getMessageType, getPxeVendorOptions, getString, MessageType as T } from '../../nodes/lib/dhcp/options';
 import { ProxyResponder } from '../../nodes/lib/dhcp/proxy';
@@ -62,6 +63,25 @@ describe('proxyDHCP', () => {
     assert.equal(ack!.packet.file, 'ipxe.efi');
     assert.equal(ack!.packet.siaddr, '192.168.1.20');
     assert.deepEqual([ack!.address, ack!.port, ack!.fromLocalPort], ['192.168.1.77', 68, 4011]);
+  });
+
+  it('echoes the PXE boot item (option 43 sub-option 71) of a port-4011 REQUEST in the ACK', async () => {
+    const s = setup();
+    const item = Buffer.from([0x80, 0x01, 0x00, 0x00]); // boot server type 0x8001, layer 0
+    const p = decode(request({ type: T.REQUEST, ciaddr: '192.168.1.77', vendorClass: PXE_BIOS, arch: 0, flags: 0 }));
+    p.options.set(43, Buffer.from([71, 4, ...item, 255]));
+    s.t.deliver({ buf: encode(p), address: '192.168.1.77', port: 68, localPort: 4011 });
+    const [ack] = await s.t.waitSent(1);
+    const vendor = getPxeVendorOptions(ack!.packet.options)!;
+    assert.deepEqual(vendor.raw.get(71), item);
+    assert.deepEqual(vendor.bootItem, { type: 0x8001, layer: 0 });
+    assert.equal(vendor.discoveryControl, 8, 'the rest of option 43 is kept');
+    assert.equal(ack!.packet.options.get(43)!.at(-1), 255, 'sub-options end with END');
+
+    // Without sub-option 71 in the request there is none in the ACK.
+    s.t.deliver({ buf: request({ type: T.REQUEST, ciaddr: '192.168.1.78', vendorClass: PXE_BIOS, arch: 0, flags: 0, xid: 2 }), address: '192.168.1.78', port: 68, localPort: 4011 });
+    const plain = (await s.t.waitSent(2))[1]!;
+    assert.equal(getPxeVendorOptions(plain.packet.options)!.raw.has(71), false);
   });
 
   it('gives iPXE its script URL, not the loader again', async () => {

@@ -6,7 +6,8 @@
  *    option 60 "PXEClient", next-server, boot file and option 43 (discovery control 8: boot the
  *    file named here, no menu, no boot-server discovery).
  *  - REQUEST on port 4011 (the client already has its address and asks the boot server) → ACK
- *    with the same boot information, sent back to where the request came from.
+ *    with the same boot information, sent back to where the request came from; the boot item it
+ *    asked for (option 43 sub-option 71) is echoed in the ACK's option 43, as PXE 2.1 replies do.
  *  - Everything else — REQUESTs on port 67 (they belong to the real DHCP server), DISCOVERs on
  *    4011, non-PXE clients, clients no rule matches — gets no answer.
  */
@@ -15,13 +16,34 @@ import { applyBoot } from './boot-rules';
 import type { ClientInfo } from './client';
 import type { DhcpPacket } from './codec';
 import { makeEvent } from './events';
-import { getMessageType, getRequestedIp, MessageType, messageTypeName } from './options';
+import {
+  encodeSubOptions,
+  getMessageType,
+  getPxeVendorOptions,
+  getRequestedIp,
+  MessageType,
+  messageTypeName,
+  Opt,
+  parseSubOptions,
+  PxeSub,
+} from './options';
 import { baseReply, finishReply, NO_REPLY, type HandleResult, type Responder } from './reply';
 import { PXE_PORT } from './reply-route';
 
 export interface ProxyConfig {
   serverIp: string;
   rules: BootRules;
+}
+
+/** Copies the PXE boot item (type, layer) of a boot-server request into the reply's option 43. */
+function echoBootItem(req: DhcpPacket, reply: DhcpPacket): void {
+  const item = getPxeVendorOptions(req.options)?.raw.get(PxeSub.BOOT_ITEM);
+  if (!item || item.length !== 4) return;
+  const subs = parseSubOptions(reply.options.get(Opt.VENDOR_SPECIFIC) ?? Buffer.alloc(0));
+  // A raw option 43 from a boot rule that is not sub-options, or that sets 71 itself: left as given.
+  if (!subs || subs.has(PxeSub.BOOT_ITEM)) return;
+  subs.set(PxeSub.BOOT_ITEM, item);
+  reply.options.set(Opt.VENDOR_SPECIFIC, encodeSubOptions(subs));
 }
 
 export class ProxyResponder implements Responder {
@@ -50,6 +72,7 @@ export class ProxyResponder implements Responder {
     if (decision.action.noBoot) return ignore(`boot rule ${decision.source}: no boot`);
     const reply = baseReply(req, replyType, this.cfg.serverIp, true);
     const bootFile = applyBoot(reply, decision.action, this.cfg.serverIp, true);
+    if (onPxePort) echoBootItem(req, reply);
     finishReply(req, reply);
     const sent = makeEvent(replyType === MessageType.OFFER ? 'offer' : 'ack', c, req.xid, req.giaddr, {
       ip,
