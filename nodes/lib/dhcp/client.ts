@@ -14,7 +14,10 @@ import {
 
 export interface ClientInfo {
   mac: string;
-  /** Lease identity: option 61 when sent, else hardware type + address (RFC 2131 §4.2). */
+  /**
+   * Lease identity: option 61 when sent (and at most 255 bytes), else hardware type + address
+   * (RFC 2131 §4.2).
+   */
   key: string;
   /** Option 93, else the arch in a PXEClient vendor class, else null. */
   arch: number | null;

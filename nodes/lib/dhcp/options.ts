@@ -187,10 +187,18 @@ export function getHostname(o: Options): string | null {
   return getString(o, Opt.HOSTNAME);
 }
 
-/** Option 61 as hex (type byte included), the client's identity when present (RFC 2132 §9.14). */
+/** Longest client identifier taken: one option's worth (RFC 2132 §9.14 gives no other bound). */
+export const MAX_CLIENT_ID = 255;
+
+/**
+ * Option 61 as hex (type byte included), the client's identity when present (RFC 2132 §9.14).
+ * Longer than MAX_CLIENT_ID (only possible by RFC 3396 concatenation, up to ~64 KB a packet)
+ * reads as absent, so the client is known by its MAC and a spoofed DISCOVER cannot make us hold
+ * a huge key with each offer.
+ */
 export function getClientId(o: Options): string | null {
   const v = o.get(Opt.CLIENT_ID);
-  return v && v.length >= 2 ? v.toString('hex') : null;
+  return v && v.length >= 2 && v.length <= MAX_CLIENT_ID ? v.toString('hex') : null;
 }
 
 /**
