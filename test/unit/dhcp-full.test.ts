@@ -236,6 +236,26 @@ describe('DHCP full mode', () => {
     assert.match(s.events.at(-1)!.reason!, /not on 10\.40\.0\.0\/24/);
   });
 
+  it('a client ACKed a new address gives up its old lease at once, durably', async () => {
+    const s = setup({ end: '10.40.0.101' });
+    const a = '52:54:00:00:0f:01';
+    assert.equal(await dora(s, a), '10.40.0.100');
+    assert.equal(await dora(s, '52:54:00:00:0f:02', 2), '10.40.0.101');
+    // A is moved behind the relay: it gets an address of that subnet.
+    s.t.deliver({ buf: request({ type: T.DISCOVER, mac: a, giaddr: '10.41.0.1', flags: 0, xid: 3 }), address: '10.41.0.1', port: 67 });
+    const offer = (await s.t.waitSent(5))[4]!;
+    assert.equal(offer.packet.yiaddr, '10.41.0.10');
+    s.t.deliver({ buf: request({ type: T.REQUEST, mac: a, giaddr: '10.41.0.1', requested: '10.41.0.10', serverId: SERVER, flags: 0, xid: 3 }), address: '10.41.0.1', port: 67 });
+    assert.equal(getMessageType((await s.t.waitSent(6))[5]!.packet.options), T.ACK);
+    // Its old address is released in the log, not held until it expires.
+    const mem = s.log as MemoryLeaseLog;
+    assert.deepEqual(mem.records.at(-1), { op: 'free', ip: '10.40.0.100', key: `hw:1:${a}` });
+    assert.ok(s.log.state.leases.get('10.40.0.100')!.expires <= Date.now());
+    assert.deepEqual(s.pool.activeLeases(Date.now()).map((l) => l.ip).sort(), ['10.40.0.101', '10.41.0.10']);
+    // So a new client on the full local pool gets it.
+    assert.equal(await dora(s, '52:54:00:00:0f:03', 4), '10.40.0.100');
+  });
+
   it('reservations: the client gets its address and hostname, nobody else ever gets it', async () => {
     const s = setup({ end: '10.40.0.101', reservations: [{ mac: '52-54-00-00-00-aa', ip: '10.40.0.100', hostname: 'pi4' }] });
     const other = await dora(s, '52:54:00:00:00:01');

@@ -132,14 +132,21 @@ export class FullResponder implements Responder {
     return this.reply(req, c, MessageType.OFFER, subnet, ip, received);
   }
 
-  /** Grants/extends the lease durably, then builds the ACK. */
+  /**
+   * Grants/extends the lease durably, then builds the ACK. A client that had another address
+   * (it moved to another subnet, its reservation became free, …) gives that one up in the same
+   * write, instead of holding it until it expires.
+   */
   private async commit(req: DhcpPacket, c: ClientInfo, subnet: Subnet, ip: string, received: DhcpEvent): Promise<HandleResult> {
-    const expires = this.now() + this.leaseSeconds(subnet) * 1000;
+    const now = this.now();
+    const expires = now + this.leaseSeconds(subnet) * 1000;
+    const prev = this.cfg.pool.leaseOf(c.key);
     const rec = { op: 'lease' as const, ip, key: c.key, mac: c.mac, hostname: this.cfg.pool.hostnameFor(c.mac, c.hostname), expires };
     // The pool sees the lease before the write so a concurrent DISCOVER cannot pick the address.
-    const done = this.cfg.log.append(rec);
+    const done = [this.cfg.log.append(rec)];
     this.cfg.pool.noteLease(ip);
-    await done;
+    if (prev && prev.ip !== ip && prev.expires > now) done.push(this.cfg.log.append({ op: 'free', ip: prev.ip, key: c.key }));
+    await Promise.all(done);
     return this.reply(req, c, MessageType.ACK, subnet, ip, received);
   }
 
