@@ -112,8 +112,13 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
   napi_value cb, recv_this, count, result;
   if (napi_get_reference_value(env, inst->callback, &cb) == napi_ok && napi_get_global(env, &recv_this) == napi_ok &&
       napi_create_int32(env, k, &count) == napi_ok) {
-    /* make_callback runs the microtasks and nextTicks the callback queued, like any libuv event. */
-    napi_make_callback(env, inst->context, recv_this, cb, 1, &count, &result);
+    /* make_callback runs the microtasks and nextTicks the callback queued, like any libuv event.
+     * An exception it leaves pending would surface at the next unrelated addon call: hand it to
+     * Node as uncaught instead, as it does for its own event handlers. */
+    if (napi_make_callback(env, inst->context, recv_this, cb, 1, &count, &result) == napi_pending_exception) {
+      napi_value err;
+      if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
+    }
   }
   napi_close_handle_scope(env, scope);
 }
@@ -211,7 +216,14 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   inst->fds[inst->sockets] = fd;
   /* The watcher only runs (and keeps the event loop alive) while sockets are open. */
   if (inst->sockets++ == 0 && !inst->polling) {
-    uv_poll_start(inst->poll, UV_READABLE, on_readable);
+    int rc = uv_poll_start(inst->poll, UV_READABLE, on_readable);
+    if (rc != 0) {
+      inst->fds[--inst->sockets] = -1;
+      epoll_ctl(inst->epfd, EPOLL_CTL_DEL, fd, NULL);
+      close(fd);
+      napi_throw_error(env, "EIO", uv_strerror(rc));
+      return NULL;
+    }
     inst->polling = 1;
   }
   napi_value out;
@@ -280,9 +292,12 @@ static void on_env_cleanup(napi_async_cleanup_hook_handle handle, void *arg) {
   inst->sockets = 0;
   free(inst->fds);
   inst->fds = NULL;
+  /* Stop watching before the watched fd goes (libuv must not poll a closed fd). */
+  if (inst->polling) uv_poll_stop(inst->poll);
+  inst->polling = 0;
+  uv_close((uv_handle_t *)inst->poll, on_poll_closed);
   if (inst->epfd >= 0) close(inst->epfd);
   inst->epfd = -1;
-  uv_close((uv_handle_t *)inst->poll, on_poll_closed);
 }
 
 NAPI_MODULE_INIT() {

@@ -61,6 +61,7 @@ export class NativeUdp {
 
   private readonly onBatch = (count: number): void => {
     const r = this.records;
+    let failure: { err: unknown } | undefined;
     for (let i = 0; i < count; i++) {
       const fd = r[i * 3]!;
       const offset = r[i * 3 + 1]!;
@@ -72,11 +73,11 @@ export class NativeUdp {
         else h.error(errnoName(-length), -length);
       } catch (err) {
         // One socket's handler failing must not lose the rest of the batch.
-        process.nextTick(() => {
-          throw err;
-        });
+        failure ??= { err };
       }
     }
+    // The addon hands a callback's exception to Node as uncaught, like any event handler's.
+    if (failure) throw failure.err;
   };
 }
 

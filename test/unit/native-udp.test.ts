@@ -112,6 +112,29 @@ describe('native UDP addon (127.0.0.1)', { skip }, () => {
     assert.equal(io!.open, 0);
   });
 
+  it('hands an exception thrown by a socket\'s handler to Node as uncaught (in a worker: its error event)', async () => {
+    const p = await peer();
+    const src = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      require(${JSON.stringify(require.resolve('tsx/cjs'))});
+      const { nativeUdp } = require(${JSON.stringify(require.resolve('../../nodes/lib/native-udp'))});
+      const io = nativeUdp();
+      const fd = io.connect('127.0.0.1', '127.0.0.1', workerData.port, {
+        message: () => { throw new Error('handler bug'); },
+        error: () => undefined,
+      });
+      io.send(fd, Buffer.from('ping'));
+    `;
+    const w = new Worker(src, { eval: true, workerData: { port: p.port } });
+    const failed = new Promise<Error>((r) => w.once('error', r));
+    await until(() => p.got.length === 1, 'worker datagram', 10_000);
+    p.socket.send('pong', p.got[0]!.port, '127.0.0.1');
+    const err = await Promise.race([failed, new Promise<null>((r) => setTimeout(() => r(null), 3000))]);
+    assert.equal(err?.message, 'handler bug');
+    await w.terminate();
+    p.socket.close();
+  });
+
   it('gives each worker thread its own instance, and a worker that exits with sockets open closes them', async () => {
     const p = await peer();
     const before = fdCount();

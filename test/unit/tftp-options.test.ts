@@ -42,6 +42,13 @@ describe('tftp option negotiation', () => {
     assert.deepEqual(n.oack, [opt('timeout', '6')]);
   });
 
+  it('never grants a window over half the 16-bit block space, whatever the configured cap', () => {
+    const wide = clampLimits({ maxBlksize: 1468, maxWindowsize: 65535 });
+    assert.equal(wide.maxWindowsize, 32767);
+    assert.equal(negotiate([opt('windowsize', '65535')], wide, 1).options.windowsize, 32767);
+    assert.equal(negotiate([opt('windowsize', '65535')], { maxBlksize: 1468, maxWindowsize: 65535 }, 1).options.windowsize, 32767);
+  });
+
   it('caps windowsize (RFC 7440) and keeps request order in the OACK', () => {
     const n = negotiate([opt('windowsize', '1000'), opt('tsize', '0'), opt('blksize', '1468'), opt('multicast', ''), opt('utimeout', '5000')], limits, 7);
     assert.deepEqual(n.options, { blksize: 1468, windowsize: 64, tsize: 7 });
@@ -54,7 +61,7 @@ describe('tftp option negotiation', () => {
 
   it('clamps configured limits to the RFC ranges', () => {
     assert.deepEqual(clampLimits({ maxBlksize: 4, maxWindowsize: 0 }), { maxBlksize: 8, maxWindowsize: 1 });
-    assert.deepEqual(clampLimits({ maxBlksize: 1e9, maxWindowsize: 1e9 }), { maxBlksize: 65464, maxWindowsize: 65535 });
+    assert.deepEqual(clampLimits({ maxBlksize: 1e9, maxWindowsize: 1e9 }), { maxBlksize: 65464, maxWindowsize: 32767 });
     assert.deepEqual(clampLimits({}), { maxBlksize: 1468, maxWindowsize: 64 });
     assert.deepEqual(clampLimits({ maxBlksize: NaN }), { maxBlksize: 1468, maxWindowsize: 64 });
   });

@@ -169,6 +169,31 @@ for (const nativeIo of nativeUdp() ? [true, false] : [false]) describe(`tftp ser
     assert.deepEqual(events.map((e) => e.type), ['declined']);
   });
 
+  it('a client\'s timeout option never stretches retransmissions beyond the server\'s cap', async () => {
+    const { server, port, events } = await start({ retransmitMs: 40, minRetransmitMs: 20, maxRetries: 3 });
+    const c = await client();
+    // timeout=255 from a client that then stays silent (a spoofed request): still 4 OACKs quickly.
+    c.send(encodeRequest(Opcode.RRQ, 'one', 'octet', [{ name: 'tsize', value: '0' }, { name: 'timeout', value: '255' }]), port);
+    const got = await c.drain(1000);
+    assert.equal(got.filter((r) => r.pkt?.op === Opcode.OACK).length, 4, 'the OACK and 3 retransmissions within a second');
+    await waitFor(() => server.activeTransfers === 0);
+    assert.deepEqual(events.map((e) => e.type), ['declined']);
+  });
+
+  it('a transfer listener that throws is reported as a warning; the transfer still closes', async () => {
+    const { server, port } = await start();
+    const warnings: string[] = [];
+    server.on('warning', (err) => warnings.push(err.message));
+    server.on('transfer', (e) => {
+      if (e.type === 'done') throw new Error('listener bug');
+    });
+    const c = await client();
+    assert.deepEqual((await get(c, port, 'f1468')).data, files.f1468);
+    await waitFor(() => server.openTransfers === 0);
+    assert.deepEqual(warnings, ['listener bug']);
+    await server.close(); // resolves: nothing left open
+  });
+
   it('never answers a duplicate ACK with a duplicate block (Sorcerer\'s Apprentice)', async () => {
     const { port } = await start({ retransmitMs: 5000, minRetransmitMs: 5000 });
     const c = await client();

@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { FolderStore } from '../../nodes/lib/store/folder-store';
-import { encodeRequest, Opcode } from '../../nodes/lib/tftp/codec';
+import { encodeError, encodeRequest, ErrorCode, Opcode } from '../../nodes/lib/tftp/codec';
 import { netasciiEncode } from '../../nodes/lib/tftp/netascii';
 import { TftpServer, type TftpEvent, type TftpServerOptions } from '../../nodes/lib/tftp/server';
 import { get, sleep, TestClient } from './tftp-helpers';
@@ -118,6 +118,21 @@ describe('tftp server with transfer workers (127.0.0.1)', () => {
     await server.close();
     assert.equal(server.address, undefined);
     assert.equal(fdCount(), before);
+  });
+
+  it('answers at once the real request a PXE ROM sends right after declining the OACK of its size probe', async () => {
+    const { port } = await start();
+    const c = await client();
+    c.send(encodeRequest(Opcode.RRQ, 'f100000', 'octet', [{ name: 'tsize', value: '0' }]), port);
+    const oack = await c.recv();
+    assert.equal(oack?.pkt?.op, Opcode.OACK);
+    // ERROR 8 and the next request from the same port, back to back: the worker has not yet
+    // reported the probe's end when the request arrives; it must wait, not be dropped.
+    c.send(encodeError(ErrorCode.OPTION_REFUSED, 'tsize only'), oack!.port);
+    c.send(encodeRequest(Opcode.RRQ, 'f100000', 'octet', [{ name: 'blksize', value: '1468' }]), port);
+    const next = await c.recv(500);
+    assert.equal(next?.pkt?.op, Opcode.OACK, 'the real request is answered well before the client would resend it');
+    assert.deepEqual(next?.pkt?.op === Opcode.OACK && next.pkt.options, [{ name: 'blksize', value: '1468' }]);
   });
 
   it('runs the first transfers on its own thread, the rest on workers (localTransfers)', async () => {

@@ -8,7 +8,11 @@
 import { DEFAULT_BLKSIZE, MAX_BLKSIZE, type TftpOption } from './codec';
 
 export const MIN_BLKSIZE = 8;
-export const MAX_WINDOWSIZE = 65535;
+/**
+ * The most we grant: RFC 7440 allows up to 65535, but ACKs carry 16-bit block numbers, and a window
+ * over half that space would make a late ACK from the previous window look like a new one.
+ */
+export const MAX_GRANTED_WINDOWSIZE = 32767;
 export const MIN_TIMEOUT_S = 1;
 export const MAX_TIMEOUT_S = 255;
 /** A block fits an Ethernet frame: 1500 - 20 (IPv4) - 8 (UDP) - 4 (TFTP header). */
@@ -49,7 +53,7 @@ export function clampLimits(limits: Partial<NegotiationLimits>): NegotiationLimi
   const win = Math.floor(Number(limits.maxWindowsize ?? DEFAULT_MAX_WINDOWSIZE));
   return {
     maxBlksize: Number.isFinite(blk) ? Math.min(MAX_BLKSIZE, Math.max(MIN_BLKSIZE, blk)) : ETHERNET_BLKSIZE,
-    maxWindowsize: Number.isFinite(win) ? Math.min(MAX_WINDOWSIZE, Math.max(1, win)) : DEFAULT_MAX_WINDOWSIZE,
+    maxWindowsize: Number.isFinite(win) ? Math.min(MAX_GRANTED_WINDOWSIZE, Math.max(1, win)) : DEFAULT_MAX_WINDOWSIZE,
   };
 }
 
@@ -74,7 +78,7 @@ export function negotiate(requested: readonly TftpOption[], limits: NegotiationL
         break;
       case 'windowsize':
         if (!(n >= 1)) break;
-        options.windowsize = Math.min(n, limits.maxWindowsize, MAX_WINDOWSIZE);
+        options.windowsize = Math.min(n, limits.maxWindowsize, MAX_GRANTED_WINDOWSIZE);
         oack.push({ name, value: String(options.windowsize) });
         break;
       case 'timeout':

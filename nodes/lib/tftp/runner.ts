@@ -114,8 +114,11 @@ export class TransferRunner {
           onStart: () => report.started(size, options),
           onEnd: (outcome) => {
             this.running.delete(t);
-            report.ended({ outcome, options, size, bytesAcked: t.bytesAcked, packetsSent: t.packetsSent, retransmits: t.retransmits });
-            ended();
+            try {
+              report.ended({ outcome, options, size, bytesAcked: t.bytesAcked, packetsSent: t.packetsSent, retransmits: t.retransmits });
+            } finally {
+              ended(); // whatever a listener did, the socket and file still get closed
+            }
           },
         },
       );
@@ -123,6 +126,9 @@ export class TransferRunner {
       this.running.add(t);
       t.start();
       await done;
+      // The socket closes now; only the file waits for a read still in flight (a stalled store
+      // must not keep the client's port, or close(), waiting).
+      await socket.close();
       await t.settled();
     } catch (err) {
       // Socket setup failed (no free port, address gone).

@@ -224,7 +224,17 @@ export class TftpServer {
   }
 
   private emit(event: TftpEvent): void {
-    this.emitter.emit('transfer', event);
+    try {
+      this.emitter.emit('transfer', event);
+    } catch (err) {
+      // A listener's bug must not leave a transfer half-ended (its socket and file open, close()
+      // waiting forever): it is reported as a warning instead.
+      try {
+        this.emitter.emit('warning', err instanceof Error ? err : new Error(String(err)));
+      } catch {
+        // a warning listener that throws too: nothing more to tell
+      }
+    }
   }
 
   /** Transfers currently running (requests being set up included). */
@@ -358,11 +368,12 @@ export class TftpServer {
     const known = this.slots.get(key);
     if (known) {
       // A client that resends its request while we set up answers to the transfer in progress:
-      // ignored. But once data flows a request from the same port is the client's next one,
-      // sent right after its last ACK; a worker reports the end a moment later than the ACK
-      // arrived, so the request waits for it instead of being lost (a resent RRQ is
-      // byte-identical and, with options, impossible once the OACK was acknowledged).
-      if (known.started && (known.req.options.length > 0 || !msg.equals(known.raw))) known.queued = { msg, rinfo };
+      // ignored (a resent RRQ is byte-identical). Any other request from the same port is the
+      // client's next one: after its last ACK, or after it declined our OACK (a PXE ROM's tsize
+      // probe, then the real request). A worker reports the end a moment after it happened, so
+      // the request waits for it instead of being lost. Once an OACK was acknowledged even an
+      // identical request is a new one.
+      if (!msg.equals(known.raw) || (known.started && known.req.options.length > 0)) known.queued = { msg, rinfo };
       return;
     }
     // Over a limit the request is dropped unanswered: PXE ROMs resend it and get served later,

@@ -24,9 +24,10 @@ export interface TransferSettings {
   /** What to acknowledge first; empty: no OACK, DATA starts at once. */
   oack: TftpOption[];
   /**
-   * A timeout the client negotiated (RFC 2349), in seconds. It replaces maxRetransmitMs as the
-   * upper bound: retransmitting sooner than the client's timeout is harmless (duplicates are
-   * expected), and waiting the full 6 s curl asks for on every lost packet would crawl.
+   * A timeout the client negotiated (RFC 2349), in seconds. It lowers the upper bound when it is
+   * below maxRetransmitMs, never raises it: retransmitting sooner than the client's timeout is
+   * harmless (duplicates are expected), and waiting the full 6 s curl asks for on every lost
+   * packet would crawl.
    */
   timeoutS?: number;
   /** Bounds of the adaptive retransmit timeout, in ms. */
@@ -109,7 +110,9 @@ export class ReadTransfer {
     this.chunkBytes = this.blocksPerChunk * blksize;
     this.frameBytes = blksize + 4;
     this.staging = Buffer.allocUnsafe(this.chunkBytes);
-    this.maxRto = settings.timeoutS ? settings.timeoutS * 1000 : settings.maxRetransmitMs;
+    // Never above our own cap: a client's timeout of 255 s would otherwise let one spoofed
+    // request hold a transfer slot for minutes.
+    this.maxRto = Math.min(settings.timeoutS ? settings.timeoutS * 1000 : Infinity, settings.maxRetransmitMs);
     // Until the first round trip is measured (RFC 6298 starts at 1 s too).
     this.rto = Math.min(this.maxRto, Math.max(settings.minRetransmitMs, 1000));
     this.state = settings.oack.length > 0 ? State.Oack : State.Data;
