@@ -88,6 +88,10 @@ describe('pxe-nbd server with nbdinfo, nbdcopy and qemu-img (lab)', { skip: skip
   });
 
   it('reported connect, progress and disconnect for the copies, and is still serving', async () => {
+    // Events travel through the child's stdout: the last copy's disconnect may not be read yet
+    // when its client has exited, so wait (bounded) for the bytes to add up.
+    const readSoFar = (): number => events.filter((e) => e.event === 'disconnect').reduce((n, e) => n + (e.bytesRead as number), 0);
+    for (const end = Date.now() + 5000; readSoFar() < 2 * SIZE && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
     const connects = events.filter((e) => e.event === 'connect');
     const disconnects = events.filter((e) => e.event === 'disconnect');
     assert.ok(connects.length >= 3, JSON.stringify(connects));
