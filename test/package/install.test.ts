@@ -106,6 +106,9 @@ describe('packed package', () => {
     const r = spawnSync(process.execPath, [path.join(modDir, 'scripts', 'build-native.mjs'), '--required'], { cwd: modDir, encoding: 'utf8', timeout: 180_000 });
     assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
     assert.ok(fs.existsSync(path.join(modDir, 'build', 'Release', 'pxe_udp.node')));
+    // The compiled nodes find it where the build put it.
+    const probe = `const m = require(${JSON.stringify(path.join(modDir, 'dist', 'nodes', 'lib', 'native-udp.js'))}); process.stdout.write(String(m.nativeUdpMissing() ?? 'loaded'))`;
+    assert.equal(execFileSync(process.execPath, ['-e', probe], { encoding: 'utf8' }), 'loaded');
   });
 
   it('holds the compiled nodes with their editor files, icons and locales beside them', () => {
