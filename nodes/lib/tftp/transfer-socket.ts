@@ -46,11 +46,25 @@ function errnoError(code: string, syscall: string): NodeJS.ErrnoException {
   return err;
 }
 
-class NativeTransferSocket implements TransferSocket {
+/** The handlers both implementations deliver to, and their muting. */
+abstract class Delivery {
+  protected onMessage: (msg: Buffer) => void = ignore;
+  protected onError: (err: NodeJS.ErrnoException) => void = ignore;
+
+  listen(onMessage: (msg: Buffer) => void, onError: (err: NodeJS.ErrnoException) => void): void {
+    this.onMessage = onMessage;
+    this.onError = onError;
+  }
+
+  mute(): void {
+    this.onMessage = ignore;
+    this.onError = ignore;
+  }
+}
+
+class NativeTransferSocket extends Delivery implements TransferSocket {
   readonly kind = 'native';
   private readonly fd: number;
-  private onMessage: (msg: Buffer) => void = ignore;
-  private onError: (err: NodeJS.ErrnoException) => void = ignore;
   private closed = false;
 
   constructor(
@@ -58,6 +72,7 @@ class NativeTransferSocket implements TransferSocket {
     local: string,
     peer: Peer,
   ) {
+    super();
     this.fd = io.connect(local, peer.address, peer.port, {
       message: (data) => this.onMessage(data),
       error: (code) => this.onError(errnoError(code, 'recv')),
@@ -75,16 +90,6 @@ class NativeTransferSocket implements TransferSocket {
     }
   }
 
-  listen(onMessage: (msg: Buffer) => void, onError: (err: NodeJS.ErrnoException) => void): void {
-    this.onMessage = onMessage;
-    this.onError = onError;
-  }
-
-  mute(): void {
-    this.onMessage = ignore;
-    this.onError = ignore;
-  }
-
   close(): Promise<void> {
     if (!this.closed) {
       this.closed = true;
@@ -95,13 +100,12 @@ class NativeTransferSocket implements TransferSocket {
   }
 }
 
-class DgramTransferSocket implements TransferSocket {
+class DgramTransferSocket extends Delivery implements TransferSocket {
   readonly kind = 'dgram';
   private closing: Promise<void> | undefined;
-  private onMessage: (msg: Buffer) => void = ignore;
-  private onError: (err: NodeJS.ErrnoException) => void = ignore;
 
   constructor(private readonly socket: dgram.Socket) {
+    super();
     socket.on('message', (msg) => this.onMessage(msg));
     // Always listening: a late ICMP error must not become an uncaught 'error' event.
     socket.on('error', (err) => this.onError(err));
@@ -109,16 +113,6 @@ class DgramTransferSocket implements TransferSocket {
 
   send(data: Buffer): void {
     this.socket.send(data);
-  }
-
-  listen(onMessage: (msg: Buffer) => void, onError: (err: NodeJS.ErrnoException) => void): void {
-    this.onMessage = onMessage;
-    this.onError = onError;
-  }
-
-  mute(): void {
-    this.onMessage = ignore;
-    this.onError = ignore;
   }
 
   close(): Promise<void> {
