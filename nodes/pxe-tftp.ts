@@ -1,6 +1,7 @@
 import { bootBus } from './lib/boot-events/bus';
 import type { NodeDef, RedApi, RedNode } from './lib/red';
 import { getStoreNode, type IsoStoreNode } from './lib/store-node';
+import { MAX_GRANTED_WINDOWSIZE } from './lib/tftp/options';
 import { TftpServer, type TftpEvent } from './lib/tftp/server';
 import { bindErrorKind } from './lib/bind-error';
 
@@ -29,7 +30,7 @@ export = function register(RED: RedApi): void {
     const settings = {
       port: intSetting(def.port, DEFAULT_PORT, 1, 65535),
       maxBlksize: intSetting(def.maxBlksize, 1468, 8, 65464),
-      maxWindowsize: intSetting(def.maxWindowsize, 64, 1, 65535),
+      maxWindowsize: intSetting(def.maxWindowsize, 64, 1, MAX_GRANTED_WINDOWSIZE),
       maxTransfers: intSetting(def.maxTransfers, 100, 1, 100000),
       maxPerClient: intSetting(def.maxPerClient, 8, 1, 100000),
     };

@@ -11,7 +11,7 @@ import { BusyPoller } from './busy-poll';
 import { decode, encodeError, ErrorCode, Opcode, peekOpcode, TftpDecodeError, type RequestPacket } from './codec';
 import { clampLimits, type NegotiatedOptions, type NegotiationLimits } from './options';
 import { WorkerPool, type WorkerStoreSpec } from './pool';
-import { nativeUdpMissing } from '../native-udp';
+import { transferSocketIo } from './transfer-socket';
 import { TransferRunner, type JobReport, type JobResult, type Peer, type TransferJob } from './runner';
 import { isStoreError, type FileStore } from '../store/types';
 
@@ -250,10 +250,7 @@ export class TftpServer {
   /** The bound address and port once listening. */
   /** What transfer sockets use: the native addon, or dgram and why (for a log line). */
   get socketIo(): { kind: 'native' | 'dgram'; reason?: string } {
-    if (!this.nativeIo) return { kind: 'dgram', reason: 'turned off' };
-    if (this.cfg.address.includes(':')) return { kind: 'dgram', reason: 'IPv6' };
-    const missing = nativeUdpMissing();
-    return missing ? { kind: 'dgram', reason: missing } : { kind: 'native' };
+    return transferSocketIo(this.cfg.address, this.nativeIo);
   }
 
   get address(): Peer | undefined {

@@ -6,7 +6,7 @@
  */
 import * as dgram from 'node:dgram';
 import { constants } from 'node:os';
-import { errnoName, nativeUdp, type NativeUdp } from '../native-udp';
+import { errnoName, nativeUdp, nativeUdpMissing, type NativeUdp } from '../native-udp';
 
 const { EAGAIN, ENOBUFS } = constants.errno;
 
@@ -30,9 +30,17 @@ export interface Peer {
   port: number;
 }
 
+/** Which I/O transfer sockets bound to `local` get: the addon (asked for, IPv4, built) or dgram and why. */
+export function transferSocketIo(local: string, native: boolean): { kind: 'native' | 'dgram'; reason?: string } {
+  if (!native) return { kind: 'dgram', reason: 'turned off' };
+  if (local.includes(':')) return { kind: 'dgram', reason: 'IPv6' };
+  const missing = nativeUdpMissing();
+  return missing ? { kind: 'dgram', reason: missing } : { kind: 'native' };
+}
+
 /** Opens a transfer socket; `native` false forces dgram. Rejects with the bind/connect error. */
 export async function openTransferSocket(local: string, peer: Peer, native = true): Promise<TransferSocket> {
-  const io = native && !local.includes(':') && !peer.address.includes(':') ? nativeUdp() : null;
+  const io = native && !local.includes(':') ? nativeUdp() : null;
   if (io) return new NativeTransferSocket(io, local, peer);
   return openDgram(local, peer);
 }
