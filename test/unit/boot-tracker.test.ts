@@ -80,6 +80,22 @@ describe('boot tracker', () => {
     assert.deepEqual(events.filter((e) => e.stage === 'rootfs').map((e) => e.percent), [50, 100]);
   });
 
+  it('follows an NFS boot: airootfs.sfs read over NFS is the rootfs, read whole it completes the boot', () => {
+    const t = new BootTracker({ stallAfterMs: 1000, rootfsStep: 25 });
+    const nfs = (file: string, bytes: number, size: number, at: number, kind: 'progress' | 'done'): BootSignal => ({ source: 'nfs', kind, ip: IP, file, bytes, size, at });
+    const events = run(t, [
+      { source: 'dhcp', kind: 'ack', mac: MAC, ip: IP, at: 0 },
+      tftp('arch/boot/x86_64/vmlinuz-linux', 1),
+      // archiso reads the checksum beside it first: no boot stage.
+      nfs('arch/x86_64/airootfs.sha512', 100, 100, 2, 'done'),
+      nfs('arch/x86_64/airootfs.sfs', 300, 1000, 3, 'progress'),
+      nfs('arch/x86_64/airootfs.sfs', 1000, 1000, 4, 'done'),
+    ]);
+    assert.deepEqual(events.map((e) => e.stage), ['dhcp', 'kernel', 'rootfs', 'rootfs', 'complete']);
+    assert.deepEqual(events.filter((e) => e.stage === 'rootfs').map((e) => e.percent), [25, 100]);
+    assert.equal(events.at(-1)!.timeline.at(-1)!.via, 'nfs');
+  });
+
   it('ignores traffic that is no boot stage', () => {
     const t = new BootTracker({ stallAfterMs: 1000, rootfsStep: 10 });
     assert.deepEqual(run(t, [tftp('pxelinux.cfg/default', 1), http('index.html', 1, 1, 2, 'done')]), []);

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 /**
  * What the serving nodes tell the boot-events node about each client. The bus is a module-level
  * singleton: all our nodes in one Node-RED runtime share it, so the boot-events node follows a
- * client across DHCP, TFTP, HTTP and NBD without the user wiring them together.
+ * client across DHCP, TFTP, HTTP, NBD and NFS without the user wiring them together.
  */
 export type BootSignal =
   | {
@@ -18,7 +18,7 @@ export type BootSignal =
       at: number;
     }
   | {
-      source: 'tftp' | 'http' | 'nbd';
+      source: 'tftp' | 'http' | 'nbd' | 'nfs';
       kind: 'start' | 'progress' | 'done' | 'error';
       ip: string;
       /** Store path ('' for an NBD export: the whole image). */

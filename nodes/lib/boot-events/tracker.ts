@@ -55,7 +55,7 @@ export function classifyFile(file: string, bootFile?: string): 'loader' | 'kerne
 
 /**
  * Follows each client through its boot. Pure: signals in, events out; the clock comes with each
- * call so tests drive it. Clients are keyed by MAC; TFTP/HTTP/NBD only know the IP, which DHCP
+ * call so tests drive it. Clients are keyed by MAC; TFTP/HTTP/NBD/NFS only know the IP, which DHCP
  * ties to a MAC (an unknown IP gets a timeline of its own).
  */
 export class BootTracker {
