@@ -1,0 +1,472 @@
+/**
+ * The NFS program, 100003 version 3 (RFC 1813), read-only over a FileStore.
+ *
+ * Served: NULL, GETATTR, LOOKUP, ACCESS, READ, READDIR, READDIRPLUS, FSSTAT, FSINFO, PATHCONF.
+ * READLINK answers NFS3ERR_INVAL (stores resolve symlinks themselves, so none is ever shown).
+ * SETATTR, WRITE, CREATE, MKDIR, SYMLINK, MKNOD, REMOVE, RMDIR, RENAME, LINK and COMMIT answer
+ * NFS3ERR_ROFS with the wcc_data / post_op_attr their result types require (a bad handle is
+ * reported first: BADHANDLE / STALE). Version 2 is not served (PROG_MISMATCH(3, 3)).
+ *
+ * Trust policy: arguments are decoded with bounded readers (file handles ≤ 64 bytes, names ≤
+ * 4096 bytes on the wire, else GARBAGE_ARGS). Names: '' → NOENT, '/' or NUL inside → INVAL,
+ * over 255 bytes → NAMETOOLONG, invalid UTF-8 or '\' (a separator to the store's path rules) →
+ * NOENT; '.' is the directory itself and '..' its parent (the root's parent is the root), so no
+ * name leaves the store; the store's own path rules apply on top. Every reply is bounded: READ
+ * by rtmax (1 MiB over TCP, 32 KiB over UDP), READDIR(PLUS) by the client's count, by 64 KiB and
+ * by the transport; replyBound() states these bounds before the call runs (memory budget).
+ *
+ * READ builds its whole reply in one Buffer: the RPC and NFS headers in front, the file data
+ * read by the store straight into place behind them, so the transport writes it once, uncopied.
+ *
+ * Directory cookies are positions in the store's sorted listing with '.' and '..' in front
+ * (entry i has cookie i + 1); the cookie verifier is a hash of the listing, so it stays the
+ * same while the directory does; a stale verifier with a non-zero cookie → NFS3ERR_BAD_COOKIE.
+ */
+import { createHash } from 'node:crypto';
+import { MAX_PATH_LENGTH } from '../store/path';
+import { isStoreError, type FileStore, type StoreStat } from '../store/types';
+import type { RpcContext, RpcProgram } from './dispatch';
+import { SMALL_REPLY } from './dispatch';
+import { POST_OP_ATTR_SIZE, writeFattr, writePostOpAttr, writeWcc, type NodeAttrs } from './fattr';
+import type { FileCache } from './file-cache';
+import { FH_SIZE, fileIdOf, joinPath, parentOf, type HandleIndex } from './handles';
+import * as C from './nfs3-const';
+import * as R from './rpc';
+import { opaqueSize, pad4, XdrWriter, type XdrReader } from './xdr';
+
+/** Largest READ over TCP (FSINFO rtmax), and over UDP (the reply must fit one datagram). */
+export const TCP_RTMAX = 1024 * 1024;
+export const UDP_RTMAX = 32 * 1024;
+/** What FSINFO offers for writes (never accepted, but clients size their buffers by it). */
+export const WTMAX = 64 * 1024;
+/** Largest READDIR / READDIRPLUS reply, and the size FSINFO suggests. */
+export const DIR_MAX = 64 * 1024;
+export const DTPREF = 32 * 1024;
+
+/** Record mark + RPC header + status + post_op_attr + count + eof + data length. */
+export const READ_HEADER_SIZE = R.ACCEPTED_HEADER_SIZE + 4 + POST_OP_ATTR_SIZE + 12;
+/** status + post_op_attr + cookieverf + the list's end marker + eof. */
+const DIR_FIXED = 4 + POST_OP_ATTR_SIZE + 8 + 8;
+/** The parts of an entryplus3 beyond an entry3: post_op_attr and post_op_fh3. */
+const PLUS_EXTRA = POST_OP_ATTR_SIZE + 4 + 4 + FH_SIZE;
+/** A directory listing is reused this long (READDIR paging, then LOOKUPs). */
+const LISTING_TTL_MS = 1000;
+const MAX_LISTINGS = 32;
+
+export function rtmaxOf(ctx: Pick<RpcContext, 'transport'>): number {
+  return ctx.transport === 'udp' ? UDP_RTMAX : TCP_RTMAX;
+}
+
+/** Room for a directory reply of the client's `count`, within our cap and the transport. */
+function dirRoom(count: number, ctx: RpcContext): number {
+  return Math.min(count, DIR_MAX, ctx.maxReply - 24);
+}
+
+export interface Nfs3ProgramOptions {
+  store: FileStore;
+  handles: HandleIndex;
+  files: FileCache;
+  /** A READ answered: `length` bytes at `offset` of `path` (a file of `size` bytes). */
+  onRead?: (ctx: RpcContext, path: string, offset: number, length: number, size: number) => void;
+}
+
+interface Listing {
+  entries: StoreStat[];
+  verf: Buffer;
+  at: number;
+}
+
+interface DirEntry {
+  name: string;
+  path: string;
+  attrs?: NodeAttrs;
+}
+
+type Target = { ok: true; path: string; fileid: bigint; attrs: NodeAttrs } | { ok: false; status: number };
+
+function attrsOf(fileid: bigint, st: Pick<StoreStat, 'isDirectory' | 'size' | 'mtime'>): NodeAttrs {
+  return { fileid, isDirectory: st.isDirectory, size: st.size, mtime: st.mtime };
+}
+
+/** The NFS status of a store error: of an object a handle names (`handle`), or of a name. */
+function statusOf(err: unknown, handle: boolean): number {
+  if (isStoreError(err, 'ENOENT') || isStoreError(err, 'ENOTDIR') || isStoreError(err, 'EINVAL')) {
+    return handle ? C.NFS3ERR_STALE : C.NFS3ERR_NOENT;
+  }
+  if (isStoreError(err, 'EACCES')) return C.NFS3ERR_ACCES;
+  if (isStoreError(err, 'EISDIR')) return C.NFS3ERR_ISDIR;
+  return C.NFS3ERR_IO;
+}
+
+/** A name from LOOKUP, checked: the name, or the status to answer. */
+export function checkName(raw: Buffer): { ok: true; name: string } | { ok: false; status: number } {
+  if (raw.length === 0) return { ok: false, status: C.NFS3ERR_NOENT };
+  if (raw.length > C.NAME_MAX) return { ok: false, status: C.NFS3ERR_NAMETOOLONG };
+  if (raw.includes(0x2f) || raw.includes(0)) return { ok: false, status: C.NFS3ERR_INVAL };
+  const name = raw.toString('utf8');
+  if (!Buffer.from(name, 'utf8').equals(raw) || name.includes('\\')) return { ok: false, status: C.NFS3ERR_NOENT };
+  return { ok: true, name };
+}
+
+export class Nfs3Program implements RpcProgram {
+  readonly prog = C.NFS_PROG;
+  readonly name = 'nfs';
+  readonly low = C.NFS_V3;
+  readonly high = C.NFS_V3;
+  readonly procs = 22;
+  readonly fsid: bigint;
+  private readonly listings = new Map<string, Listing>();
+  private readonly listingLoads = new Map<string, Promise<Listing>>();
+
+  constructor(private readonly opts: Nfs3ProgramOptions) {
+    this.fsid = opts.handles.generation.readBigUInt64BE(0);
+  }
+
+  replyBound(call: R.RpcCall, ctx: RpcContext): number {
+    const peek = (): XdrReader => {
+      const r = call.args.clone();
+      r.opaqueVar(C.NFS3_FHSIZE);
+      return r;
+    };
+    switch (call.proc) {
+      case C.NFSPROC3.READ: {
+        const r = peek();
+        r.uint64();
+        return READ_HEADER_SIZE + Math.min(r.uint32(), rtmaxOf(ctx)) + 4;
+      }
+      case C.NFSPROC3.READDIR: {
+        const r = peek();
+        r.skip(16);
+        return R.ACCEPTED_HEADER_SIZE + Math.max(DIR_FIXED, dirRoom(r.uint32(), ctx));
+      }
+      case C.NFSPROC3.READDIRPLUS: {
+        const r = peek();
+        r.skip(20);
+        return R.ACCEPTED_HEADER_SIZE + Math.max(DIR_FIXED, dirRoom(r.uint32(), ctx));
+      }
+      default:
+        return SMALL_REPLY;
+    }
+  }
+
+  handle(call: R.RpcCall, ctx: RpcContext): Promise<Buffer> | Buffer {
+    const P = C.NFSPROC3;
+    switch (call.proc) {
+      case P.NULL:
+        return R.acceptedReply(call.xid, R.SUCCESS);
+      case P.GETATTR:
+        return this.getattr(call);
+      case P.LOOKUP:
+        return this.lookup(call);
+      case P.ACCESS:
+        return this.access(call);
+      case P.READLINK:
+        return this.readlink(call);
+      case P.READ:
+        return this.read(call, ctx);
+      case P.READDIR:
+        return this.readdir(call, ctx, false);
+      case P.READDIRPLUS:
+        return this.readdir(call, ctx, true);
+      case P.FSSTAT:
+        return this.fsstat(call);
+      case P.FSINFO:
+        return this.fsinfo(call, ctx);
+      case P.PATHCONF:
+        return this.pathconf(call);
+      case P.RENAME:
+        return this.rofsRename(call);
+      case P.LINK:
+        return this.rofsLink(call);
+      default:
+        // SETATTR, WRITE, CREATE, MKDIR, SYMLINK, MKNOD, REMOVE, RMDIR, COMMIT: one wcc_data.
+        return this.rofsWcc(call);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private reply(call: R.RpcCall, status: number, size = 256): XdrWriter {
+    return R.acceptedWriter(call.xid, R.SUCCESS, size).uint32(status);
+  }
+
+  /** The object a handle names, with its attributes. */
+  private async target(fh: Buffer): Promise<Target> {
+    const res = await this.opts.handles.resolve(fh);
+    if (!res.ok) return res;
+    try {
+      const st = await this.opts.store.stat(res.path);
+      return { ok: true, path: res.path, fileid: res.fileid, attrs: attrsOf(res.fileid, st) };
+    } catch (err) {
+      return { ok: false, status: statusOf(err, true) };
+    }
+  }
+
+  private async statOf(path: string): Promise<NodeAttrs | undefined> {
+    try {
+      return attrsOf(fileIdOf(path), await this.opts.store.stat(path));
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async getattr(call: R.RpcCall): Promise<Buffer> {
+    const t = await this.target(call.args.opaqueVar(C.NFS3_FHSIZE));
+    if (!t.ok) return this.reply(call, t.status).finish();
+    const w = this.reply(call, C.NFS3_OK);
+    writeFattr(w, t.attrs, this.fsid);
+    return w.finish();
+  }
+
+  private async lookup(call: R.RpcCall): Promise<Buffer> {
+    const fh = call.args.opaqueVar(C.NFS3_FHSIZE);
+    const raw = call.args.opaqueVar(C.MAX_NAME_WIRE);
+    const dir = await this.target(fh);
+    if (!dir.ok) return this.reply(call, dir.status).bool(false).finish();
+    const failWith = (status: number): Buffer => {
+      const w = this.reply(call, status);
+      writePostOpAttr(w, dir.attrs, this.fsid);
+      return w.finish();
+    };
+    if (!dir.attrs.isDirectory) return failWith(C.NFS3ERR_NOTDIR);
+    const checked = checkName(raw);
+    if (!checked.ok) return failWith(checked.status);
+    const name = checked.name;
+    const childPath = name === '.' ? dir.path : name === '..' ? parentOf(dir.path) : joinPath(dir.path, name);
+    if (childPath.length > MAX_PATH_LENGTH) return failWith(C.NFS3ERR_NAMETOOLONG);
+    let child: NodeAttrs;
+    try {
+      const st = await this.opts.store.stat(childPath);
+      child = attrsOf(this.opts.handles.remember(childPath), st);
+    } catch (err) {
+      return failWith(statusOf(err, false));
+    }
+    const w = this.reply(call, C.NFS3_OK, 320);
+    w.opaqueVar(this.opts.handles.handleOfId(child.fileid));
+    writePostOpAttr(w, child, this.fsid);
+    writePostOpAttr(w, dir.attrs, this.fsid);
+    return w.finish();
+  }
+
+  private async access(call: R.RpcCall): Promise<Buffer> {
+    const fh = call.args.opaqueVar(C.NFS3_FHSIZE);
+    const wanted = call.args.uint32();
+    const t = await this.target(fh);
+    if (!t.ok) return this.reply(call, t.status).bool(false).finish();
+    // Read-only: directories can be listed and searched, files read; nothing else.
+    const allowed = t.attrs.isDirectory ? C.ACCESS3_READ | C.ACCESS3_LOOKUP | C.ACCESS3_EXECUTE : C.ACCESS3_READ;
+    const w = this.reply(call, C.NFS3_OK);
+    writePostOpAttr(w, t.attrs, this.fsid);
+    return w.uint32(wanted & allowed).finish();
+  }
+
+  private async readlink(call: R.RpcCall): Promise<Buffer> {
+    const t = await this.target(call.args.opaqueVar(C.NFS3_FHSIZE));
+    if (!t.ok) return this.reply(call, t.status).bool(false).finish();
+    const w = this.reply(call, C.NFS3ERR_INVAL);
+    writePostOpAttr(w, t.attrs, this.fsid);
+    return w.finish();
+  }
+
+  private async read(call: R.RpcCall, ctx: RpcContext): Promise<Buffer> {
+    const fh = call.args.opaqueVar(C.NFS3_FHSIZE);
+    const offset = call.args.uint64Number();
+    const count = call.args.uint32();
+    const res = await this.opts.handles.resolve(fh);
+    if (!res.ok) return this.reply(call, res.status).bool(false).finish();
+    let cached;
+    try {
+      cached = await this.opts.files.acquire(res.path);
+    } catch (err) {
+      const status = statusOf(err, true);
+      const w = this.reply(call, status);
+      writePostOpAttr(w, status === C.NFS3ERR_ISDIR ? await this.statOf(res.path) : undefined, this.fsid);
+      return w.finish();
+    }
+    try {
+      const file = cached.file;
+      const size = file.size;
+      const want = offset >= size ? 0 : Math.min(count, rtmaxOf(ctx), size - offset);
+      // One buffer for the whole reply; the data is read straight into its place.
+      const buf = Buffer.allocUnsafe(READ_HEADER_SIZE + want + pad4(want));
+      let got = 0;
+      while (got < want) {
+        const n = await file.read(buf, READ_HEADER_SIZE + got, want - got, offset + got);
+        if (n <= 0) break;
+        got += n;
+      }
+      const attrs: NodeAttrs = { fileid: res.fileid, isDirectory: false, size, mtime: file.mtime };
+      if (got === 0 && want > 0) {
+        const w = this.reply(call, C.NFS3ERR_IO);
+        writePostOpAttr(w, attrs, this.fsid);
+        return w.finish();
+      }
+      const p = pad4(got);
+      buf.fill(0, READ_HEADER_SIZE + got, READ_HEADER_SIZE + got + p);
+      const w = new XdrWriter(0, buf, 0);
+      R.writeAcceptedHeader(w, call.xid, R.SUCCESS);
+      w.uint32(C.NFS3_OK);
+      writePostOpAttr(w, attrs, this.fsid);
+      w.uint32(got).bool(offset + got >= size).uint32(got);
+      this.opts.onRead?.(ctx, res.path, offset, got, size);
+      return buf.subarray(0, READ_HEADER_SIZE + got + p);
+    } catch (err) {
+      const w = this.reply(call, statusOf(err, true));
+      return w.bool(false).finish();
+    } finally {
+      this.opts.files.release(cached);
+    }
+  }
+
+  /** A directory's sorted listing and its verifier, shared for LISTING_TTL_MS. */
+  private listing(path: string): Promise<Listing> {
+    const cached = this.listings.get(path);
+    if (cached && Date.now() - cached.at < LISTING_TTL_MS) return Promise.resolve(cached);
+    let p = this.listingLoads.get(path);
+    if (p) return p;
+    p = (async () => {
+      const entries = await this.opts.store.list(path);
+      const h = createHash('sha256');
+      for (const e of entries) h.update(`${e.name}\0${e.isDirectory ? 'd' : 'f'}${e.size}:${e.mtime.getTime()}\0`);
+      const verf = h.digest().subarray(0, 8);
+      if (verf.every((b) => b === 0)) verf[7] = 1; // 0 means "no verifier"
+      const l: Listing = { entries, verf, at: Date.now() };
+      this.listings.delete(path);
+      this.listings.set(path, l);
+      if (this.listings.size > MAX_LISTINGS) this.listings.delete(this.listings.keys().next().value!);
+      return l;
+    })().finally(() => this.listingLoads.delete(path));
+    this.listingLoads.set(path, p);
+    return p;
+  }
+
+  private async readdir(call: R.RpcCall, ctx: RpcContext, plus: boolean): Promise<Buffer> {
+    const r = call.args;
+    const fh = r.opaqueVar(C.NFS3_FHSIZE);
+    const cookie = r.uint64Number();
+    const verf = r.opaqueFixed(8);
+    if (plus) r.uint32(); // dircount: like Linux nfsd, only maxcount limits the reply
+    const count = r.uint32();
+    const dir = await this.target(fh);
+    if (!dir.ok) return this.reply(call, dir.status).bool(false).finish();
+    const failWith = (status: number): Buffer => {
+      const w = this.reply(call, status);
+      writePostOpAttr(w, dir.attrs, this.fsid);
+      return w.finish();
+    };
+    if (!dir.attrs.isDirectory) return failWith(C.NFS3ERR_NOTDIR);
+    let listing: Listing;
+    try {
+      listing = await this.listing(dir.path);
+    } catch (err) {
+      return failWith(statusOf(err, true));
+    }
+    if (cookie !== 0 && !verf.every((b) => b === 0) && !verf.equals(listing.verf)) return failWith(C.NFS3ERR_BAD_COOKIE);
+    const total = listing.entries.length + 2;
+    const entryAt = async (i: number): Promise<DirEntry> => {
+      if (i === 0) return { name: '.', path: dir.path, attrs: dir.attrs };
+      if (i === 1) {
+        const parent = parentOf(dir.path);
+        return { name: '..', path: parent, attrs: plus ? await this.statOf(parent) : undefined };
+      }
+      const e = listing.entries[i - 2]!;
+      const path = joinPath(dir.path, e.name);
+      return { name: e.name, path, attrs: attrsOf(fileIdOf(path), e) };
+    };
+    let room = dirRoom(count, ctx) - DIR_FIXED;
+    const w = this.reply(call, C.NFS3_OK, Math.min(DIR_MAX, count) + 256);
+    writePostOpAttr(w, dir.attrs, this.fsid);
+    w.opaqueFixed(listing.verf);
+    let i = Math.min(cookie, total);
+    let sent = 0;
+    for (; i < total; i++) {
+      const e = await entryAt(i);
+      const name = Buffer.from(e.name, 'utf8');
+      if (name.length > C.NAME_MAX) continue; // could not be looked up anyway
+      const size = 4 + 8 + opaqueSize(name.length) + 8 + (plus ? PLUS_EXTRA : 0);
+      if (size > room) break;
+      const fileid = i < 2 ? fileIdOf(e.path) : this.opts.handles.remember(e.path);
+      w.bool(true).uint64(fileid).opaqueVar(name).uint64(i + 1);
+      if (plus) {
+        writePostOpAttr(w, e.attrs, this.fsid);
+        w.bool(true).opaqueVar(this.opts.handles.handleOfId(fileid));
+      }
+      room -= size;
+      sent++;
+    }
+    if (sent === 0 && i < total) return failWith(C.NFS3ERR_TOOSMALL);
+    return w.bool(false).bool(i >= total).finish();
+  }
+
+  private async fsstat(call: R.RpcCall): Promise<Buffer> {
+    const t = await this.target(call.args.opaqueVar(C.NFS3_FHSIZE));
+    if (!t.ok) return this.reply(call, t.status).bool(false).finish();
+    const w = this.reply(call, C.NFS3_OK);
+    writePostOpAttr(w, t.attrs, this.fsid);
+    const s = this.opts.store as { size?: unknown };
+    const total = typeof s.size === 'number' && Number.isSafeInteger(s.size) && s.size > 0 ? s.size : 0;
+    w.uint64(total).uint64(0).uint64(0); // tbytes, fbytes, abytes: nothing free, nothing writable
+    w.uint64(this.opts.handles.size + 1).uint64(0).uint64(0); // tfiles, ffiles, afiles
+    return w.uint32(0).finish(); // invarsec
+  }
+
+  private async fsinfo(call: R.RpcCall, ctx: RpcContext): Promise<Buffer> {
+    const t = await this.target(call.args.opaqueVar(C.NFS3_FHSIZE));
+    if (!t.ok) return this.reply(call, t.status).bool(false).finish();
+    const w = this.reply(call, C.NFS3_OK);
+    writePostOpAttr(w, t.attrs, this.fsid);
+    const rtmax = rtmaxOf(ctx);
+    w.uint32(rtmax).uint32(rtmax).uint32(4096); // rtmax, rtpref, rtmult
+    w.uint32(WTMAX).uint32(WTMAX).uint32(4096); // wtmax, wtpref, wtmult
+    w.uint32(DTPREF);
+    w.uint64((1n << 63n) - 1n); // maxfilesize
+    w.uint32(0).uint32(1_000_000); // time_delta: store times have millisecond resolution at best
+    return w.uint32(C.FSF3_HOMOGENEOUS).finish();
+  }
+
+  private async pathconf(call: R.RpcCall): Promise<Buffer> {
+    const t = await this.target(call.args.opaqueVar(C.NFS3_FHSIZE));
+    if (!t.ok) return this.reply(call, t.status).bool(false).finish();
+    const w = this.reply(call, C.NFS3_OK);
+    writePostOpAttr(w, t.attrs, this.fsid);
+    w.uint32(1).uint32(C.NAME_MAX); // linkmax, name_max
+    return w.bool(true).bool(true).bool(false).bool(true).finish(); // no_trunc, chown_restricted, case_insensitive, case_preserving
+  }
+
+  // --- the modifying procedures: NFS3ERR_ROFS ---------------------------------------------------
+
+  private async wccOf(fh: Buffer): Promise<{ status: number; attrs?: NodeAttrs }> {
+    const t = await this.target(fh);
+    return t.ok ? { status: C.NFS3ERR_ROFS, attrs: t.attrs } : { status: t.status };
+  }
+
+  private async rofsWcc(call: R.RpcCall): Promise<Buffer> {
+    const { status, attrs } = await this.wccOf(call.args.opaqueVar(C.NFS3_FHSIZE));
+    const w = this.reply(call, status);
+    writeWcc(w, attrs, this.fsid);
+    return w.finish();
+  }
+
+  private async rofsRename(call: R.RpcCall): Promise<Buffer> {
+    const fromFh = call.args.opaqueVar(C.NFS3_FHSIZE);
+    call.args.opaqueVar(C.MAX_NAME_WIRE);
+    const toFh = call.args.opaqueVar(C.NFS3_FHSIZE);
+    const from = await this.wccOf(fromFh);
+    const to = await this.wccOf(toFh);
+    const w = this.reply(call, from.status !== C.NFS3ERR_ROFS ? from.status : to.status, 512);
+    writeWcc(w, from.attrs, this.fsid);
+    writeWcc(w, to.attrs, this.fsid);
+    return w.finish();
+  }
+
+  private async rofsLink(call: R.RpcCall): Promise<Buffer> {
+    const fileFh = call.args.opaqueVar(C.NFS3_FHSIZE);
+    const dirFh = call.args.opaqueVar(C.NFS3_FHSIZE);
+    const file = await this.wccOf(fileFh);
+    const dir = await this.wccOf(dirFh);
+    const w = this.reply(call, file.status !== C.NFS3ERR_ROFS ? file.status : dir.status, 512);
+    writePostOpAttr(w, file.attrs, this.fsid);
+    writeWcc(w, dir.attrs, this.fsid);
+    return w.finish();
+  }
+}
