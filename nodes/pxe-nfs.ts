@@ -1,0 +1,118 @@
+import { bindErrorKind } from './lib/bind-error';
+import { bootBus } from './lib/boot-events/bus';
+import { NfsServer, type NfsClientInfo, type NfsListening, type NfsMountEvent, type NfsReadProgress } from './lib/nfs/server';
+import type { NodeDef, RedApi, RedNode } from './lib/red';
+import { getStoreNode, type IsoStoreNode } from './lib/store-node';
+import { parseExportPaths, parsePortmapMode, parsePort } from './lib/nfs/node-config';
+
+interface NfsDef extends NodeDef {
+  store: string;
+  address?: string;
+  nfsPort?: string | number;
+  mountPort?: string | number;
+  portmap?: string;
+  exportPaths?: string;
+  maxConnections?: string | number;
+  progressInterval?: string | number;
+}
+
+export = function register(RED: RedApi): void {
+  function PxeNfsNode(this: RedNode, def: NfsDef): void {
+    RED.nodes.createNode(this, def);
+    const address = String(def.address ?? '').trim();
+    const nfsPort = parsePort(def.nfsPort, 2049);
+    const mountPort = parsePort(def.mountPort, 20048);
+    const portmap = parsePortmapMode(def.portmap);
+    const exportPaths = parseExportPaths(def.exportPaths);
+    const maxConnections = def.maxConnections === undefined || def.maxConnections === '' ? 64 : Number(def.maxConnections);
+    const intervalS = Number(def.progressInterval ?? 1);
+    const progressIntervalMs = Number.isFinite(intervalS) && intervalS >= 0 ? intervalS * 1000 : 1000;
+    const storeNode: IsoStoreNode | null = getStoreNode(RED, def.store);
+
+    let server: NfsServer | undefined;
+    let acquired = false;
+    let closed = false;
+
+    const fail = (statusKey: string, message: string): void => {
+      this.status({ fill: 'red', shape: 'ring', text: RED._(`pxe-nfs.status.${statusKey}`) });
+      this.error(message);
+    };
+    const showMounts = (): void => {
+      const count = server?.mountCount ?? 0;
+      this.status({ fill: count > 0 ? 'blue' : 'green', shape: 'dot', text: RED._('pxe-nfs.status.mounted', { count }) });
+    };
+
+    const start = async (): Promise<void> => {
+      if (nfsPort === undefined) return fail('badConfig', RED._('pxe-nfs.errors.port', { port: String(def.nfsPort) }));
+      if (mountPort === undefined) return fail('badConfig', RED._('pxe-nfs.errors.port', { port: String(def.mountPort) }));
+      if (!exportPaths) return fail('badConfig', RED._('pxe-nfs.errors.exportPaths', { paths: String(def.exportPaths) }));
+      if (!Number.isInteger(maxConnections) || maxConnections < 1 || maxConnections > 4096) {
+        return fail('badConfig', RED._('pxe-nfs.errors.maxConnections', { value: String(def.maxConnections) }));
+      }
+      if (!storeNode) return fail('noStore', RED._('pxe-nfs.errors.noStore'));
+      this.status({ fill: 'yellow', shape: 'ring', text: RED._('pxe-nfs.status.starting') });
+      acquired = true;
+      let store;
+      try {
+        store = await storeNode.acquire(this);
+      } catch (err) {
+        return fail('storeError', RED._('pxe-nfs.errors.store', { message: (err as Error).message }));
+      }
+      if (closed) return;
+      const srv = new NfsServer({ store, exportPaths, maxConnections, progressIntervalMs });
+      srv.on('mount', (m: NfsMountEvent) => {
+        this.send({ topic: 'nfs/mount', payload: m });
+        showMounts();
+      });
+      srv.on('umount', (m: NfsMountEvent) => {
+        this.send({ topic: 'nfs/umount', payload: m });
+        showMounts();
+      });
+      // The boot-events node sees NFS reads like HTTP downloads: airootfs.sfs read whole = complete.
+      srv.on('read', (p: NfsReadProgress) => {
+        this.send({ topic: 'nfs/read', payload: p });
+        bootBus.publish({ source: 'nfs', kind: p.done ? 'done' : 'progress', ip: p.address, file: p.path, bytes: p.bytes, size: p.size, at: Date.now() });
+      });
+      srv.on('clientError', (e: NfsClientInfo & { message: string }) => this.debug(`NFS client ${e.address}:${e.port}: ${e.message}`));
+      srv.on('refused', (r: NfsClientInfo & { max: number }) => this.warn(RED._('pxe-nfs.errors.tooMany', { address: r.address, max: r.max })));
+      let listening: NfsListening;
+      try {
+        listening = await srv.listen({ address, nfsPort, mountPort, portmap });
+      } catch (err) {
+        const key = bindErrorKind(err);
+        const port = (err as { port?: number }).port ?? nfsPort;
+        return fail(key === 'listen' ? 'listenError' : key, RED._(`pxe-nfs.errors.${key}`, { port, address: address || '*', message: (err as Error).message }));
+      }
+      server = srv;
+      if (closed) return;
+      const pm = listening.portmap;
+      this.log(
+        RED._('pxe-nfs.log.serving', {
+          source: store.source,
+          exports: exportPaths.join(', '),
+          address: address || '*',
+          nfsPort: listening.nfsPort,
+          mountPort: listening.mountPort,
+          portmap: RED._(`pxe-nfs.log.portmap-${pm.mode}`, { port: pm.port ?? '' }),
+        }),
+      );
+      showMounts();
+    };
+
+    const starting = start().catch((err: Error) => fail('listenError', err.message));
+
+    this.on('close', (_removed: boolean, done: () => void) => {
+      closed = true;
+      void (async () => {
+        await starting;
+        await server?.close();
+        if (acquired && storeNode) await storeNode.release(this).catch(() => undefined);
+        this.status({});
+      })().then(done, (err: Error) => {
+        this.error(err);
+        done();
+      });
+    });
+  }
+  RED.nodes.registerType('pxe-nfs', PxeNfsNode);
+};
