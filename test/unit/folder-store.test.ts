@@ -1,11 +1,28 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FolderStore } from '../../nodes/lib/store/folder-store';
 import { openConfiguredStore, openStore } from '../../nodes/lib/store/open-store';
 import { isStoreError, type FileStore } from '../../nodes/lib/store/types';
+
+/** Rejects if `p` has not settled within `ms` (an open() blocked on a FIFO never does). */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<T>((_, reject) => (t = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
+}
+
+/** Lets any open() still blocked on the FIFO return (a writer appears), so the process can exit. */
+function unblockFifo(fifo: string): void {
+  try {
+    fs.closeSync(fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
+  } catch {
+    // no reader waiting (ENXIO): nothing blocked
+  }
+}
 
 async function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -64,6 +81,50 @@ describe('folder store', () => {
     await assert.rejects(store.open('escapedir/secret'), (e) => isStoreError(e, 'EACCES'));
     await assert.rejects(store.stat('/arch//boot/syslinuxldlinux.c32'), (e) => isStoreError(e, 'ENOENT'));
     await assert.rejects(store.open('arch'), (e) => isStoreError(e, 'EISDIR'));
+  });
+
+  it('refuses FIFOs and sockets at once, without opening them, and does not list them', async () => {
+    const special = fs.mkdtempSync(path.join(os.tmpdir(), 'pxe-special-'));
+    const fifo = path.join(special, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const sock = net.createServer().listen(path.join(special, 'sock'));
+    await new Promise((r) => sock.once('listening', r));
+    fs.symlinkSync('fifo', path.join(special, 'fifo-link'));
+    fs.writeFileSync(path.join(special, 'plain'), 'plain');
+    const st = await openStore(special);
+    try {
+      for (const name of ['fifo', 'sock', 'fifo-link']) {
+        const refused = (e: unknown): boolean => isStoreError(e, 'EACCES') && /not a regular file/.test((e as Error).message);
+        await assert.rejects(within(st.stat(name), 2000, `stat ${name}`), refused, `stat ${name}`);
+        await assert.rejects(within(st.open(name), 2000, `open ${name}`), refused, `open ${name}`);
+        await assert.rejects(within(st.createReadStream(name), 2000, `stream ${name}`), refused, `stream ${name}`);
+      }
+      // More requests than libuv has file threads (4): none may be left blocked in open().
+      await within(Promise.all(Array.from({ length: 16 }, () => st.open('fifo').then(() => assert.fail('opened'), () => undefined))), 2000, '16 opens');
+      const f = await within(st.open('plain'), 2000, 'open of a plain file');
+      await f.close();
+      assert.deepEqual((await st.list('/')).map((e) => e.name), ['plain']);
+    } finally {
+      unblockFifo(fifo);
+      await st.close();
+      await new Promise((r) => sock.close(r));
+      fs.rmSync(special, { recursive: true, force: true });
+    }
+  });
+
+  it('answers a symlink loop as not found, naming no server path', async () => {
+    const loop = fs.mkdtempSync(path.join(os.tmpdir(), 'pxe-loop-'));
+    fs.symlinkSync('b', path.join(loop, 'a'));
+    fs.symlinkSync('a', path.join(loop, 'b'));
+    const st = await openStore(loop);
+    try {
+      for (const op of [() => st.stat('a'), () => st.open('a'), () => st.list('b')]) {
+        await assert.rejects(op(), (e: Error) => isStoreError(e, 'ENOENT') && !e.message.includes(loop) && /symlink loop/.test(e.message));
+      }
+    } finally {
+      await st.close();
+      fs.rmSync(loop, { recursive: true, force: true });
+    }
   });
 
   it('refuses a root that does not exist', async () => {

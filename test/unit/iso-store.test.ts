@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -181,6 +182,20 @@ describe('ISO store against xorriso extraction', () => {
       await slow.close();
     }
     await assert.rejects(store.stat('/'), (e) => isStoreError(e, 'ENOENT') && /closed/.test(e.message));
+  });
+
+  it('refuses FIFOs recorded in an image (Rock Ridge), and does not list them', async () => {
+    const fsrc = path.join(dir, 'fifo-src');
+    writeTree(fsrc, { plain: 'plain' });
+    execFileSync('mkfifo', [path.join(fsrc, 'fifo')]);
+    const store = await new IsoStore(xorrisoImage(fsrc, path.join(dir, 'fifo.iso'))).init();
+    try {
+      await assert.rejects(store.stat('fifo'), (e) => isStoreError(e, 'EACCES') && /not a regular file/.test(e.message));
+      await assert.rejects(store.open('fifo'), (e) => isStoreError(e, 'EACCES'));
+      assert.deepEqual((await store.list('/')).map((e) => e.name), ['plain']);
+    } finally {
+      await store.close();
+    }
   });
 
   it('openStore opens image files as ISO stores and refuses non-images', async () => {

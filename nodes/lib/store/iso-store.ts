@@ -174,13 +174,15 @@ export class IsoStore implements FileStore {
     if (!st.isFile()) return this.fail(identity, new StoreError('EBADIMAGE', `${this.source} is not a regular file`));
     let fh: fs.promises.FileHandle;
     try {
-      fh = await fs.promises.open(this.source, 'r');
+      // Non-blocking: should the path have become a FIFO since the stat, open() must not wait.
+      fh = await fs.promises.open(this.source, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
     } catch (err) {
       return this.fail(identity, toStoreError(err, this.source));
     }
     try {
       // Identify what we actually opened: the path may have been replaced since the stat.
       const fst = await fh.stat();
+      if (!fst.isFile()) throw new StoreError('EBADIMAGE', `${this.source} is not a regular file`);
       const image = await IsoImage.open(fileHandleSource(fh, fst.size));
       const opened = new OpenImage(fh, image, identityOf(fst));
       const old = this.current;
@@ -228,6 +230,8 @@ export class IsoStore implements FileStore {
     const img = await this.acquire();
     try {
       const { node, path } = await img.image.resolve(segs);
+      // Devices, FIFOs and sockets recorded in the image have no data to serve.
+      if (node.type === 'other') throw new StoreError('EACCES', `refused: /${path.join('/')} is not a regular file or directory`);
       return IsoStore.toStat(path.join('/'), node);
     } finally {
       img.release();
@@ -244,13 +248,14 @@ export class IsoStore implements FileStore {
       const out: StoreStat[] = [];
       for (const e of await img.image.list(node, `/${rel}`)) {
         const childRel = rel === '' ? e.name : `${rel}/${e.name}`;
-        if (e.bad) continue; // reported when asked for by name
+        if (e.bad || e.type === 'other') continue; // reported when asked for by name
         if (e.type !== 'symlink') {
           out.push(IsoStore.toStat(childRel, e));
           continue;
         }
         try {
-          out.push(IsoStore.toStat(childRel, (await img.image.resolve([...path, e.name])).node));
+          const target = (await img.image.resolve([...path, e.name])).node;
+          if (target.type !== 'other') out.push(IsoStore.toStat(childRel, target));
         } catch (err) {
           // Dangling, looping or escaping symlinks are not listed, as in the folder store.
           if (!(err instanceof StoreError)) throw err;
