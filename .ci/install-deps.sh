@@ -15,12 +15,16 @@ PKGS=(
   syslinux-common pxelinux isolinux ipxe ipxe-qemu ovmf
   qemu-system-x86 qemu-utils
   libnbd-bin nbd-server nbd-client
+  libnfs-utils nfs-ganesha nfs-ganesha-vfs rpcbind klibc-utils
   chromium
 )
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# nfs-common (rpc.statd) comes in as a dependency of nfs-ganesha: note whether it was here before.
+had_nfs_common=0
+dpkg-query -W -f='${Status}' nfs-common 2>/dev/null | grep -q 'install ok installed' && had_nfs_common=1
 if [ ${#missing[@]} -gt 0 ]; then
   restore=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -39,4 +43,24 @@ apt-cache show linux-image-amd64 >/dev/null 2>&1 || apt-get update -q
 for pidf in /run/tftpd-hpa.pid /run/atftpd.pid /run/nbd-server.pid /run/nginx.pid; do
   [ -f "$pidf" ] && kill "$(cat "$pidf")" 2>/dev/null || true
 done
+# The NFS packages (rpcbind; nfs-common, which nfs-ganesha depends on, with rpc.statd; nfs-ganesha)
+# start daemons only through invoke-rc.d / deb-systemd-invoke, which policy-rc.d refuses. Should one
+# have started anyway (a policy-rc.d of the machine's own that allows it), stop it by pidfile — but
+# only for a package this run installed: an rpcbind the machine already had may serve its NFS mounts.
+# On systemd, a fresh install also enables rpcbind.socket (port 111 on every interface at the next
+# boot); disable the units of what this run installed. One rpcbind at a time per machine: the NFS
+# tests start their own inside a namespace and skip that part while another one runs.
+installed_now() { printf '%s\n' "${missing[@]}" | grep -qx "$1"; }
+if [ ${#missing[@]} -gt 0 ]; then
+  installed_now rpcbind && { [ -f /run/rpcbind.pid ] && kill "$(cat /run/rpcbind.pid)" 2>/dev/null || true; }
+  installed_now nfs-ganesha && { [ -f /run/ganesha/ganesha.pid ] && kill "$(cat /run/ganesha/ganesha.pid)" 2>/dev/null || true; }
+  [ "$had_nfs_common" = 0 ] && { [ -f /run/rpc.statd.pid ] && kill "$(cat /run/rpc.statd.pid)" 2>/dev/null || true; }
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    units=()
+    installed_now rpcbind && units+=(rpcbind.socket rpcbind.service)
+    installed_now nfs-ganesha && units+=(nfs-ganesha.service nfs-ganesha-lock.service)
+    [ "$had_nfs_common" = 0 ] && units+=(rpc-statd.service)
+    [ ${#units[@]} -gt 0 ] && systemctl disable --now "${units[@]}" >/dev/null 2>&1 || true
+  fi
+fi
 exit 0
