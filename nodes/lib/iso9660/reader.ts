@@ -13,10 +13,27 @@ import { collectSusp, detectSusp, interpretRockRidge, S_IFDIR, S_IFLNK, S_IFMT, 
 // bounds the work a corrupt image causes to the path asked for, and re-indexing a replaced image
 // costs nothing until it is used.
 
-/** Largest directory extent we read: 64 MiB is ~300k entries, far beyond any real image. */
-const MAX_DIRECTORY_BYTES = 64 * 1024 * 1024;
-/** Parsed directories kept; older ones are dropped and re-read on demand. */
-const MAX_CACHED_DIRECTORIES = 2048;
+/**
+ * Largest directory we read, refused above with a store error. A parsed entry costs ~150–420
+ * bytes of heap (measured) against 34–250 on disc, and parsing ~100k entries took ~1 s: a crafted
+ * 60 MiB directory cost ~370 MiB. 1 MiB holds ~5,000 entries with Rock Ridge names (a flat
+ * RHEL 7 Packages/ has ~4,000; Arch's largest has a few dozen) or ~30,000 of the smallest records
+ * (~12 MiB parsed).
+ */
+export const MAX_DIRECTORY_BYTES = 1024 * 1024;
+/**
+ * Parsed directories kept, by their estimated heap (entryCost): least recently used ones are
+ * dropped and re-read on demand. A largest directory of the smallest records fits, so no lookup
+ * has to parse it again each time.
+ */
+export const MAX_CACHED_BYTES = 16 * 1024 * 1024;
+/** Estimated heap of one parsed entry besides its name (node, extents, date, two map entries), the top of what was measured. */
+const ENTRY_COST = 400;
+const LISTING_COST = 1024;
+/** Directories above this size are parsed one at a time: concurrent lookups cannot multiply the peak. */
+const LARGE_DIRECTORY_BYTES = 64 * 1024;
+/** Parsing lets other work (other clients) run every this many records. */
+const YIELD_EVERY = 1024;
 /** Symlinks followed in one lookup, as Linux (MAXSYMLINKS). */
 const MAX_SYMLINK_FOLLOWS = 40;
 /** Path components handled in one lookup, symlink expansions included. */
@@ -52,13 +69,30 @@ interface Listing {
   folded: Map<string, IsoNode>;
 }
 
+interface CacheEntry {
+  listing: Promise<Listing>;
+  /** Estimated heap once parsed; 0 while it loads. */
+  bytes: number;
+}
+
+/** The heap a parsed listing is reckoned to hold. */
+function listingCost(entries: IsoNode[]): number {
+  let n = LISTING_COST;
+  for (const e of entries) n += ENTRY_COST + 2 * e.name.length;
+  return n;
+}
+
 function isAddressable(name: string): boolean {
   return name !== '' && name !== '.' && name !== '..' && !name.includes('/') && !name.includes('\0');
 }
 
 /** The index of one ISO 9660 image: volume descriptors, the chosen tree, and parsed directories. */
 export class IsoImage {
-  private readonly cache = new Map<number, Promise<Listing>>();
+  private readonly cache = new Map<number, CacheEntry>();
+  /** Sum of the loaded entries' `bytes`. */
+  private cachedBytes = 0;
+  /** The parse of a large directory in progress (the next one waits for it). */
+  private largeLoad: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly src: ImageSource,
@@ -108,23 +142,46 @@ export class IsoImage {
     return (await this.listing(dir, label)).entries;
   }
 
+  /** Estimated heap held by parsed directories (at most MAX_CACHED_BYTES). */
+  get cacheBytes(): number {
+    return this.cachedBytes;
+  }
+
   private listing(dir: IsoNode, label: string): Promise<Listing> {
     if (dir.type !== 'dir') return Promise.reject(new StoreError('ENOTDIR', `not a directory: ${label}`));
     if (dir.bad) return Promise.reject(badImage(dir.bad));
     const key = dir.extents[0].position;
-    let p = this.cache.get(key);
-    if (p) {
+    const hit = this.cache.get(key);
+    if (hit) {
       // Refresh its place in the (insertion-ordered) map: least recently used goes first.
       this.cache.delete(key);
-      this.cache.set(key, p);
-      return p;
+      this.cache.set(key, hit);
+      return hit.listing;
     }
-    p = this.loadListing(dir, label);
-    this.cache.set(key, p);
-    // A failed read (image replaced mid-read) must not stick; corrupt directories just fail again.
-    p.catch(() => this.cache.get(key) === p && this.cache.delete(key));
-    if (this.cache.size > MAX_CACHED_DIRECTORIES) this.cache.delete(this.cache.keys().next().value as number);
-    return p;
+    const entry: CacheEntry = { listing: this.loadListing(dir, label), bytes: 0 };
+    this.cache.set(key, entry);
+    entry.listing.then(
+      (l) => {
+        // Dropped meanwhile (evicted, or the image retired): not counted.
+        if (this.cache.get(key) !== entry) return;
+        entry.bytes = listingCost(l.entries);
+        this.cachedBytes += entry.bytes;
+        this.evict(entry);
+      },
+      // A failed read (image replaced mid-read) must not stick; corrupt directories just fail again.
+      () => this.cache.get(key) === entry && this.cache.delete(key),
+    );
+    return entry.listing;
+  }
+
+  /** Drops least recently used directories until the cache is within its budget (`keep` stays). */
+  private evict(keep: CacheEntry): void {
+    for (const [key, e] of this.cache) {
+      if (this.cachedBytes <= MAX_CACHED_BYTES) break;
+      if (e === keep || e.bytes === 0) continue;
+      this.cache.delete(key);
+      this.cachedBytes -= e.bytes;
+    }
   }
 
   private async loadListing(dir: IsoNode, label: string): Promise<Listing> {
@@ -136,12 +193,23 @@ export class IsoImage {
       if (dot.block * SECTOR !== position) throw badImage(`relocated directory ${label}: its '.' record does not point to itself`);
       length = dot.dataLength;
     }
-    if (length > MAX_DIRECTORY_BYTES || position + length > this.src.size) {
-      throw badImage(`directory ${label} claims ${length} bytes at byte ${position}, beyond the image (${this.src.size} bytes) or the ${MAX_DIRECTORY_BYTES}-byte limit`);
+    if (position + length > this.src.size) {
+      throw badImage(`directory ${label} claims ${length} bytes at byte ${position}, beyond the image (${this.src.size} bytes)`);
     }
+    if (length > MAX_DIRECTORY_BYTES) {
+      throw badImage(`directory ${label} is ${length} bytes, over the ${MAX_DIRECTORY_BYTES}-byte limit for one directory: not read (a real image has none this large)`);
+    }
+    if (length <= LARGE_DIRECTORY_BYTES) return this.parseListing(position, length, label);
+    const turn = this.largeLoad.then(() => this.parseListing(position, length, label));
+    this.largeLoad = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private async parseListing(position: number, length: number, label: string): Promise<Listing> {
     const records = parseDirectory(await readExact(this.src, position, length, `directory ${label}`), position);
     const entries: IsoNode[] = [];
     for (let i = 0; i < records.length; i++) {
+      if (i % YIELD_EVERY === YIELD_EVERY - 1) await new Promise<void>((r) => setImmediate(r));
       const rec = records[i];
       if (rec.id.length === 1 && rec.id[0] <= 1) continue; // '.' and '..'
       // A file over 4 GiB is several records of the same name; all but the last carry 0x80.
