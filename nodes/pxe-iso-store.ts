@@ -32,8 +32,11 @@ export = function register(RED: RedApi): void {
   }
   RED.nodes.registerType('pxe-iso-store', PxeIsoStoreNode);
 
-  // The editor asks what a path holds before the user deploys it.
-  RED.httpAdmin.get('/pxe-iso-store/inspect', RED.auth.needsPermission('pxe-iso-store.read'), (req, res) => {
+  // The editor asks what a path holds before the user deploys it. Opening a path on this host is
+  // configuration, so it takes the right to change such nodes (a read-only editor user cannot),
+  // and it answers with what a store on that path would serve, summed up (describeStore): never a
+  // folder's listing.
+  RED.httpAdmin.get('/pxe-iso-store/inspect', RED.auth.needsPermission('pxe-iso-store.write'), (req, res) => {
     const source = String(req.query.path ?? '').trim();
     openConfiguredStore(source, String(req.query.extra ?? '').trim())
       .then(async (store) => {
@@ -43,6 +46,6 @@ export = function register(RED: RedApi): void {
           await store.close();
         }
       })
-      .catch((err: Error) => res.json({ ok: false, error: err.message }));
+      .catch((err: Error) => res.json({ ok: false, error: RED._('pxe-iso-store.errors.inspect', { message: err.message }) }));
   });
 };

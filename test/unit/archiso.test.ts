@@ -106,6 +106,7 @@ describe('Arch ISO detection', () => {
     const folder = await describeStore(await openStore(path.join(dir, 'syslinux')));
     assert.equal(folder.kind, 'folder');
     assert.equal(folder.volumeId, undefined);
+    assert.equal(folder.rootEntries, undefined, "a folder's entries are not listed");
     assert.equal(folder.archiso.layout, 'syslinux');
   });
 });
