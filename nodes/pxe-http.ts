@@ -70,6 +70,19 @@ export = function register(RED: RedWithHttpNode): void {
     const bootSignal = (kind: 'progress' | 'done', client: string, file: string, bytes: number, size: number): void =>
       bootBus.publish({ source: 'http', kind, ip: client.replace(/^::ffff:/, ''), file, bytes, size, at: Date.now() });
     const idle = (): void => this.status({ fill: 'green', shape: 'dot', text: idleText });
+    // One warning per kind a minute: a client repeating a failing request must not flood the log.
+    const warned = new Map<string, { at: number; more: number }>();
+    const warnOnce = (kind: string, text: string): void => {
+      const now = Date.now();
+      const w = warned.get(kind);
+      if (w && now - w.at < 60_000) {
+        w.more++;
+        return;
+      }
+      if (warned.size > 100) warned.clear();
+      this.warn(w && w.more > 0 ? `${text} ${RED._('pxe-http.warn.repeated', { count: w.more })}` : text);
+      warned.set(kind, { at: now, more: 0 });
+    };
 
     const start = async (): Promise<void> => {
       if (!storeNode) throw new Error('no pxe-iso-store selected: choose the ISO or folder to serve');
@@ -96,7 +109,13 @@ export = function register(RED: RedWithHttpNode): void {
             // A whole file (not a range) sent in full: a finished download for the boot timeline.
             if (e.status === 200) bootSignal('done', e.client, e.path, e.bytes, e.bytes);
           },
-          onFail: (e) => send('http/error', e),
+          onFail: (e) => {
+            send('http/error', e);
+            // What went wrong on our side (a store error, memory for stalled clients spent) is
+            // the log's to tell; clients only get a generic answer.
+            if (e.status >= 500 && e.status !== 503) warnOnce(e.error, RED._('pxe-http.warn.failed', { status: e.status, client: e.client, path: e.path, error: e.error }));
+            else if (e.error.includes('memory for stalled clients')) warnOnce('stalled', RED._('pxe-http.warn.failed', { status: e.status, client: e.client, path: e.path, error: e.error }));
+          },
           onLog: (line) => this.debug(line),
           onActive: (n) => (n === 0 ? idle() : this.status({ fill: 'blue', shape: 'dot', text: n === 1 ? '1 download' : `${n} downloads` })),
         },

@@ -9,6 +9,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 const helper = require('node-red-node-test-helper');
 import httpNode from '../../nodes/pxe-http';
 import storeNode from '../../nodes/pxe-iso-store';
+import { writeTree, xorrisoImage } from '../helpers/iso-images';
 
 helper.init(require.resolve('node-red'));
 
@@ -148,6 +149,28 @@ describe('pxe-http node', () => {
     } finally {
       await new Promise((r) => blocker.close(r));
     }
+  });
+
+  it('answers store errors with a generic text and warns once with the details (which name server paths)', async () => {
+    const iso = path.join(dir, 'image.iso');
+    const src = path.join(dir, 'image-src');
+    writeTree(src, { 'boot/hello.txt': 'hello' });
+    xorrisoImage(src, iso);
+    await helper.load([storeNode, httpNode], [{ id: 's1', type: 'pxe-iso-store', path: iso }, { id: 'h1', type: 'pxe-http', store: 's1', mode: 'listen', address: '127.0.0.1', port: 0, wires: [] }]);
+    const n = helper.getNode('h1');
+    await n.ready;
+    assert.equal((await get(n.boundPort, '/boot/hello.txt')).body, 'hello');
+    // The image is replaced by something that is not one: the store's error names the image's path.
+    fs.writeFileSync(iso, Buffer.alloc(64 * 1024, 0x41));
+    await new Promise((r) => setTimeout(r, 1100)); // the store re-checks its image every second
+    for (let i = 0; i < 3; i++) {
+      const r = await get(n.boundPort, '/boot/hello.txt');
+      assert.equal(r.status, 500);
+      assert.doesNotMatch(r.body, new RegExp(dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+      assert.doesNotMatch(r.body, /image\.iso|CD001/);
+    }
+    const warnings = n.warn.getCalls().map((c: { args: unknown[] }) => String(c.args[0]));
+    assert.equal(warnings.length, 1, warnings.join('\n'));
   });
 
   it('asks for a store when none is selected', async () => {

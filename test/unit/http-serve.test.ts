@@ -1,13 +1,16 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BufferPool } from '../../nodes/lib/http/buffer-pool';
 import { HttpFileService, type DoneEvent, type FailEvent, type ProgressEvent, type RequestEvent } from '../../nodes/lib/http/serve-file';
 import { describeListenError, HttpListener } from '../../nodes/lib/http/server';
+import { TransferSlots } from '../../nodes/lib/http/slots';
 import { FolderStore } from '../../nodes/lib/store/folder-store';
 
 interface Reply {
@@ -31,6 +34,51 @@ function request(port: number, p: string, opts: { method?: string; headers?: htt
 }
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** A GET whose response is never read past the headers (or past `readFirst` bytes). */
+async function stalledGet(port: number, p: string, readFirst = 0): Promise<{ res: http.IncomingMessage; req: http.ClientRequest }> {
+  const req = http.get({ host: '127.0.0.1', port, path: p, agent: false });
+  req.on('error', () => undefined);
+  // Bounded: a server whose buffers are all held by stalled clients does not even send headers.
+  const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+    const t = setTimeout(() => {
+      req.destroy();
+      reject(new Error(`no response to GET ${p} within 5 s`));
+    }, 5000);
+    req.on('response', (r) => {
+      clearTimeout(t);
+      resolve(r);
+    });
+  });
+  res.on('error', () => undefined);
+  if (readFirst > 0) {
+    let got = 0;
+    await new Promise<void>((resolve) => {
+      res.on('data', (c: Buffer) => {
+        got += c.length;
+        if (got >= readFirst) {
+          res.pause();
+          resolve();
+        }
+      });
+    });
+  } else {
+    res.pause();
+  }
+  return { res, req };
+}
+
+const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
 
 describe('http file service', () => {
   let tmp: string;
@@ -254,14 +302,16 @@ describe('http file service', () => {
     }
   });
 
-  it('answers 404 with a clear message when the store is not an Arch ISO', async () => {
-    const s = new HttpFileService({ store: await new FolderStore(path.join(root, 'arch/boot')).init(), ipxePath: '/menu/arch.ipxe' });
+  it('answers 404 with a clear message when the store is not an Arch ISO, the details to the hooks', async () => {
+    const fails: FailEvent[] = [];
+    const s = new HttpFileService({ store: await new FolderStore(path.join(root, 'arch/boot')).init(), ipxePath: '/menu/arch.ipxe', hooks: { onFail: (e) => fails.push(e) } });
     const l = new HttpListener(s.handle);
     const p = (await l.listen({ address: '127.0.0.1', port: 0 })).port;
     try {
       const r = await request(p, '/menu/arch.ipxe');
       assert.equal(r.status, 404);
-      assert.match(r.body.toString(), /cannot generate \/menu\/arch\.ipxe: not an Arch ISO: the store has no \/arch\/boot\/x86_64\/vmlinuz-linux/);
+      assert.match(r.body.toString(), /cannot generate \/menu\/arch\.ipxe: the store is not an Arch ISO/);
+      assert.match(fails[0]!.error, /cannot generate \/menu\/arch\.ipxe: not an Arch ISO: the store has no \/arch\/boot\/x86_64\/vmlinuz-linux/);
       assert.equal((await request(p, '/boot.ipxe')).status, 404);
     } finally {
       await l.close();
@@ -312,6 +362,170 @@ describe('http file service', () => {
       assert.equal(pool.inUse, 0);
       assert.equal(s.activeDownloads, 0);
     } finally {
+      await l.close();
+    }
+  });
+
+  it('error bodies name no server path; FIFOs are refused, not served empty; the hooks get the details', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pxe-http-errors-'));
+    fs.symlinkSync('loop-b', path.join(dir, 'loop-a'));
+    fs.symlinkSync('loop-a', path.join(dir, 'loop-b'));
+    execFileSync('mkfifo', [path.join(dir, 'fifo')]);
+    const fails: FailEvent[] = [];
+    const s = new HttpFileService({ store: await new FolderStore(dir).init(), listing: true, hooks: { onFail: (e) => fails.push(e) } });
+    const l = new HttpListener(s.handle);
+    const p = (await l.listen({ address: '127.0.0.1', port: 0 })).port;
+    try {
+      for (const [url, status] of [['/loop-a', 404], ['/loop-b/', 404], ['/fifo', 403], ['/nope', 404]] as const) {
+        const r = await request(p, url);
+        assert.equal(r.status, status, url);
+        assert.doesNotMatch(r.body.toString(), new RegExp(dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), url);
+        assert.doesNotMatch(r.body.toString(), /\/tmp\//, url);
+      }
+      assert.ok(fails.some((e) => e.path === '/loop-a' && /symlink loop/.test(e.error)), 'the hooks name the loop');
+      assert.ok(fails.some((e) => e.path === '/fifo' && /not a regular file/.test(e.error)));
+      assert.doesNotMatch((await request(p, '/')).body.toString(), /fifo/, 'not listed');
+    } finally {
+      try {
+        fs.closeSync(fs.openSync(path.join(dir, 'fifo'), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
+      } catch {
+        // nobody blocked on it
+      }
+      await s.close();
+      await l.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('clients that stop reading hold no shared buffer: another client downloads meanwhile', async () => {
+    // A pool two stalled transfers used to fill (each held two buffers) before.
+    const pool = new BufferPool(1 << 20, 4);
+    const s = new HttpFileService({ store: await new FolderStore(root).init(), pool });
+    const l = new HttpListener(s.handle);
+    const p = (await l.listen({ address: '127.0.0.1', port: 0 })).port;
+    const stalled: Array<{ req: http.ClientRequest }> = [];
+    try {
+      for (let i = 0; i < 6; i++) stalled.push(await stalledGet(p, '/sparse.bin'));
+      await sleep(300);
+      assert.equal(pool.inUse, 0, 'stalled transfers hold no shared buffer');
+      const started = Date.now();
+      const r = await Promise.race([request(p, '/arch/x86_64/airootfs.sfs'), sleep(10_000).then(() => null)]);
+      assert.ok(r, `a normal download got nothing in 10 s while ${stalled.length} clients stalled`);
+      assert.equal(sha(r.body), sha(big));
+      assert.ok(Date.now() - started < 10_000);
+      assert.equal(s.activeDownloads, 6);
+    } finally {
+      for (const x of stalled) x.req.destroy();
+      await s.close();
+      await l.close();
+    }
+    assert.equal(pool.inUse, 0);
+  });
+
+  it('writes off the shared buffer of a client that read fast and then stopped, and forgets it when the client goes', async () => {
+    const pool = new BufferPool(1 << 20, 4, 10_000, { maxWrittenOff: 4 });
+    const s = new HttpFileService({ store: await new FolderStore(root).init(), pool, send: { writeOffMs: 200 } });
+    const l = new HttpListener(s.handle);
+    const p = (await l.listen({ address: '127.0.0.1', port: 0 })).port;
+    try {
+      // 24 MiB read fast (it is sent from shared buffers by then), then nothing.
+      const x = await stalledGet(p, '/sparse.bin', 24 << 20);
+      await until(() => pool.writtenOff === 1 && pool.inUse === 0, 10_000, `the stalled write written off (inUse ${pool.inUse}, writtenOff ${pool.writtenOff})`);
+      assert.equal(pool.heldBy('127.0.0.1'), 1, 'still counted against its address');
+      assert.equal(pool.tryAcquire('10.0.0.9') !== null, true, 'the pool is whole for others');
+      x.req.destroy();
+      await until(() => pool.writtenOff === 0 && s.activeDownloads === 0, 5000, 'the written-off buffer forgotten');
+      assert.equal(pool.heldBy('127.0.0.1'), 0);
+    } finally {
+      await s.close();
+      await l.close();
+    }
+  });
+
+  it('sends the right bytes when transfers mix shared and own buffers (an address over its share)', async () => {
+    const pool = new BufferPool(1 << 20, 4, 10_000, { maxPerOwner: 1 });
+    const s = new HttpFileService({ store: await new FolderStore(root).init(), pool, send: { ownChunk: 4096 + 13, proveBytes: 256 * 1024 } });
+    const l = new HttpListener(s.handle);
+    const p = (await l.listen({ address: '127.0.0.1', port: 0 })).port;
+    try {
+      const rs = await Promise.all([1, 2, 3].map(() => request(p, '/arch/x86_64/airootfs.sfs')));
+      for (const r of rs) assert.equal(sha(r.body), sha(big));
+      const part = await request(p, '/arch/x86_64/airootfs.sfs', { headers: { Range: 'bytes=1000-3000999' } });
+      assert.equal(part.status, 206);
+      assert.equal(sha(part.body), sha(big.subarray(1000, 3001000)));
+    } finally {
+      await s.close();
+      await l.close();
+    }
+    assert.equal(pool.inUse, 0);
+  });
+
+  it('answers 503 with Retry-After to an address over its transfer limit, and frees the slot after', async () => {
+    const slots = new TransferSlots(10, 2);
+    const s = new HttpFileService({ store: await new FolderStore(root).init(), slots });
+    const l = new HttpListener(s.handle);
+    const p = (await l.listen({ address: '127.0.0.1', port: 0 })).port;
+    try {
+      const a = await stalledGet(p, '/sparse.bin');
+      const b = await stalledGet(p, '/sparse.bin');
+      const r = await request(p, '/hello.txt');
+      assert.equal(r.status, 503);
+      assert.equal(r.headers['retry-after'], '5');
+      assert.equal((await request(p, '/hello.txt', { method: 'HEAD' })).status, 200, 'no body, no slot');
+      a.req.destroy();
+      await until(() => slots.heldBy('127.0.0.1') === 1, 5000, 'the slot back');
+      assert.equal((await request(p, '/hello.txt')).status, 200);
+      b.req.destroy();
+      await until(() => slots.active === 0, 5000, 'every slot back');
+    } finally {
+      await s.close();
+      await l.close();
+    }
+  });
+
+  it('does no work for pipelined requests before their turn (no open file per request sent ahead)', async () => {
+    const s = new HttpFileService({ store: await new FolderStore(root).init() });
+    const l = new HttpListener(s.handle);
+    const p = (await l.listen({ address: '127.0.0.1', port: 0 })).port;
+    const sock = net.connect(p, '127.0.0.1');
+    try {
+      await new Promise((r) => sock.once('connect', r));
+      const before = openFds();
+      // 200 requests in one go, and the responses never read.
+      sock.write('GET /sparse.bin HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(200));
+      sock.pause();
+      await until(() => s.activeDownloads >= 1, 5000, 'the first transfer');
+      await sleep(300);
+      const grown = openFds() - before;
+      assert.ok(grown <= 10, `${grown} descriptors more for 200 pipelined requests`);
+    } finally {
+      sock.destroy();
+      await s.close();
+      await l.close();
+    }
+  });
+
+  it('closes connections over the per-address limit at once', async () => {
+    const l = new HttpListener((_req, res) => res.end('ok'), { maxConnectionsPerClient: 3 });
+    const p = (await l.listen({ address: '127.0.0.1', port: 0 })).port;
+    const socks: net.Socket[] = [];
+    try {
+      const closed: boolean[] = [];
+      for (let i = 0; i < 5; i++) {
+        const c = net.connect(p, '127.0.0.1');
+        c.on('error', () => undefined);
+        const k = i;
+        closed[k] = false;
+        c.on('close', () => (closed[k] = true));
+        socks.push(c);
+        await new Promise((r) => c.once('connect', r));
+      }
+      await until(() => closed.filter(Boolean).length === 2, 3000, 'two connections closed');
+      assert.deepEqual(closed, [false, false, false, true, true]);
+      assert.equal(l.connectionsFrom('127.0.0.1'), 3);
+      assert.equal(l.refused, 2);
+    } finally {
+      for (const c of socks) c.destroy();
       await l.close();
     }
   });

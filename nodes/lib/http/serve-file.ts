@@ -12,15 +12,26 @@ import { contentTypeFor } from './content-type';
 import { findArchBootFiles, hostFor, renderArchIpxeScript, safeHost, urlPath, type ArchBootFiles } from './ipxe-script';
 import { ProgressTracker } from './progress';
 import { contentRange, ifRangeMatches, parseRange } from './range';
-import { sendRange, type SendOutcome } from './send-range';
+import { sendRange, socketAssigned, type SendOptions, type SendOutcome } from './send-range';
+import { TransferSlots } from './slots';
 
 /** Read size from the store: large reads keep the per-byte cost low (the issue measured 1 MiB). */
 export const READ_CHUNK = 1 << 20;
 /**
- * Read buffers all transfers of the process share: at most 24 MiB in flight however many
- * clients download at once (each transfer holds at most two).
+ * Read buffers all transfers of the process share: at most 24 MiB in use however many clients
+ * download at once (a transfer holds at most two), plus at most 24 MiB written off to clients that
+ * stopped reading in the middle of a write. One client address holds at most 8 of them (in use and
+ * written off together): it takes three addresses to fill the pool, and a transfer that finds it
+ * full sends through its own 64 KiB buffer instead of waiting (send-range.ts).
  */
-export const sharedPool = new BufferPool(READ_CHUNK, 24);
+export const sharedPool = new BufferPool(READ_CHUNK, 24, 10_000, { maxPerOwner: 8, maxWrittenOff: 24 });
+/**
+ * Body transfers at once over the process, and from one client address: each holds an open file
+ * and up to 64 KiB of its own (1 MiB of the pool's while its client reads fast) until its client
+ * reads or is cut off, so 512 of them stay within 32 MiB. 64 per address leaves room for a
+ * download manager or a lab of browsers behind one NAT, and takes 8 addresses to fill the server.
+ */
+export const sharedSlots = new TransferSlots(512, 64);
 
 interface Client {
   /** Request number within this service, to tell concurrent transfers apart. */
@@ -91,8 +102,12 @@ export interface FileServiceOptions {
   progressIntervalMs?: number;
   /** Where read buffers come from (default: sharedPool). */
   pool?: BufferPool;
+  /** Admission of body transfers (default: sharedSlots, shared by the process). */
+  slots?: TransferSlots;
   /** A client that takes nothing for this long is cut off (default 60 s). */
   stallTimeoutMs?: number;
+  /** Tuning of the data path (tests): own chunk size, proof of reading, write-off delay. */
+  send?: Omit<SendOptions, 'owner' | 'stallTimeoutMs'>;
   /** Where the iPXE script finds its files (the fixed Arch layout by default). */
   bootFiles?: (store: FileStore) => Promise<ArchBootFiles>;
   hooks?: FileServiceHooks;
@@ -117,6 +132,19 @@ const STATUS_TEXT: Record<number, string> = {
   416: 'Range Not Satisfiable',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
+};
+
+/**
+ * What a client is told about a store error, by status. Store messages name files and folders
+ * on the server (the image path, a symlink's target): they go to the hooks (the node's log and
+ * messages) only, never into a response.
+ */
+const STORE_ERROR_TEXT: Record<number, string> = {
+  400: 'the path is not allowed',
+  403: 'access to this path is refused',
+  404: 'no such file',
+  416: 'range not satisfiable',
+  500: 'the file cannot be read (the server log says why)',
 };
 
 /** The HTTP status for a store error (path rules, missing files) or anything else. */
@@ -179,6 +207,10 @@ export class HttpFileService {
     return this.transfers.size;
   }
 
+  private get slots(): TransferSlots {
+    return this.opts.slots ?? sharedSlots;
+  }
+
   /** The request listener, for http.createServer() or an Express app. */
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
     const c: Client = {
@@ -200,13 +232,16 @@ export class HttpFileService {
       );
     });
     this.serve(req, res, c).catch((err: Error) => {
-      // Only reached through a bug; the client still gets an answer.
-      if (!res.headersSent) this.sendText(req, res, c, 500, `${err.message}\n`);
-      else res.destroy(err);
+      // Only reached through a bug; the client still gets an answer, the log the details.
+      if (!res.headersSent) this.sendText(req, res, c, 500, 'internal error\n', {}, null, `internal error: ${err.stack ?? err.message}`);
+      else res.destroy();
     });
   };
 
   private async serve(req: IncomingMessage, res: ServerResponse, c: Client): Promise<void> {
+    // A pipelined request does nothing (no stat, no open file) before the ones ahead of it are
+    // answered: what a connection holds does not grow with the requests a client sends ahead.
+    if (!(await socketAssigned(req, res))) return;
     if (this.closing) return this.sendText(req, res, c, 503, 'shutting down\n', { Connection: 'close' });
     if (c.method !== 'GET' && c.method !== 'HEAD') {
       c.path = targetPath(req.url ?? '/');
@@ -226,7 +261,7 @@ export class HttpFileService {
     try {
       st = await this.opts.store.stat(c.path);
     } catch (err) {
-      return this.sendText(req, res, c, statusForError(err), `${(err as Error).message}\n`);
+      return this.storeError(req, res, c, err);
     }
     if (st.isDirectory) return this.serveDirectory(req, res, c, st, raw);
     return this.serveFile(req, res, c, st);
@@ -271,20 +306,28 @@ export class HttpFileService {
       return;
     }
 
-    let file: StoreFile;
+    if (!this.slots.tryTake(c.client)) {
+      const busy = this.slots.heldBy(c.client) >= this.slots.maxPerClient ? `from ${c.client} (limit ${this.slots.maxPerClient})` : `(limit ${this.slots.max})`;
+      return this.sendText(req, res, c, 503, 'too many downloads at once, try again shortly\n', { 'Retry-After': '5' }, st.size, `too many downloads at once ${busy}: refused`);
+    }
     try {
-      file = await this.opts.store.open(st.path);
-    } catch (err) {
-      return this.sendText(req, res, c, statusForError(err), `${(err as Error).message}\n`);
+      let file: StoreFile;
+      try {
+        file = await this.opts.store.open(st.path);
+      } catch (err) {
+        return this.storeError(req, res, c, err);
+      }
+      if (res.destroyed || this.closing) {
+        // The client left (or we are closing) while the file was being opened.
+        await file.close().catch(() => undefined);
+        return;
+      }
+      this.emitRequest(c, status, range, st.size);
+      res.writeHead(status, headers);
+      await this.transfer(req, res, c, status, file, start, length);
+    } finally {
+      this.slots.give(c.client);
     }
-    if (res.destroyed || this.closing) {
-      // The client left (or we are closing) while the file was being opened.
-      await file.close().catch(() => undefined);
-      return;
-    }
-    this.emitRequest(c, status, range, st.size);
-    res.writeHead(status, headers);
-    await this.transfer(req, res, c, status, file, start, length);
   }
 
   /** Sends the body and reports progress, then done or failed once the file is closed. */
@@ -298,11 +341,20 @@ export class HttpFileService {
     this.hooks.onActive?.(this.transfers.size);
     let outcome: SendOutcome;
     try {
-      outcome = await sendRange(req, res, file, start, length, this.pool, (bytes) => {
-        if (acct) acct.bytes = bytes;
-        const pct = bytes < length ? tracker.update(bytes) : null;
-        if (pct !== null && !this.closing) this.hooks.onProgress?.({ ...c, bytes, total: length, percent: pct });
-      }, this.opts.stallTimeoutMs);
+      outcome = await sendRange(
+        req,
+        res,
+        file,
+        start,
+        length,
+        this.pool,
+        (bytes) => {
+          if (acct) acct.bytes = bytes;
+          const pct = bytes < length ? tracker.update(bytes) : null;
+          if (pct !== null && !this.closing) this.hooks.onProgress?.({ ...c, bytes, total: length, percent: pct });
+        },
+        { ...this.opts.send, owner: c.client, stallTimeoutMs: this.opts.stallTimeoutMs },
+      );
     } finally {
       await file.close().catch(() => undefined);
       this.transfers.delete(t);
@@ -327,7 +379,9 @@ export class HttpFileService {
         ? `read error after ${bytes} of ${length} bytes: ${outcome.readError.message}`
         : outcome.stalled
           ? `client stopped reading after ${bytes} of ${length} bytes and was cut off`
-          : `client closed the connection after ${bytes} of ${length} bytes`,
+          : outcome.starvedPool
+            ? `client stopped reading after ${bytes} of ${length} bytes while the memory for stalled clients was spent, and was cut off`
+            : `client closed the connection after ${bytes} of ${length} bytes`,
     });
   }
 
@@ -344,7 +398,7 @@ export class HttpFileService {
     try {
       entries = await this.opts.store.list(st.path);
     } catch (err) {
-      return this.sendText(req, res, c, statusForError(err), `${(err as Error).message}\n`);
+      return this.storeError(req, res, c, err);
     }
     const dirUrl = `${this.basePath}/${st.path ? urlPath(st.path) + '/' : ''}`;
     const title = escapeHtml(`Index of /${st.path ? st.path + '/' : ''}`);
@@ -368,7 +422,10 @@ export class HttpFileService {
     try {
       files = await (this.opts.bootFiles ?? findArchBootFiles)(this.opts.store);
     } catch (err) {
-      return this.sendText(req, res, c, statusForError(err), `cannot generate ${this.ipxePath}: ${(err as Error).message}\n`);
+      const status = statusForError(err);
+      // A store without the Arch files is a setup mistake worth naming to the one at the console.
+      const text = status === 404 ? `cannot generate ${this.ipxePath}: the store is not an Arch ISO\n` : `${STORE_ERROR_TEXT[500]}\n`;
+      return this.sendText(req, res, c, status === 404 ? 404 : 500, text, {}, null, `cannot generate ${this.ipxePath}: ${(err as Error).message}`);
     }
     const host =
       safeHost(req.headers.host) ?? this.opts.publicHost ?? hostFor(req.socket.localAddress ?? '127.0.0.1', req.socket.localPort ?? 80);
@@ -380,7 +437,18 @@ export class HttpFileService {
     if (!this.closing) this.hooks.onRequest?.({ ...c, status, range, size });
   }
 
-  /** A small complete response (errors, listing, script); failures are reported as well. */
+  /** A store error: a generic text for the client, the store's own message for the hooks. */
+  private storeError(req: IncomingMessage, res: ServerResponse, c: Client, err: unknown): void {
+    const status = statusForError(err);
+    const text = STORE_ERROR_TEXT[status] ?? STORE_ERROR_TEXT[500]!;
+    const detail = err instanceof Error ? err.message : String(err);
+    this.sendText(req, res, c, status, `${text}\n`, {}, null, detail);
+  }
+
+  /**
+   * A small complete response (errors, listing, script); failures are reported as well, with
+   * `detail` (what the server knows, never sent) in place of the body when given.
+   */
   private sendText(
     req: IncomingMessage,
     res: ServerResponse,
@@ -389,6 +457,7 @@ export class HttpFileService {
     body: string,
     headers: OutgoingHttpHeaders = {},
     size: number | null = null,
+    detail?: string,
   ): void {
     if (res.headersSent || res.destroyed) return;
     const buf = Buffer.from(status >= 400 ? `${status} ${STATUS_TEXT[status] ?? ''}: ${body}` : body, 'utf8');
@@ -398,7 +467,7 @@ export class HttpFileService {
     const acct = this.accounts.get(res);
     if (acct && req.method !== 'HEAD') acct.bytes = buf.length;
     if (status >= 400 && !this.closing) {
-      this.hooks.onFail?.({ ...c, status, error: body.trim(), bytes: 0, aborted: false });
+      this.hooks.onFail?.({ ...c, status, error: detail ?? body.trim(), bytes: 0, aborted: false });
     }
   }
 

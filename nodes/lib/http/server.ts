@@ -13,6 +13,15 @@ export interface ListenOptions {
   idleTimeoutMs?: number;
 }
 
+/**
+ * Connections at once, over the listener and from one client address. An open connection costs
+ * little (a socket, a parser: ~10 KiB) but nothing else bounds how many a client opens and keeps
+ * idle; over a limit a new connection is closed at once. 128 per address: 64 downloads (the
+ * transfer limit) plus as many idle keep-alive connections; 1,024 in all.
+ */
+export const MAX_CONNECTIONS = 1024;
+export const MAX_CONNECTIONS_PER_CLIENT = 128;
+
 /** An error from listen() rewritten to name the fix. */
 export function describeListenError(err: NodeJS.ErrnoException, port: number, address?: string): Error {
   const where = `${address || '0.0.0.0'}:${port}`;
@@ -41,9 +50,37 @@ export function describeListenError(err: NodeJS.ErrnoException, port: number, ad
 
 export class HttpListener {
   readonly server: http.Server;
+  private readonly perClient = new Map<string, number>();
+  /** Connections closed at once for being over a limit. */
+  refused = 0;
 
-  constructor(handler: http.RequestListener) {
+  constructor(
+    handler: http.RequestListener,
+    readonly limits: { maxConnections?: number; maxConnectionsPerClient?: number } = {},
+  ) {
     this.server = http.createServer({ keepAlive: true }, handler);
+    this.server.maxConnections = limits.maxConnections ?? MAX_CONNECTIONS;
+    const perClientMax = limits.maxConnectionsPerClient ?? MAX_CONNECTIONS_PER_CLIENT;
+    this.server.on('connection', (socket) => {
+      const who = socket.remoteAddress ?? '';
+      const n = this.perClient.get(who) ?? 0;
+      if (n >= perClientMax) {
+        this.refused++;
+        socket.destroy();
+        return;
+      }
+      this.perClient.set(who, n + 1);
+      socket.once('close', () => {
+        const left = (this.perClient.get(who) ?? 1) - 1;
+        if (left > 0) this.perClient.set(who, left);
+        else this.perClient.delete(who);
+      });
+    });
+  }
+
+  /** Open connections from `address`. */
+  connectionsFrom(address: string): number {
+    return this.perClient.get(address) ?? 0;
   }
 
   /** Starts listening; rejects with describeListenError's message. */
