@@ -9,22 +9,26 @@ import * as path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { FileExport, type NbdExport } from '../../nodes/lib/nbd/export';
 import * as P from '../../nodes/lib/nbd/protocol';
-import { EXPORT_FLAGS, NbdServer, type NbdClientError, type NbdDisconnect, type NbdProgress, type NbdServerOptions, type NbdSessionInfo } from '../../nodes/lib/nbd/server';
+import { CHUNK, EXPORT_FLAGS, NbdServer, type NbdClientError, type NbdDisconnect, type NbdProgress, type NbdServerOptions, type NbdSessionInfo } from '../../nodes/lib/nbd/server';
 import { WireClient } from './nbd-wire';
 
 const SIZE = 3 * 1024 * 1024 + 123; // not a multiple of any block size, on purpose
 const data = randomBytes(SIZE);
 
 /** An in-memory export that records how many reads run at once. */
-function memExport(name: string, bytes: Buffer, delayMs = 0): NbdExport & { concurrent: number; maxConcurrent: number; started: number } {
+function memExport(name: string, bytes: Buffer, delayMs = 0): NbdExport & { concurrent: number; maxConcurrent: number; started: number; bytes: number; longest: number } {
   const exp = {
     name,
     size: bytes.length,
     concurrent: 0,
     maxConcurrent: 0,
     started: 0,
+    bytes: 0,
+    longest: 0,
     async read(buf: Buffer, off: number, len: number, pos: number): Promise<number> {
       exp.started++;
+      exp.bytes += len;
+      exp.longest = Math.max(exp.longest, len);
       exp.concurrent++;
       exp.maxConcurrent = Math.max(exp.maxConcurrent, exp.concurrent);
       try {
@@ -313,7 +317,7 @@ describe('nbd server (scripted client on loopback)', () => {
     await c.waitEnd();
   });
 
-  it('caps reads in flight and stops reading requests while replies are unsent (bounded memory)', async () => {
+  it('caps reply memory in flight and stops reading requests while replies are unsent (bounded memory)', async () => {
     const big = randomBytes(8 * 1024 * 1024);
     const exp = memExport('archiso', big, 5);
     await start({ maxInflight: 4 }, [exp]);
@@ -321,20 +325,135 @@ describe('nbd server (scripted client on loopback)', () => {
     c.socket.pause(); // the client does not read its replies
     const N = 400;
     for (let i = 0; i < N; i++) c.request(P.NBD_CMD_READ, (i % 8) * 1024 * 1024, 1024 * 1024);
-    await new Promise((r) => setTimeout(r, 800));
-    assert.ok(exp.maxConcurrent <= 4, `max concurrent reads ${exp.maxConcurrent}`);
+    let most = 0;
+    for (let t = 0; t < 40; t++) {
+      most = Math.max(most, server.replyBytes);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // Pieces of at most CHUNK, at most connectionReplyBytes of them held at once.
+    assert.ok(exp.longest <= CHUNK, `longest file read ${exp.longest}`);
+    assert.ok(exp.maxConcurrent <= server.opts.connectionReplyBytes / CHUNK, `max concurrent reads ${exp.maxConcurrent}`);
+    assert.ok(most <= server.opts.connectionReplyBytes, `reply bytes held ${most}`);
     // Only what fits in the socket buffers has been read from the file, not 400 MiB.
-    assert.ok(exp.started < 64, `reads started while the client was not reading: ${exp.started}`);
+    assert.ok(exp.bytes < 64 * 1024 * 1024, `bytes read while the client was not reading: ${exp.bytes}`);
     c.socket.resume();
     for (let i = 0; i < N; i++) {
       const r = await c.simpleReply();
       assert.equal(r.error, 0);
       const idx = Number(r.handle.readBigUInt64BE()) - 1;
+      assert.equal(idx, i, 'replies come in request order');
       const off = (idx % 8) * 1024 * 1024;
       const body = await c.read(1024 * 1024);
       assert.ok(body.equals(big.subarray(off, off + 1024 * 1024)), `reply ${idx}`);
     }
-    assert.equal(exp.started, N);
+    assert.equal(exp.bytes, N * 1024 * 1024);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(server.replyBytes, 0);
+  });
+
+  it('streams a 32 MiB read in pieces as the client takes them, never holding more than its share', async () => {
+    const big = randomBytes(33 * 1024 * 1024);
+    const exp = memExport('archiso', big);
+    await start({}, [exp]);
+    const c = await attached();
+    c.socket.pause();
+    const h = c.request(P.NBD_CMD_READ, 12345, 32 * 1024 * 1024);
+    let most = 0;
+    for (let t = 0; t < 25; t++) {
+      most = Math.max(most, server.replyBytes);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(exp.longest <= CHUNK, `longest file read ${exp.longest}`);
+    assert.ok(most <= server.opts.connectionReplyBytes, `reply bytes held ${most}`);
+    assert.ok(exp.bytes < 32 * 1024 * 1024, `read ${exp.bytes} bytes ahead of a client that reads nothing`);
+    c.socket.resume();
+    assert.deepEqual(await c.simpleReply(), { error: 0, handle: h });
+    assert.ok((await c.read(32 * 1024 * 1024, 20000)).equals(big.subarray(12345, 12345 + 32 * 1024 * 1024)));
+    // Still in sync: a small read after it.
+    c.request(P.NBD_CMD_READ, 7, 9);
+    assert.equal((await c.simpleReply()).error, 0);
+    assert.deepEqual(await c.read(9), big.subarray(7, 16));
+  });
+
+  it('bounds the reply memory of all connections together; a reading client is still served meanwhile', async () => {
+    const big = randomBytes(33 * 1024 * 1024);
+    // 8 reserves of 512 KiB + a 2 MiB shared pool: at most 6 MiB, whatever 7 non-readers ask.
+    await start({ maxConnections: 8, maxConnectionsPerAddress: 8, maxReplyBytes: 6 * 1024 * 1024 }, [memExport('archiso', big)]);
+    const hogs: WireClient[] = [];
+    for (let i = 0; i < 7; i++) {
+      const c = await attached();
+      c.socket.pause();
+      for (let k = 0; k < 4; k++) c.request(P.NBD_CMD_READ, 0, 32 * 1024 * 1024);
+      hogs.push(c);
+    }
+    let most = 0;
+    const sample = setInterval(() => (most = Math.max(most, server.replyBytes)), 5);
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(server.budget.sharedAvailable < CHUNK, true, 'the non-readers use the shared pool');
+      // The eighth client reads 8 MiB in 256 KiB requests on its reserve alone.
+      const c = await attached();
+      for (let off = 0; off < 8 * 1024 * 1024; off += CHUNK) {
+        c.request(P.NBD_CMD_READ, off, CHUNK);
+        assert.equal((await c.simpleReply()).error, 0);
+        assert.ok((await c.read(CHUNK)).equals(big.subarray(off, off + CHUNK)));
+      }
+    } finally {
+      clearInterval(sample);
+    }
+    assert.ok(most <= 6 * 1024 * 1024, `reply bytes held ${most}`);
+    for (const h of hogs) h.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(server.replyBytes, 0);
+    assert.equal(server.budget.sharedAvailable, 2 * 1024 * 1024, 'every byte went back to the pool');
+  });
+
+  it('drops a connection whose replies are not read for stallTimeoutMs', async () => {
+    const big = randomBytes(33 * 1024 * 1024);
+    await start({ stallTimeoutMs: 300 }, [memExport('archiso', big)]);
+    const c = await attached();
+    c.socket.pause();
+    c.request(P.NBD_CMD_READ, 0, 32 * 1024 * 1024);
+    const t0 = Date.now();
+    while (server.connectionCount > 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(server.connectionCount, 0);
+    assert.ok(Date.now() - t0 >= 250, 'not before stallTimeoutMs');
+    assert.match(errors.map((e) => e.message).join(), /replies not read for/);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(server.replyBytes, 0);
+  });
+
+  it('a read error after part of a large reply was sent closes the connection (a simple reply cannot take it back)', async () => {
+    const bytes = randomBytes(2 * 1024 * 1024);
+    const exp: NbdExport = {
+      name: 'archiso',
+      size: bytes.length,
+      read: async (buf, off, len, pos) => (pos >= 1024 * 1024 ? (await new Promise((r) => setTimeout(r, 50)), 0) : bytes.copy(buf, off, pos, pos + len)),
+    };
+    await start({}, [exp]);
+    const c = await attached();
+    c.request(P.NBD_CMD_READ, 0, 2 * 1024 * 1024);
+    assert.equal((await c.simpleReply()).error, 0);
+    await c.waitEnd();
+    assert.match(errors.map((e) => e.message).join(), /short read/);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(server.replyBytes, 0);
+  });
+
+  it('a failed first piece of a large read is EIO, and the connection goes on', async () => {
+    const bytes = randomBytes(2 * 1024 * 1024);
+    const exp: NbdExport = {
+      name: 'archiso',
+      size: bytes.length,
+      read: async (buf, off, len, pos) => (pos === 0 ? (await new Promise((r) => setTimeout(r, 30)), 0) : bytes.copy(buf, off, pos, pos + len)),
+    };
+    await start({}, [exp]);
+    const c = await attached();
+    const h = c.request(P.NBD_CMD_READ, 0, 2 * 1024 * 1024);
+    assert.deepEqual(await c.simpleReply(), { error: P.NBD_EIO, handle: h });
+    c.request(P.NBD_CMD_READ, 100, 10);
+    assert.equal((await c.simpleReply()).error, 0);
+    assert.deepEqual(await c.read(10), bytes.subarray(100, 110));
   });
 
   it('a client that vanishes mid-read leaves the server serving', async () => {
@@ -435,7 +554,7 @@ describe('nbd server (scripted client on loopback)', () => {
   });
 
   it('serves many clients at once', async () => {
-    await start();
+    await start({ maxConnectionsPerAddress: 32 });
     const n = 24;
     const results = await Promise.all(
       Array.from({ length: n }, async (_, i) => {
@@ -458,11 +577,61 @@ describe('nbd server (scripted client on loopback)', () => {
     await attached();
     const third = await client();
     await third.closed; // closed by the server without a greeting
-    assert.deepEqual(refused, [{ address: '127.0.0.1', port: refused[0]!.port, max: 2 }]);
+    assert.deepEqual(refused, [{ address: '127.0.0.1', port: refused[0]!.port, max: 2, reason: 'server' }]);
     a.destroy();
     await a.closed;
     await new Promise((r) => setTimeout(r, 50));
     await stillServes();
+  });
+
+  it('one address holds at most maxConnectionsPerAddress connections', async () => {
+    await start({ maxConnectionsPerAddress: 2 });
+    const refused: { reason: string; max: number }[] = [];
+    server.on('refused', (r) => refused.push(r));
+    await attached();
+    await attached();
+    const third = await client();
+    await third.closed;
+    assert.deepEqual(refused.map((r) => [r.reason, r.max]), [['address', 2]]);
+  });
+
+  it('a full server gives the slot of a stalled connection to a newcomer, then of one still haggling', async () => {
+    const big = randomBytes(33 * 1024 * 1024);
+    await start({ maxConnections: 2, evictableAfterMs: 200 }, [memExport('archiso', big)]);
+    const evicted: { reason: string; id: number }[] = [];
+    server.on('evicted', (e) => evicted.push(e));
+    const staller = await attached();
+    staller.socket.pause();
+    staller.request(P.NBD_CMD_READ, 0, 32 * 1024 * 1024);
+    const haggler = await client();
+    await haggler.handshake();
+    // Nothing is evictable yet: a newcomer is refused.
+    const early = await client();
+    await early.closed;
+    await new Promise((r) => setTimeout(r, 300));
+    const n = await attached();
+    n.request(P.NBD_CMD_READ, 100, 100);
+    assert.equal((await n.simpleReply()).error, 0);
+    assert.deepEqual(await n.read(100), big.subarray(100, 200));
+    n.destroy();
+    staller.socket.resume(); // a paused socket would not see its end
+    await staller.closed;
+    assert.deepEqual(evicted.map((e) => e.reason), ['stalled']);
+    // That client left; the haggler (older than evictableAfterMs) is next.
+    await new Promise((r) => setTimeout(r, 50));
+    const a = await attached();
+    const b = await attached();
+    await haggler.closed;
+    assert.deepEqual(evicted.map((e) => e.reason), ['stalled', 'handshake']);
+    // Two reading clients are never evicted: a third is refused.
+    const c = await client();
+    await c.closed;
+    a.request(P.NBD_CMD_READ, 0, 4);
+    b.request(P.NBD_CMD_READ, 4, 4);
+    assert.equal((await a.simpleReply()).error, 0);
+    assert.equal((await b.simpleReply()).error, 0);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(server.replyBytes <= 8 + 2 * P.SIMPLE_REPLY_LENGTH, true);
   });
 
   it('close() drops clients and resolves once every socket is closed', async () => {

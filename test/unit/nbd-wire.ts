@@ -30,9 +30,9 @@ export class WireClient {
     });
   }
 
-  static connect(port: number, host = '127.0.0.1'): Promise<WireClient> {
+  static connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<WireClient> {
     return new Promise((resolve, reject) => {
-      const s = net.connect({ port, host }, () => {
+      const s = net.connect({ port, host, localAddress }, () => {
         s.off('error', reject);
         resolve(new WireClient(s));
       });

@@ -329,7 +329,11 @@ export function decodeRequest(b: Buffer): Request {
 
 /** A simple reply header; for a successful read, `dataLength` bytes of room follow it. */
 export function encodeSimpleReply(error: number, handle: Buffer, dataLength = 0): Buffer {
-  const b = Buffer.allocUnsafe(SIMPLE_REPLY_LENGTH + dataLength);
+  return writeSimpleReplyHeader(Buffer.allocUnsafe(SIMPLE_REPLY_LENGTH + dataLength), error, handle);
+}
+
+/** Writes a simple reply header at the start of `b` (which has room for it); returns `b`. */
+export function writeSimpleReplyHeader(b: Buffer, error: number, handle: Buffer): Buffer {
   b.writeUInt32BE(SIMPLE_REPLY_MAGIC, 0);
   b.writeUInt32BE(error >>> 0, 4);
   handle.copy(b, 8, 0, 8);
