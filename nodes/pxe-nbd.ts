@@ -84,7 +84,21 @@ export = function register(RED: RedApi): void {
         showClients();
       });
       srv.on('clientError', (e) => this.debug(`NBD client ${e.address}:${e.port}: ${e.message}`));
-      srv.on('refused', (r) => this.warn(RED._('pxe-nbd.errors.tooMany', { address: r.address, max: r.max })));
+      // A flood of refused connections must not flood the log: one warning per address and kind a minute.
+      const warned = new Map<string, number>();
+      const warnOnce = (key: string, text: string): void => {
+        const now = Date.now();
+        if (now - (warned.get(key) ?? -Infinity) < 60_000) return;
+        if (warned.size >= 256) warned.clear();
+        warned.set(key, now);
+        this.warn(text);
+      };
+      srv.on('refused', (r) =>
+        warnOnce(`${r.reason} ${r.address}`, RED._(r.reason === 'address' ? 'pxe-nbd.errors.tooManyFromAddress' : 'pxe-nbd.errors.tooMany', { address: r.address, max: r.max })),
+      );
+      srv.on('evicted', (e) =>
+        warnOnce(`${e.reason} ${e.address}`, RED._(e.reason === 'stalled' ? 'pxe-nbd.errors.evictedStalled' : 'pxe-nbd.errors.evictedHandshake', { address: e.address })),
+      );
       try {
         await srv.listen(port, address);
       } catch (err) {

@@ -160,6 +160,25 @@ describe('pxe-nbd node', () => {
     assert.ok(errs2.includes('pxe-nbd.errors.port'), JSON.stringify(errs2));
   });
 
+  it('warns once about an address over its connection limit, however many connections it opens', async () => {
+    const port = await freePort();
+    await helper.load([nbdNode, fakeIsoStoreNode], flow(port, iso));
+    const n1 = helper.getNode('n1') as RedNode;
+    await waitFor(n1, 'status', (a) => (a[0] as { fill?: string }).fill === 'green');
+    const open: WireClient[] = [];
+    try {
+      for (let i = 0; i < 8; i++) open.push(await WireClient.connect(port));
+      for (let i = 0; i < 5; i++) {
+        const extra = await WireClient.connect(port);
+        await extra.closed;
+      }
+      const warns = (n1.warn as unknown as { args: unknown[][] }).args.map((a) => a[0]);
+      assert.deepEqual(warns, ['pxe-nbd.errors.tooManyFromAddress']);
+    } finally {
+      for (const c of open) c.destroy();
+    }
+  });
+
   it('on close, drops clients, frees the port and releases the store', async () => {
     const port = await freePort();
     await helper.load([nbdNode, fakeIsoStoreNode], flow(port, iso));
@@ -168,8 +187,13 @@ describe('pxe-nbd node', () => {
     const c = await WireClient.connect(port);
     await c.handshake();
     await c.go('archiso');
+    // A client that does not read its reply: closing must not wait for it.
+    c.socket.pause();
+    c.request(P.NBD_CMD_READ, 0, image.length);
+    await new Promise((r) => setTimeout(r, 50));
     const before = fakeReleases;
     await helper.unload();
+    c.socket.resume();
     await c.closed;
     assert.equal(fakeReleases, before + 1);
     // The port is free again: a new server can take it.
