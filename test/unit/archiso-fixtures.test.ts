@@ -2,9 +2,12 @@
  * The three archiso-shaped fixture images (test/fixtures/build.sh) read through the ISO store:
  * the detector finds each layout and proposes the DHCP settings that the fixtures' own
  * end-to-end boots use, and the root filesystem reads back with the manifest's checksum.
+ * Also: the fixtures' syslinux menus are still archiso's files, byte for byte.
  */
 import assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { detectArchiso } from '../../nodes/lib/store/archiso';
 import { openStore } from '../../nodes/lib/store/open-store';
@@ -30,4 +33,39 @@ describe('archiso fixtures through the ISO store', () => {
       }
     });
   }
+});
+
+describe('fixture menus are archiso releng files, unedited', () => {
+  const dir = path.join(__dirname, '..', 'fixtures', 'syslinux');
+  const rows = fs
+    .readFileSync(path.join(dir, 'UPSTREAM'), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() && !l.startsWith('#'))
+    .map((l) => l.trim().split(/\s+/));
+  /** git's blob id: sha1 of "blob <size>\0" + content. */
+  const blobId = (b: Buffer): string => crypto.createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex');
+
+  it('UPSTREAM lists every file of the three eras and nothing else', () => {
+    const listed = rows.map((r) => r[0]).sort();
+    const present = ['current', '2021', 'wiki'].flatMap((era) => fs.readdirSync(path.join(dir, era)).map((f) => `${era}/${f}`)).sort();
+    assert.deepEqual(listed, present);
+  });
+
+  for (const [file, tag, commit, upstreamPath, blob] of rows) {
+    it(`${file} = archiso ${tag}:${upstreamPath}`, () => {
+      assert.match(commit, /^[0-9a-f]{40}$/);
+      assert.equal(blobId(fs.readFileSync(path.join(dir, file))), blob, `${file} differs from archiso's ${upstreamPath} at ${tag} (${commit})`);
+    });
+  }
+
+  it('no PXE menu of any era sets a default entry or a timeout', () => {
+    for (const era of ['current', '2021']) {
+      for (const f of ['archiso_head.cfg', 'archiso_pxe.cfg', 'archiso_pxe-linux.cfg', 'archiso_tail.cfg']) {
+        assert.doesNotMatch(fs.readFileSync(path.join(dir, era, f), 'utf8'), /^\s*(DEFAULT|TIMEOUT|MENU DEFAULT)\b/im, `${era}/${f}`);
+      }
+    }
+    for (const f of ['archiso_head.cfg', 'archiso_pxe.cfg', 'archiso_tail.cfg']) {
+      assert.doesNotMatch(fs.readFileSync(path.join(dir, 'wiki', f), 'utf8'), /^\s*(DEFAULT|TIMEOUT|MENU DEFAULT)\b/im, `wiki/${f}`);
+    }
+  });
 });
