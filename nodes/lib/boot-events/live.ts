@@ -181,6 +181,11 @@ export class BootMonitor {
     this.tracker.stallAfterMs = this.stallTimes.size ? Math.min(...this.stallTimes.values()) : DEFAULT_STALL_MS;
   }
 
+  /** pxe-boot-events nodes (and others) listening for stage events. */
+  get subscriberCount(): number {
+    return this.eventListeners.size;
+  }
+
   get version(): number {
     return this.v;
   }
