@@ -312,7 +312,8 @@ export async function chooseMenuEntry(con: SerialConsole, index: number, opts: M
   let menuAfterMs = -1;
   const tail = (): string => plainSerial(con.output()).slice(-2500);
   const fail = (why: string): never => {
-    throw new Error(`choosing menu entry ${index} (${labels[index]}): ${why}; keys sent: ${sent.join(' ') || 'none'}; serial tail:\n${tail()}`);
+    const raw = JSON.stringify(con.output().slice(-1500));
+    throw new Error(`choosing menu entry ${index} (${labels[index]}): ${why}; keys sent: ${sent.join(' ') || 'none'}; serial tail:\n${tail()}\n--- raw serial tail:\n${raw}`);
   };
   const waitUntil = async (pred: () => boolean, what: string, limit = deadline): Promise<void> => {
     while (!pred()) {
@@ -325,21 +326,24 @@ export async function chooseMenuEntry(con: SerialConsole, index: number, opts: M
     sent.push(k);
     con.write(KEYS[k]);
   };
-  // The menu is up once the first entry is drawn and the output has been quiet for settleMs
-  // (or 3 s passed: a menu with a TIMEOUT redraws its countdown every second).
-  const waitForMenu = async (mark: number): Promise<void> => {
-    await waitUntil(() => plainSerial(outputSince(con, mark)).includes(labels[0]), `the menu ("${labels[0]}")`);
-    if (menuAfterMs < 0) menuAfterMs = Date.now() - started;
-    const seenAt = Date.now();
+  // Until the output has been quiet for settleMs, or `max` ms passed (a menu with a TIMEOUT
+  // redraws its countdown every second): the menu reads keys only once it has drawn.
+  const settle = async (max: number): Promise<void> => {
+    const from = Date.now();
     let last = con.received();
     let quietSince = Date.now();
-    while (Date.now() - quietSince < settleMs && Date.now() - seenAt < 3000) {
+    while (Date.now() - quietSince < settleMs && Date.now() - from < max) {
       await sleep(50);
       if (con.received() !== last) {
         last = con.received();
         quietSince = Date.now();
       }
     }
+  };
+  const waitForMenu = async (mark: number): Promise<void> => {
+    await waitUntil(() => plainSerial(outputSince(con, mark)).includes(labels[0]), `the menu ("${labels[0]}")`);
+    if (menuAfterMs < 0) menuAfterMs = Date.now() - started;
+    await settle(3000);
   };
 
   await waitForMenu(0);
@@ -354,10 +358,11 @@ export async function chooseMenuEntry(con: SerialConsole, index: number, opts: M
         const since = outputSince(con, mark);
         fellOut = /boot: ?/.test(plainSerial(since));
         return fellOut || highlightedEntry(since, labels) === want;
-      }, `"${want}" to be highlighted`, Math.min(deadline, Date.now() + 30_000));
+      }, `"${want}" to be highlighted`, Math.min(deadline, Date.now() + 60_000));
       if (fellOut) break;
       step++;
-      await sleep(250);
+      // Let it finish the redraw (the entry's help text) before the next key.
+      await settle(5000);
     }
     if (!fellOut) {
       const now = highlightedEntry(con.output(), labels);
