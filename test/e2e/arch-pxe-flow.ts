@@ -1,6 +1,8 @@
 /**
  * The shipped "Arch PXE" example turned into a flow a test can run: the ISO path, the interface
  * and the mode substituted, the tab enabled, and the boot events written to a file as JSON lines.
+ * Everything else (the NBD and NFS nodes the ISO's menu entries need, ports, exports) is the
+ * example's own.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -20,7 +22,10 @@ export interface ArchPxeFlowOptions {
   /** Boot rules for pxe-dhcp; the example's own (BIOS from the ISO) when absent. */
   rules?: Record<string, unknown>[];
   kernelArgs?: string;
-  /** Also export the ISO over NBD (the "Arch PXE (NBD)" example's node). */
+  /**
+   * Make sure the ISO is exported over NBD (export 'archiso', port 10809). The example has its own
+   * pxe-nbd node now; one is added only when it has none.
+   */
   nbd?: boolean;
 }
 
@@ -42,7 +47,7 @@ export function archPxeFlow(o: ArchPxeFlowOptions): FlowNode[] {
         return n;
     }
   });
-  if (o.nbd) {
+  if (o.nbd && !example.some((n) => n.type === 'pxe-nbd')) {
     const store = example.find((n) => n.type === 'pxe-iso-store')!;
     flow.push({ id: 'e2e0000000000002', type: 'pxe-nbd', z: tab.id, name: 'NBD', store: store.id, exportName: 'archiso', address: '', port: 10809, x: 130, y: 760, wires: [[]] });
   }
