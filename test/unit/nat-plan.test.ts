@@ -65,11 +65,18 @@ describe('nat plan: comments and tags', () => {
     for (const prior of ['0', '1', null] as const) {
       const c = ruleComment('f00d.beef', prior);
       assert.doesNotMatch(c, /\s/);
-      assert.deepEqual(parseRuleComment(c), { owner: 'f00d.beef', priorForward: prior });
-      assert.deepEqual(parseRuleComment(`"${c}"`), { owner: 'f00d.beef', priorForward: prior });
+      assert.deepEqual(parseRuleComment(c), { owner: 'f00d.beef', priorForward: prior, mark: null });
+      assert.deepEqual(parseRuleComment(`"${c}"`), { owner: 'f00d.beef', priorForward: prior, mark: null });
+      const mark = { pid: 4242, start: '123456789', pidns: '4026531836' };
+      const marked = ruleComment('f00d.beef', prior, mark);
+      assert.equal(marked, `pxe-flow:nat:f00d.beef:ipfwd=${prior ?? '-'}:by=4242.123456789.4026531836`);
+      assert.deepEqual(parseRuleComment(marked), { owner: 'f00d.beef', priorForward: prior, mark });
     }
+    // The longest owner with the longest mark fits nft's 128-character comments.
+    assert.ok(ruleComment('x'.repeat(64), '0', { pid: 4194304, start: '9'.repeat(12), pidns: '4'.repeat(10) }).length <= 128);
     assert.equal(parseRuleComment('user rule'), null);
     assert.equal(parseRuleComment('pxe-flow:nat:x:ipfwd=2'), null);
+    assert.equal(parseRuleComment('pxe-flow:nat:x:ipfwd=1:by=12'), null);
   });
   it('tags are short, stable and distinct', () => {
     assert.equal(ownerTag('abc'), ownerTag('abc'));

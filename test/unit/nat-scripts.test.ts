@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { iptablesApplyScript, iptablesChains, iptablesRemoveScript, parseIptablesSave } from '../../nodes/lib/nat/iptables';
+import { iptablesApplyScript, iptablesChains, iptablesRemoveScript, parseIptablesSave, parseIptablesSaveAll } from '../../nodes/lib/nat/iptables';
 import { nftApplyScript, nftRemoveScript, nftTableName, parseNftTable, parseNftTables } from '../../nodes/lib/nat/nft';
-import { makePlan } from '../../nodes/lib/nat/plan';
+import { makePlan, ownerTag } from '../../nodes/lib/nat/plan';
 
 const OWNER = '0123456789abcdef';
 const plan = makePlan(OWNER, { subnet: '192.168.77.0/24', outInterface: 'eth0' });
@@ -41,9 +41,15 @@ describe('nft scripts', () => {
     assert.deepEqual(parseNftTable(text, OWNER), {
       rules: [`ip saddr 192.168.77.0/24 ip daddr != 192.168.77.0/24 masquerade comment "pxe-flow:nat:${OWNER}:ipfwd=0"`],
       priorForward: '0',
+      owner: OWNER,
+      mark: null,
     });
     // A comment naming another owner is not taken as our record.
     assert.equal(parseNftTable(text, 'other').priorForward, null);
+    // Without an owner: whoever the comments name, with the process mark.
+    const marked = text.replace(':ipfwd=0"', ':ipfwd=0:by=77.8888.4026531836"');
+    assert.deepEqual(parseNftTable(marked).mark, { pid: 77, start: '8888', pidns: '4026531836' });
+    assert.equal(parseNftTable(marked).owner, OWNER);
   });
 });
 
@@ -77,7 +83,24 @@ COMMIT
     assert.equal(st.rules.length, 3);
     assert.equal(st.priorForward, '1');
     assert.ok(st.rules.every((r) => !/user rule|USERCHAIN/.test(r)));
-    assert.deepEqual(parseIptablesSave(save, 'someoneelse'), { chains: [], rules: [], jumps: [], priorForward: null });
+    assert.deepEqual(parseIptablesSave(save, 'someoneelse'), { chains: [], rules: [], jumps: [], priorForward: null, owner: null, mark: null });
+    assert.equal(st.owner, OWNER);
+  });
+  it('finds every owner\'s chains by tag, with the marks of their processes', () => {
+    const other = 'feedfacefeedface';
+    const o = iptablesChains(other);
+    const two = save.replace(
+      '-A USERCHAIN -j RETURN',
+      `-A USERCHAIN -j RETURN\n-A POSTROUTING -m comment --comment "pxe-flow:nat:${other}:ipfwd=0:by=9.99.4026531836" -j ${o.post}\n-A ${o.post} -s 10.1.0.0/24 -m comment --comment "pxe-flow:nat:${other}:ipfwd=0:by=9.99.4026531836" -j MASQUERADE`,
+    ).replace(`:USERCHAIN - [0:0]`, `:USERCHAIN - [0:0]\n:${o.post} - [0:0]`);
+    const all = parseIptablesSaveAll(two);
+    assert.deepEqual([...all.keys()].sort(), [ownerTag(OWNER), ownerTag(other)].sort());
+    const st = all.get(ownerTag(other))!;
+    assert.equal(st.owner, other);
+    assert.deepEqual(st.mark, { pid: 9, start: '99', pidns: '4026531836' });
+    assert.equal(st.jumps.length, 1);
+    assert.deepEqual(st.chains, [o.post]);
+    assert.equal(all.get(ownerTag(OWNER))!.mark, null);
   });
   it('apply deletes exactly our old jumps and rebuilds our chains', () => {
     const st = parseIptablesSave(save, OWNER);

@@ -4,8 +4,10 @@
  * `iptables-restore --noflush` transaction, built from what `iptables-save` shows, so that only
  * the lines naming our chains are ever deleted.
  */
-import type { Installed, NatBackend } from './backend';
+import type { Found, Installed, NatBackend } from './backend';
 import { runChecked, type Runner } from './exec';
+import { NatError } from './errors';
+import type { OwnerMark } from './owner';
 import { ownerTag, parseRuleComment, ruleComment, type BackendKind, type ForwardValue, type NatPlan } from './plan';
 
 export interface IptablesTools {
@@ -18,6 +20,9 @@ export function iptablesChains(owner: string): { post: string; pre: string } {
   return { post: `PXEFLOW-${tag}-POST`, pre: `PXEFLOW-${tag}-PRE` };
 }
 
+/** Our chain names, whoever owns them: the tag is 8 hex digits. */
+const CHAIN_RE = /^PXEFLOW-([0-9a-f]{8})-(POST|PRE)$/;
+
 /** Our part of `iptables-save -t nat` output. */
 export interface IptablesState {
   chains: string[];
@@ -26,6 +31,9 @@ export interface IptablesState {
   /** The `-A POSTROUTING/PREROUTING ... -j OURS` lines. */
   jumps: string[];
   priorForward: ForwardValue | null;
+  /** The owner and its process, from the first comment of ours (null: none found). */
+  owner: string | null;
+  mark: OwnerMark | null;
 }
 
 /** Splits an iptables-save rule line into words, honouring its double quotes. */
@@ -38,9 +46,21 @@ function words(line: string): string[] {
 }
 
 export function parseIptablesSave(text: string, owner: string): IptablesState {
-  const { post, pre } = iptablesChains(owner);
-  const ours = new Set([post, pre]);
-  const state: IptablesState = { chains: [], rules: [], jumps: [], priorForward: null };
+  return parseIptablesSaveAll(text, owner).get(ownerTag(owner)) ?? { chains: [], rules: [], jumps: [], priorForward: null, owner: null, mark: null };
+}
+
+/**
+ * Our part of `iptables-save -t nat` output, per chain tag. With `owner`, only comments naming it
+ * count as its record (a tag is one owner's); without, the first comment of ours in a tag does.
+ */
+export function parseIptablesSaveAll(text: string, owner?: string): Map<string, IptablesState> {
+  const tags = new Map<string, IptablesState>();
+  const stateOf = (tag: string): IptablesState => {
+    let st = tags.get(tag);
+    if (!st) tags.set(tag, (st = { chains: [], rules: [], jumps: [], priorForward: null, owner: null, mark: null }));
+    return st;
+  };
+  const tagOf = (chain: string | undefined): string | null => (chain ? (CHAIN_RE.exec(chain)?.[1] ?? null) : null);
   let inNat = false;
   for (const raw of text.split('\n')) {
     const line = raw.trim();
@@ -48,7 +68,8 @@ export function parseIptablesSave(text: string, owner: string): IptablesState {
     if (!inNat) continue;
     if (line.startsWith(':')) {
       const name = line.slice(1).split(' ')[0]!;
-      if (ours.has(name)) state.chains.push(name);
+      const tag = tagOf(name);
+      if (tag) stateOf(tag).chains.push(name);
       continue;
     }
     if (!line.startsWith('-A ')) continue;
@@ -56,20 +77,28 @@ export function parseIptablesSave(text: string, owner: string): IptablesState {
     const chain = w[1]!;
     const jIdx = w.indexOf('-j');
     const target = jIdx >= 0 ? w[jIdx + 1] : undefined;
-    const isJump = target !== undefined && ours.has(target) && !ours.has(chain);
-    if (!ours.has(chain) && !isJump) continue;
+    const inOurs = tagOf(chain);
+    const jumpTo = inOurs ? null : tagOf(target);
+    const tag = inOurs ?? jumpTo;
+    if (!tag) continue;
+    const state = stateOf(tag);
     state.rules.push(line);
-    if (isJump) state.jumps.push(line);
+    if (jumpTo) state.jumps.push(line);
     const cIdx = w.indexOf('--comment');
     const c = cIdx >= 0 ? parseRuleComment(w[cIdx + 1] ?? '') : null;
-    if (c && c.owner === owner && c.priorForward) state.priorForward = c.priorForward;
+    if (!c || (owner !== undefined && c.owner !== owner) || (state.owner !== null && c.owner !== state.owner)) continue;
+    if (state.owner === null) {
+      state.owner = c.owner;
+      state.mark = c.mark;
+    }
+    if (c.priorForward) state.priorForward = c.priorForward;
   }
-  return state;
+  return tags;
 }
 
 /** The rule specs (after `-A CHAIN`) of the plan. */
-export function iptablesRules(plan: NatPlan, priorForward: ForwardValue | null): { post: string[]; pre: string[]; comment: string } {
-  const comment = ruleComment(plan.owner, priorForward);
+export function iptablesRules(plan: NatPlan, priorForward: ForwardValue | null, mark: OwnerMark | null = null): { post: string[]; pre: string[]; comment: string } {
+  const comment = ruleComment(plan.owner, priorForward, mark);
   const s = plan.subnet.cidr;
   const oif = plan.outInterface ? ` -o ${plan.outInterface}` : '';
   const post = [`-s ${s} ! -d ${s}${oif} -m comment --comment ${comment} -j MASQUERADE`];
@@ -88,9 +117,9 @@ function deleteLine(addLine: string): string {
 }
 
 /** One restore transaction that replaces whatever of ours exists with the plan. */
-export function iptablesApplyScript(plan: NatPlan, priorForward: ForwardValue | null, existing: IptablesState): string {
+export function iptablesApplyScript(plan: NatPlan, priorForward: ForwardValue | null, existing: IptablesState, mark: OwnerMark | null = null): string {
   const { post, pre } = iptablesChains(plan.owner);
-  const r = iptablesRules(plan, priorForward);
+  const r = iptablesRules(plan, priorForward, mark);
   const lines = ['*nat', `:${post} - [0:0]`]; // a ':' line creates the chain, or flushes it if it exists
   if (r.pre.length) lines.push(`:${pre} - [0:0]`);
   for (const j of existing.jumps) lines.push(deleteLine(j));
@@ -119,8 +148,16 @@ export class IptablesBackend implements NatBackend {
     private readonly tools: IptablesTools,
   ) {}
 
+  keyOf(owner: string): string {
+    return ownerTag(owner);
+  }
+
+  private async save(): Promise<string> {
+    return runChecked(this.runner, `${this.kind}-save`, this.tools.save, ['-t', 'nat']);
+  }
+
   private async state(owner: string): Promise<IptablesState> {
-    return parseIptablesSave(await runChecked(this.runner, `${this.kind}-save`, this.tools.save, ['-t', 'nat']), owner);
+    return parseIptablesSave(await this.save(), owner);
   }
 
   private async restore(script: string, what: string): Promise<void> {
@@ -134,12 +171,25 @@ export class IptablesBackend implements NatBackend {
     return { rules: s.rules, priorForward: s.priorForward };
   }
 
-  async apply(plan: NatPlan, priorForward: ForwardValue | null): Promise<void> {
-    await this.restore(iptablesApplyScript(plan, priorForward, await this.state(plan.owner)), 'applying the NAT chains');
+  async list(): Promise<Found[]> {
+    const out: Found[] = [];
+    for (const [tag, s] of parseIptablesSaveAll(await this.save())) {
+      if (s.chains.length || s.jumps.length) out.push({ key: tag, rules: s.rules, priorForward: s.priorForward, owner: s.owner, mark: s.mark });
+    }
+    return out;
+  }
+
+  async apply(plan: NatPlan, priorForward: ForwardValue | null, mark: OwnerMark | null = null): Promise<void> {
+    await this.restore(iptablesApplyScript(plan, priorForward, await this.state(plan.owner), mark), 'applying the NAT chains');
   }
 
   async remove(owner: string): Promise<boolean> {
-    const script = iptablesRemoveScript(await this.state(owner));
+    return this.removeKey(ownerTag(owner));
+  }
+
+  async removeKey(tag: string): Promise<boolean> {
+    if (!/^[0-9a-f]{8}$/.test(tag)) throw new NatError('EINVAL', `${tag} is not a chain tag of ours`);
+    const script = iptablesRemoveScript(parseIptablesSaveAll(await this.save()).get(tag) ?? { chains: [], rules: [], jumps: [], priorForward: null, owner: null, mark: null });
     if (script) await this.restore(script, 'removing the NAT chains');
     return script !== null;
   }

@@ -2,22 +2,26 @@
  * nftables backend: a table of our own per node (`ip pxe_flow_nat_<tag>`), so our rules never mix
  * with the user's, and replacing or removing them is one atomic `nft -f -` transaction.
  */
-import type { Installed, NatBackend } from './backend';
+import type { Found, Installed, NatBackend } from './backend';
 import { failure, runChecked, type Runner } from './exec';
 import { NatError } from './errors';
+import type { OwnerMark } from './owner';
 import { ownerTag, parseRuleComment, ruleComment, type ForwardValue, type NatPlan } from './plan';
 
 export function nftTableName(owner: string): string {
   return `pxe_flow_nat_${ownerTag(owner)}`;
 }
 
+/** Our table names, whoever owns them (the tag is 8 hex digits). */
+export const NFT_TABLE_RE = /^pxe_flow_nat_[0-9a-f]{8}$/;
+
 /** The chain priorities of srcnat/dstnat, numeric so that older nft versions accept them. */
 const SRCNAT = 100;
 const DSTNAT = -100;
 
 /** The rule lines of the plan (as written in a chain body). */
-export function nftRules(plan: NatPlan, priorForward: ForwardValue | null): { postrouting: string[]; prerouting: string[] } {
-  const c = `comment "${ruleComment(plan.owner, priorForward)}"`;
+export function nftRules(plan: NatPlan, priorForward: ForwardValue | null, mark: OwnerMark | null = null): { postrouting: string[]; prerouting: string[] } {
+  const c = `comment "${ruleComment(plan.owner, priorForward, mark)}"`;
   const s = plan.subnet.cidr;
   const oif = plan.outInterface ? ` oifname "${plan.outInterface}"` : '';
   const postrouting = [`ip saddr ${s} ip daddr != ${s}${oif} masquerade ${c}`];
@@ -32,9 +36,9 @@ export function nftRules(plan: NatPlan, priorForward: ForwardValue | null): { po
  * Replaces our table in one transaction: "add table" makes the delete valid whether or not the
  * table exists, then the table is created afresh with only the plan's rules.
  */
-export function nftApplyScript(plan: NatPlan, priorForward: ForwardValue | null): string {
+export function nftApplyScript(plan: NatPlan, priorForward: ForwardValue | null, mark: OwnerMark | null = null): string {
   const t = nftTableName(plan.owner);
-  const { postrouting, prerouting } = nftRules(plan, priorForward);
+  const { postrouting, prerouting } = nftRules(plan, priorForward, mark);
   const lines = [`add table ip ${t}`, `delete table ip ${t}`, `table ip ${t} {`];
   lines.push('  chain postrouting {', `    type nat hook postrouting priority ${SRCNAT}; policy accept;`);
   for (const r of postrouting) lines.push(`    ${r}`);
@@ -49,8 +53,12 @@ export function nftApplyScript(plan: NatPlan, priorForward: ForwardValue | null)
 }
 
 export function nftRemoveScript(owner: string): string {
-  const t = nftTableName(owner);
-  return `add table ip ${t}\ndelete table ip ${t}\n`;
+  return nftRemoveTableScript(nftTableName(owner));
+}
+
+export function nftRemoveTableScript(table: string): string {
+  if (!NFT_TABLE_RE.test(table)) throw new NatError('EINVAL', `${table} is not a table of ours`);
+  return `add table ip ${table}\ndelete table ip ${table}\n`;
 }
 
 /** Table names in `nft -j list tables ip` output. */
@@ -70,19 +78,25 @@ export function parseNftTables(json: string): string[] {
   return out;
 }
 
-/** The rules and our recorded ip_forward from `nft list table ip <ours>` text. */
-export function parseNftTable(text: string, owner: string): Installed {
+/**
+ * The rules, recorded ip_forward and owner from `nft list table ip <ours>` text. With `owner`,
+ * only comments naming it count (a table is one owner's); without, the first comment of ours does.
+ */
+export function parseNftTable(text: string, owner?: string): Installed & { owner: string | null; mark: Found['mark'] } {
   const rules: string[] = [];
   let priorForward: ForwardValue | null = null;
+  let found: { owner: string; mark: Found['mark'] } | null = null;
   for (const raw of text.split('\n')) {
     const line = raw.trim();
     if (!line || line === '}' || /^(table|chain) /.test(line) || /^type /.test(line) || line.startsWith('#')) continue;
     rules.push(line);
     const m = /comment "([^"]*)"/.exec(line);
     const c = m ? parseRuleComment(m[1]!) : null;
-    if (c && c.owner === owner && c.priorForward) priorForward = c.priorForward;
+    if (!c || (owner !== undefined && c.owner !== owner) || (found && c.owner !== found.owner)) continue;
+    found ??= { owner: c.owner, mark: c.mark };
+    if (c.priorForward) priorForward = c.priorForward;
   }
-  return { rules, priorForward };
+  return { rules, priorForward, owner: found?.owner ?? null, mark: found?.mark ?? null };
 }
 
 export class NftBackend implements NatBackend {
@@ -92,26 +106,54 @@ export class NftBackend implements NatBackend {
     private readonly nft: string,
   ) {}
 
-  async inspect(owner: string): Promise<Installed | null> {
-    const name = nftTableName(owner);
-    const tables = parseNftTables(await runChecked(this.runner, 'nft list tables', this.nft, ['-j', 'list', 'tables', 'ip']));
-    if (!tables.includes(name)) return null;
+  keyOf(owner: string): string {
+    return nftTableName(owner);
+  }
+
+  private async tables(): Promise<string[]> {
+    return parseNftTables(await runChecked(this.runner, 'nft list tables', this.nft, ['-j', 'list', 'tables', 'ip']));
+  }
+
+  /** The text of one table, or null if it is gone. */
+  private async table(name: string): Promise<string | null> {
     const r = await this.runner.run(this.nft, ['list', 'table', 'ip', name]);
     if (r.code !== 0) {
       // Removed between the two calls.
       if (/No such file or directory/.test(r.stderr)) return null;
       throw failure(`nft list table ${name}`, r);
     }
-    return parseNftTable(r.stdout, owner);
+    return r.stdout;
   }
 
-  async apply(plan: NatPlan, priorForward: ForwardValue | null): Promise<void> {
-    await runChecked(this.runner, 'nft (applying the NAT table)', this.nft, ['-f', '-'], { input: nftApplyScript(plan, priorForward) });
+  async inspect(owner: string): Promise<Installed | null> {
+    const name = nftTableName(owner);
+    if (!(await this.tables()).includes(name)) return null;
+    const text = await this.table(name);
+    if (text === null) return null;
+    const { rules, priorForward } = parseNftTable(text, owner);
+    return { rules, priorForward };
+  }
+
+  async list(): Promise<Found[]> {
+    const out: Found[] = [];
+    for (const name of (await this.tables()).filter((t) => NFT_TABLE_RE.test(t))) {
+      const text = await this.table(name);
+      if (text !== null) out.push({ key: name, ...parseNftTable(text) });
+    }
+    return out;
+  }
+
+  async apply(plan: NatPlan, priorForward: ForwardValue | null, mark: OwnerMark | null = null): Promise<void> {
+    await runChecked(this.runner, 'nft (applying the NAT table)', this.nft, ['-f', '-'], { input: nftApplyScript(plan, priorForward, mark) });
   }
 
   async remove(owner: string): Promise<boolean> {
-    const had = (await this.inspect(owner)) !== null;
-    if (had) await runChecked(this.runner, 'nft (removing the NAT table)', this.nft, ['-f', '-'], { input: nftRemoveScript(owner) });
+    return this.removeKey(nftTableName(owner));
+  }
+
+  async removeKey(table: string): Promise<boolean> {
+    const had = (await this.tables()).includes(table);
+    if (had) await runChecked(this.runner, 'nft (removing the NAT table)', this.nft, ['-f', '-'], { input: nftRemoveTableScript(table) });
     return had;
   }
 }

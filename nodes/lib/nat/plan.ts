@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { NatError } from './errors';
+import { formatMark, parseMark, type OwnerMark } from './owner';
 
 export const BACKENDS = ['nftables', 'iptables-nft', 'iptables-legacy'] as const;
 export type BackendKind = (typeof BACKENDS)[number];
@@ -144,18 +145,29 @@ export function ownerTag(owner: string): string {
 }
 
 /**
- * The comment on every rule we create. It marks the rule as ours and carries the value of
- * ip_forward from before we changed it ("-" when we did not), so a restart after a kill still
- * knows what to restore. No spaces: iptables-save would quote it.
+ * The comment on every rule we create. It marks the rule as ours, carries the value of ip_forward
+ * from before we changed it ("-" when we did not), so a restart after a kill still knows what to
+ * restore, and the mark of the process that owns it (owner.ts), so any later start can tell a
+ * leftover from the rules of a live Node-RED. No spaces: iptables-save would quote it. At most
+ * 13 + 64 + 8 + 4 + 52 characters, within nft's 128.
  */
-export function ruleComment(owner: string, priorForward: ForwardValue | null): string {
-  return `pxe-flow:nat:${parseOwner(owner)}:ipfwd=${priorForward ?? '-'}`;
+export function ruleComment(owner: string, priorForward: ForwardValue | null, mark?: OwnerMark | null): string {
+  return `pxe-flow:nat:${parseOwner(owner)}:ipfwd=${priorForward ?? '-'}${mark ? `:by=${formatMark(mark)}` : ''}`;
 }
 
-export function parseRuleComment(comment: string): { owner: string; priorForward: ForwardValue | null } | null {
-  const m = /^"?pxe-flow:nat:([A-Za-z0-9._-]{1,64}):ipfwd=([01-])"?$/.exec(comment.trim());
+export interface RuleComment {
+  owner: string;
+  priorForward: ForwardValue | null;
+  /** Null in comments of older versions, which did not mark their rules. */
+  mark: OwnerMark | null;
+}
+
+export function parseRuleComment(comment: string): RuleComment | null {
+  const m = /^"?pxe-flow:nat:([A-Za-z0-9._-]{1,64}):ipfwd=([01-])(?::by=([0-9.]{5,60}))?"?$/.exec(comment.trim());
   if (!m) return null;
-  return { owner: m[1]!, priorForward: m[2] === '-' ? null : (m[2] as ForwardValue) };
+  const mark = m[3] ? parseMark(m[3]) : null;
+  if (m[3] && !mark) return null;
+  return { owner: m[1]!, priorForward: m[2] === '-' ? null : (m[2] as ForwardValue), mark };
 }
 
 /** What the plan does, in words, for the output message and the logs. */
