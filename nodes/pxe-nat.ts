@@ -70,7 +70,22 @@ export = function register(RED: RedApi): void {
         }
         return backend;
       };
-      controller = new NatController({ owner: this.id, backend: getBackend, forwarding, namespaceKey: runner.prefix.join('\0') });
+      controller = new NatController({
+        owner: this.id,
+        backend: getBackend,
+        forwarding,
+        namespaceKey: runner.prefix.join('\0'),
+        onLeftovers: (removed) => {
+          for (const r of removed) {
+            const owner = r.owner ?? '?';
+            this.warn(
+              r.priorForward
+                ? RED._('pxe-nat.log.leftoverForward', { owner, value: r.priorForward })
+                : RED._('pxe-nat.log.leftover', { owner }),
+            );
+          }
+        },
+      });
     } catch (err) {
       fail(err as Error);
       this.on('input', (_msg: NodeMessage, _send: SendFn, done: DoneFn) => done(err as Error));
@@ -133,7 +148,8 @@ export = function register(RED: RedApi): void {
 
     this.on('close', (_removed: boolean, done: () => void) => {
       closing = true;
-      controller.disable().then(
+      // close(), not disable(): from now on this node's rules count as leftovers if they remain.
+      controller.close().then(
         () => done(),
         (err: Error) => {
           this.error(`could not remove the NAT rules: ${err.message}`);

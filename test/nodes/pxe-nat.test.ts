@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const helper = require('node-red-node-test-helper');
@@ -13,6 +14,7 @@ import natNode from '../../nodes/pxe-nat';
 import type { NatState } from '../../nodes/lib/nat/controller';
 import type { NodeMessage, NodeStatus, RedNode } from '../../nodes/lib/red';
 import { Lab, labAvailable, type Netns } from '../lab/netns';
+import { waitForLine } from '../lab/process';
 
 helper.init(require.resolve('node-red'));
 
@@ -129,6 +131,28 @@ describe('pxe-nat node in a Node-RED runtime', { skip }, () => {
       assert.equal(st.match(/table ip pxe_flow_nat_/g)?.length, 1, st);
       await helper.unload();
     }
+    assert.equal(await nsState(), nsBefore);
+  });
+
+  it('on deploy, removes the rules a killed Node-RED left under another node id, with a warning', async () => {
+    // A runtime of its own applies rules in the namespace and is killed with -9.
+    const cfg = JSON.stringify({ owner: 'killed0123456789', backend: 'nftables', subnet: '192.168.81.0/24', redirect: true, redirectTo: 8080, forward: true });
+    const child = srv.spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'net', 'nat-child.ts'), cfg, srv.name]);
+    await waitForLine(child, /^\{"state"/, 60000);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    assert.match(await nsState(), /pxe-flow:nat:killed0123456789:/);
+
+    await helper.load(natNode, flow());
+    const n1 = helper.getNode('n1') as RedNode;
+    const first = (await nextMessage(helper.getNode('h1') as RedNode)).payload as NatState;
+    assert.equal(first.ipForwardBefore, '0', 'the value from before the killed runtime');
+    const warns = (n1.warn as unknown as { args: unknown[][] }).args.map((a) => a[0]);
+    assert.deepEqual(warns, ['pxe-nat.log.leftoverForward']);
+    const st = await nsState();
+    assert.doesNotMatch(st, /killed0123456789/);
+    assert.equal(st.match(/table ip pxe_flow_nat_/g)?.length, 1, st);
+    await helper.unload();
     assert.equal(await nsState(), nsBefore);
   });
 
