@@ -89,9 +89,8 @@ export class MountProgram implements RpcProgram {
     return [...this.mounts.values()].map((m) => ({ ...m }));
   }
 
-  /** The store path a client's dirpath names, or a mount status. */
+  /** The store path a client's dirpath names, or a mount status ('' and 'a/b' are read as '/', '/a/b': libnfs sends '' for the root). */
   storePathOf(dirpath: string): { ok: true; path: string } | { ok: false; status: number } {
-    if (!dirpath.startsWith('/')) return { ok: false, status: MNT3ERR_NOENT };
     const wanted = normalizeExportPath(dirpath);
     let best: string | undefined;
     for (const e of this.exports) {

@@ -31,6 +31,7 @@ import { POST_OP_ATTR_SIZE, writeFattr, writePostOpAttr, writeWcc, type NodeAttr
 import type { FileCache } from './file-cache';
 import { FH_SIZE, fileIdOf, joinPath, parentOf, type HandleIndex } from './handles';
 import * as C from './nfs3-const';
+import type { ReplyPool } from './reply-pool';
 import * as R from './rpc';
 import { opaqueSize, pad4, XdrWriter, type XdrReader } from './xdr';
 
@@ -66,6 +67,8 @@ export interface Nfs3ProgramOptions {
   store: FileStore;
   handles: HandleIndex;
   files: FileCache;
+  /** Where READ replies get their buffers (default: a fresh one each time). */
+  pool?: ReplyPool;
   /** A READ answered: `length` bytes at `offset` of `path` (a file of `size` bytes). */
   onRead?: (ctx: RpcContext, path: string, offset: number, length: number, size: number) => void;
 }
@@ -288,7 +291,8 @@ export class Nfs3Program implements RpcProgram {
       const size = file.size;
       const want = offset >= size ? 0 : Math.min(count, rtmaxOf(ctx), size - offset);
       // One buffer for the whole reply; the data is read straight into its place.
-      const buf = Buffer.allocUnsafe(READ_HEADER_SIZE + want + pad4(want));
+      const total = READ_HEADER_SIZE + want + pad4(want);
+      const buf = this.opts.pool ? this.opts.pool.take(total) : Buffer.allocUnsafe(total);
       let got = 0;
       while (got < want) {
         const n = await file.read(buf, READ_HEADER_SIZE + got, want - got, offset + got);

@@ -34,6 +34,7 @@ import { MountProgram } from './mount';
 import { Nfs3Program, TCP_RTMAX } from './nfs3';
 import { IPPROTO_TCP, IPPROTO_UDP, MOUNT_PROG, NFS_PROG, NFS_V3, PMAP_PROG } from './nfs3-const';
 import { PMAP_VERS, pmapGetport, pmapSet, pmapUnset, PortmapProgram, type PortMapping } from './portmap';
+import { ReplyPool } from './reply-pool';
 import { messageOf, parseCall, RecordDecoder, RecordError, setRecordMark, type RpcCall } from './rpc';
 
 export interface NfsServerOptions {
@@ -185,6 +186,8 @@ export class NfsServer extends EventEmitter<NfsServerEvents> {
   readonly handles: HandleIndex;
   readonly files: FileCache;
   readonly budget: ByteBudget;
+  /** READ reply buffers, reused once written. */
+  readonly pool = new ReplyPool();
   private readonly tracker: ReadTracker;
   private readonly nfs: Nfs3Program;
   private readonly mount: MountProgram;
@@ -225,6 +228,7 @@ export class NfsServer extends EventEmitter<NfsServerEvents> {
       store: this.store,
       handles: this.handles,
       files: this.files,
+      pool: this.pool,
       onRead: (ctx, path, offset, length, size) => this.tracker.record(ctx.address, path, offset, length, size),
     });
     this.mount = new MountProgram({
@@ -442,7 +446,7 @@ export class NfsServer extends EventEmitter<NfsServerEvents> {
     }
     const send = (reply: Buffer | null): void => {
       if (!reply || this.state === 'closed') return;
-      ep.udp.send(messageOf(reply), rinfo.port, rinfo.address, () => undefined);
+      ep.udp.send(messageOf(reply), rinfo.port, rinfo.address, () => this.pool.release(reply));
     };
     if (parsed.kind === 'deny') {
       send(parsed.reply);
@@ -508,6 +512,7 @@ export class NfsServer extends EventEmitter<NfsServerEvents> {
       this.tracker.close();
       await this.handles.idle();
       await this.files.close();
+      this.pool.clear();
     })();
     return this.closing;
   }
@@ -645,6 +650,7 @@ class Connection {
     this.queued += len;
     setRecordMark(reply);
     this.socket.write(reply, () => {
+      this.server.pool.release(reply);
       if (this.closed) return; // onClose returned what was still queued
       this.queued -= len;
       this.server.budget.release(len);
