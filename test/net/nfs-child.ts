@@ -9,9 +9,9 @@
  * Prints JSON lines on stdout: {"listening":{...what listen() resolved with, fds}} (or
  * {"listenError":code,"message":...} and exit 2), {"event":name,...} per server event (unless
  * --no-events), and answers stdin commands:
- *   stats    → {"stats":{rss,peakRss,fds,heapUsed,external,arrayBuffers,server}} (peak sampled every
- *              20 ms since start or `reset`; server = NfsServer.stats)
- *   reset    → {"reset":true}
+ *   stats    → {"stats":{rss,peakRss,fds,heapUsed,external,arrayBuffers,server}} (peakRss: the kernel's
+ *              VmHWM since start or `reset`; server = NfsServer.stats)
+ *   reset    → resets VmHWM to the current RSS → {"reset":true}
  *   close    → closes the server → {"closed":{fds}}
  *   listen   → a new server listens with the same options → {"listening":...}
  *   cycle N  → N times: close, then a new server listens again → {"cycled":{n,fds:[after each close]}}
@@ -33,6 +33,10 @@ function num(name: string): number | undefined {
 }
 const print = (o: unknown): void => void process.stdout.write(JSON.stringify(o) + '\n');
 const fdCount = (): number => fs.readdirSync('/proc/self/fd').length;
+/** The kernel's peak RSS (VmHWM): no sampling timer in the server's process. */
+const peakRss = (): number => Number(/VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) * 1024;
+/** Resets VmHWM to the current RSS (Linux ≥ 4.0). */
+const resetPeakRss = (): void => fs.writeFileSync('/proc/self/clear_refs', '5');
 const EVENTS = ['mount', 'umount', 'read', 'clientError', 'refused'] as const;
 
 async function main(): Promise<void> {
@@ -77,11 +81,6 @@ async function main(): Promise<void> {
   };
   if (!(await start())) process.exit(2);
 
-  let peakRss = process.memoryUsage.rss();
-  const sampler = setInterval(() => {
-    peakRss = Math.max(peakRss, process.memoryUsage.rss());
-  }, 20);
-  sampler.unref();
 
   let quitting = false;
   const quit = async (): Promise<void> => {
@@ -100,10 +99,9 @@ async function main(): Promise<void> {
     const [cmd, n] = line.trim().split(/\s+/);
     if (cmd === 'stats') {
       const m = process.memoryUsage();
-      peakRss = Math.max(peakRss, m.rss);
-      print({ stats: { rss: m.rss, peakRss, fds: fdCount(), heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, server: current()?.stats ?? null } });
+      print({ stats: { rss: m.rss, peakRss: Math.max(m.rss, peakRss()), fds: fdCount(), heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, server: current()?.stats ?? null } });
     } else if (cmd === 'reset') {
-      peakRss = process.memoryUsage.rss();
+      resetPeakRss();
       print({ reset: true });
     } else if (cmd === 'close') {
       await stop();

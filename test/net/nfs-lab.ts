@@ -11,7 +11,7 @@
  * files it writes on SIGTERM (/run/rpcbind/{rpcbind,portmap}.xdr) — a later `rpcbind -w` (Debian's
  * default) would otherwise resurrect our namespace's registrations.
  */
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -85,6 +85,16 @@ export async function rpcbindBlocked(): Promise<string | null> {
   return null;
 }
 
+/** Waits up to `waitMs` for another rpcbind on the machine to go away; the reason if it does not. */
+export async function waitRpcbindFree(waitMs: number): Promise<string | null> {
+  const end = Date.now() + waitMs;
+  for (;;) {
+    const why = await rpcbindBlocked();
+    if (!why || Date.now() > end) return why;
+    await sleep(1000);
+  }
+}
+
 export interface RpcbindHandle {
   pid: number;
   stop(): Promise<void>;
@@ -127,15 +137,16 @@ async function takeGuard(waitMs: number): Promise<void> {
  * Starts rpcbind in `ns` (foreground, no warm start) under the guard; resolves once it answers on
  * 127.0.0.1:111 there. stop() ends it by PID and removes the files it left behind.
  */
-export async function startRpcbind(ns: Netns, opts: { waitMs?: number } = {}): Promise<RpcbindHandle> {
+export async function startRpcbind(ns: Netns, opts: { waitMs?: number } & LaunchOptions = {}): Promise<RpcbindHandle> {
   await takeGuard(opts.waitMs ?? 120_000);
-  const blocked = await rpcbindBlocked();
+  const blocked = await waitRpcbindFree(opts.waitMs ?? 120_000);
   if (blocked) {
     fs.rmSync(GUARD, { force: true });
     throw new Error(blocked);
   }
   const saved = new Map<string, Buffer | null>();
-  for (const f of RPCBIND_FILES) saved.set(f, fs.existsSync(f) ? fs.readFileSync(f) : null);
+  // The socket and lock only matter by their presence; the warm-start files by their content.
+  for (const f of RPCBIND_FILES) saved.set(f, !fs.existsSync(f) ? null : f.endsWith('.xdr') ? fs.readFileSync(f) : Buffer.alloc(0));
   const restore = (): void => {
     for (const [f, content] of saved) {
       try {
@@ -153,7 +164,7 @@ export async function startRpcbind(ns: Netns, opts: { waitMs?: number } = {}): P
     }
   };
   installExitHook();
-  const child = ns.spawn(RPCBIND, ['-f']);
+  const child = launch(ns, [RPCBIND, '-f'], opts);
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   child.stdout!.resume();
@@ -195,20 +206,34 @@ export async function rpcinfoDump(ns: Netns, host: string): Promise<{ ok: boolea
 }
 
 /**
- * How a server process is launched: pinned to CPUs with taskset, and/or placed in a cgroup (by the
- * launching shell writing its own PID to cgroup.procs before exec, so every thread and child of
- * the server is accounted there from its first instruction).
+ * How a server process is launched: pinned to CPUs with taskset, and/or placed in a cgroup. The
+ * cgroup is joined before the server starts: a shell in the root mount namespace (`ip netns exec`
+ * mounts a sysfs of its own, without the cgroup hierarchy) writes its PID to cgroup.procs, then
+ * execs `ip netns exec … taskset … server` — the same PID all along, so every thread and child of
+ * the server is accounted there from its first instruction.
  */
 export interface LaunchOptions {
   cpus?: string;
   cgroup?: string;
 }
 
-export function launchArgv(argv: string[], opts: LaunchOptions = {}): { cmd: string; args: string[] } {
-  let cmd = argv;
-  if (opts.cpus) cmd = [TASKSET, '-c', opts.cpus, ...cmd];
-  if (opts.cgroup) return { cmd: '/bin/sh', args: ['-c', `echo $$ > ${opts.cgroup}/cgroup.procs && exec "$@"`, 'sh', ...cmd] };
-  return { cmd: cmd[0]!, args: cmd.slice(1) };
+const launched = new Set<ChildProcess>();
+let launchHook = false;
+
+/** Starts `argv` inside `ns` as LaunchOptions say; the returned process is the server itself. */
+export function launch(ns: Netns, argv: string[], opts: LaunchOptions = {}, spawnOpts: SpawnOptions = {}): ChildProcess {
+  const cmd = opts.cpus ? [TASKSET, '-c', opts.cpus, ...argv] : argv;
+  if (!opts.cgroup) return ns.spawn(cmd[0]!, cmd.slice(1), spawnOpts);
+  const child = spawn('/bin/sh', ['-c', `echo $$ > ${opts.cgroup}/cgroup.procs && exec "$@"`, 'sh', '/usr/sbin/ip', 'netns', 'exec', ns.name, ...cmd], { stdio: 'pipe', ...spawnOpts });
+  launched.add(child);
+  child.on('exit', () => launched.delete(child));
+  if (!launchHook) {
+    launchHook = true;
+    process.on('exit', () => {
+      for (const c of launched) c.kill('SIGKILL');
+    });
+  }
+  return child;
 }
 
 export interface GaneshaHandle {
@@ -249,8 +274,7 @@ EXPORT {
   );
   // ganesha makes these itself; remember whether they were there, to leave the machine as it was.
   const made = ['/run/ganesha', '/var/lib/nfs/ganesha'].filter((d) => !fs.existsSync(d));
-  const { cmd, args } = launchArgv([GANESHA, '-F', '-f', conf, '-L', log, '-p', pidFile], opts);
-  const child = ns.spawn(cmd, args);
+  const child = launch(ns, [GANESHA, '-F', '-f', conf, '-L', log, '-p', pidFile], opts);
   child.stdout!.resume();
   child.stderr!.resume();
   const stop = async (): Promise<void> => {

@@ -20,7 +20,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ARCHISO_FLAGS, xorrisoImage } from '../helpers/iso-images';
 import { Lab, labAvailable, type Netns } from '../lab/netns';
-import { GANESHA, listeningIn, NFS_CAT, NFS_CP, NFS_LS, RPCBIND, RPCINFO, rpcbindBlocked, rpcinfoDump, startGanesha, startRpcbind, type GaneshaHandle, type RpcbindHandle } from './nfs-lab';
+import { GANESHA, listeningIn, NFS_CAT, NFS_CP, NFS_LS, RPCBIND, RPCINFO, rpcinfoDump, startGanesha, startRpcbind, type GaneshaHandle, type RpcbindHandle, waitRpcbindFree } from './nfs-lab';
 
 const TARGET = process.env.PXE_NFS_TEST_TARGET === 'ganesha' ? 'ganesha' : 'ours';
 const OURS = TARGET === 'ours';
@@ -568,7 +568,7 @@ describe(`NFSv3 server in the lab (${TARGET}): libnfs clients, rpcinfo and raw R
   });
 
   it('with rpcbind in the namespace: "auto" registers there, 20 cycles re-register, close unregisters (rpcinfo -p)', { skip: OURS ? false : 'our server only' }, async (t) => {
-    const blocked = await rpcbindBlocked();
+    const blocked = await waitRpcbindFree(60_000);
     if (blocked) return t.skip(blocked);
     const rb = await startRpcbind(rpcNs);
     let c: ServerChild | undefined;
