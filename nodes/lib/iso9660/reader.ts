@@ -1,7 +1,7 @@
 import { StoreError } from '../store/types';
 import { stripVersion, ucs2be } from './bytes';
 import { readDescriptors, SECTOR } from './descriptors';
-import { FLAG_ASSOCIATED, FLAG_DIRECTORY, FLAG_MULTI_EXTENT, parseDirectory, parseRecord, type DirRecord } from './records';
+import { directoryRecords, FLAG_ASSOCIATED, FLAG_DIRECTORY, FLAG_MULTI_EXTENT, MIN_RECORD, parseRecord, type DirRecord } from './records';
 import { badImage, readExact, type ImageSource } from './source';
 import { collectSusp, detectSusp, interpretRockRidge, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type SymlinkTarget } from './susp';
 
@@ -14,21 +14,23 @@ import { collectSusp, detectSusp, interpretRockRidge, S_IFDIR, S_IFLNK, S_IFMT, 
 // costs nothing until it is used.
 
 /**
- * Largest directory we read, refused above with a store error. A parsed entry costs ~150–420
- * bytes of heap (measured) against 34–250 on disc, and parsing ~100k entries took ~1 s: a crafted
- * 60 MiB directory cost ~370 MiB. 1 MiB holds ~5,000 entries with Rock Ridge names (a flat
- * RHEL 7 Packages/ has ~4,000; Arch's largest has a few dozen) or ~30,000 of the smallest records
- * (~12 MiB parsed).
+ * Largest directory we read, refused above with a store error. A parsed entry costs ~270 bytes
+ * of heap (measured, shortest names) against 34–250 on disc: a crafted 60 MiB directory cost
+ * ~370 MiB and 3.7 s before any bound. 1 MiB holds ~5,000 entries with Rock Ridge names (a flat
+ * RHEL 7 Packages/ has ~4,000; Arch's largest has a few dozen) or ~27,000 of the smallest
+ * records (~7 MiB parsed, ~0.2 s).
  */
 export const MAX_DIRECTORY_BYTES = 1024 * 1024;
 /**
- * Parsed directories kept, by their estimated heap (entryCost): least recently used ones are
- * dropped and re-read on demand. A largest directory of the smallest records fits, so no lookup
- * has to parse it again each time.
+ * Parsed directories kept, by their estimated heap (ENTRY_COST): least recently used ones are
+ * dropped and re-read on demand. The directory parsed last always stays, even alone over the
+ * budget (a largest one of the smallest records is ~8 MiB), so no lookup parses again the
+ * directory it has just parsed. Measured over 24 directories of ~0.9 MiB looked up in turn: the
+ * process grew by ~20–30 MiB (it grew by ~370 MiB for one 60 MiB directory before any bound).
  */
-export const MAX_CACHED_BYTES = 16 * 1024 * 1024;
-/** Estimated heap of one parsed entry besides its name (node, extents, date, two map entries), the top of what was measured. */
-const ENTRY_COST = 400;
+export const MAX_CACHED_BYTES = 8 * 1024 * 1024;
+/** Estimated heap of one parsed entry besides its name (name string, map entry, array slots). */
+const ENTRY_COST = 100;
 const LISTING_COST = 1024;
 /** Directories above this size are parsed one at a time: concurrent lookups cannot multiply the peak. */
 const LARGE_DIRECTORY_BYTES = 64 * 1024;
@@ -53,7 +55,8 @@ export interface IsoNode {
   type: NodeType;
   /** File size: the sum of its extents (multi-extent files). 0 for directories. */
   size: number;
-  mtime: Date;
+  /** Modification time, ms since the epoch (a number: a Date per entry costs ~110 bytes of heap). */
+  mtimeMs: number;
   /** File data, or for a directory its own extent. */
   extents: Extent[];
   symlink?: SymlinkTarget;
@@ -63,27 +66,119 @@ export interface IsoNode {
   unsized?: boolean;
 }
 
-interface Listing {
-  entries: IsoNode[];
-  exact: Map<string, IsoNode>;
-  folded: Map<string, IsoNode>;
+function isAddressable(name: string): boolean {
+  return name !== '' && name !== '.' && name !== '..' && !name.includes('/') && !name.includes('\0');
+}
+
+const KINDS: readonly NodeType[] = ['file', 'dir', 'symlink', 'other'];
+/** Kind byte flag: a Rock Ridge CL directory (IsoNode.unsized). */
+const UNSIZED = 4;
+
+/**
+ * One parsed directory, kept compact: names in an array and a map, everything else in typed
+ * arrays (a few large objects rather than several small ones per entry: ~3× less heap, and little
+ * for the garbage collector to trace or free when the directory leaves the cache). IsoNodes are
+ * made when asked for. Entries that need more (several extents, a symlink, a fault) keep it aside.
+ */
+class Listing {
+  readonly names: string[] = [];
+  readonly exact = new Map<string, number>();
+  /** Lower-cased names, made on the first lookup that needs them (most never do). */
+  private folded?: Map<string, number>;
+  private kinds: Uint8Array;
+  private pos: Float64Array;
+  private len: Float64Array;
+  private size: Float64Array;
+  private mtime: Float64Array;
+  private readonly extra = new Map<number, { extents?: Extent[]; symlink?: SymlinkTarget; bad?: string }>();
+
+  /** `capacity`: the most entries the directory can hold (its bytes over the smallest record). */
+  constructor(capacity: number) {
+    this.kinds = new Uint8Array(capacity);
+    this.pos = new Float64Array(capacity);
+    this.len = new Float64Array(capacity);
+    this.size = new Float64Array(capacity);
+    this.mtime = new Float64Array(capacity);
+  }
+
+  get count(): number {
+    return this.names.length;
+  }
+
+  add(n: IsoNode): void {
+    const i = this.names.length;
+    this.names.push(n.name);
+    if (!this.exact.has(n.name)) this.exact.set(n.name, i);
+    this.kinds[i] = KINDS.indexOf(n.type) | (n.unsized ? UNSIZED : 0);
+    this.size[i] = n.size;
+    this.mtime[i] = n.mtimeMs;
+    if (n.extents.length === 1 && !n.symlink && !n.bad) {
+      this.pos[i] = n.extents[0].position;
+      this.len[i] = n.extents[0].length;
+    } else {
+      this.extra.set(i, { extents: n.extents, symlink: n.symlink, bad: n.bad });
+    }
+  }
+
+  /** Drops the unused tail of the arrays (the capacity was an upper bound). */
+  done(): this {
+    const n = this.count;
+    this.kinds = this.kinds.slice(0, n);
+    this.pos = this.pos.slice(0, n);
+    this.len = this.len.slice(0, n);
+    this.size = this.size.slice(0, n);
+    this.mtime = this.mtime.slice(0, n);
+    return this;
+  }
+
+  node(i: number): IsoNode {
+    const k = this.kinds[i];
+    const x = this.extra.get(i);
+    const node: IsoNode = {
+      name: this.names[i],
+      type: KINDS[k & 3],
+      size: this.size[i],
+      mtimeMs: this.mtime[i],
+      extents: x?.extents ?? [{ position: this.pos[i], length: this.len[i] }],
+    };
+    if (x?.symlink) node.symlink = x.symlink;
+    if (x?.bad) node.bad = x.bad;
+    if (k & UNSIZED) node.unsized = true;
+    return node;
+  }
+
+  /** Exact name first, then case-insensitively. */
+  lookup(name: string): IsoNode | undefined {
+    let i = this.exact.get(name);
+    if (i === undefined) {
+      if (!this.folded) {
+        this.folded = new Map();
+        for (let j = 0; j < this.count; j++) {
+          const low = this.names[j].toLowerCase();
+          if (!this.folded.has(low)) this.folded.set(low, j);
+        }
+      }
+      i = this.folded.get(name.toLowerCase());
+    }
+    return i === undefined ? undefined : this.node(i);
+  }
+
+  entries(): IsoNode[] {
+    return Array.from({ length: this.count }, (_, i) => this.node(i));
+  }
+
+  /** The heap it is reckoned to hold. */
+  cost(): number {
+    let n = LISTING_COST;
+    for (const name of this.names) n += ENTRY_COST + 2 * name.length;
+    return n;
+  }
 }
 
 interface CacheEntry {
   listing: Promise<Listing>;
   /** Estimated heap once parsed; 0 while it loads. */
   bytes: number;
-}
-
-/** The heap a parsed listing is reckoned to hold. */
-function listingCost(entries: IsoNode[]): number {
-  let n = LISTING_COST;
-  for (const e of entries) n += ENTRY_COST + 2 * e.name.length;
-  return n;
-}
-
-function isAddressable(name: string): boolean {
-  return name !== '' && name !== '.' && name !== '..' && !name.includes('/') && !name.includes('\0');
 }
 
 /** The index of one ISO 9660 image: volume descriptors, the chosen tree, and parsed directories. */
@@ -134,15 +229,15 @@ export class IsoImage {
     if (rec.dataLength < 34 || position + rec.dataLength > imageSize) {
       throw badImage(`the ${which} root directory (block ${rec.block}, ${rec.dataLength} bytes) lies outside the image (${imageSize} bytes)`);
     }
-    return { name: '', type: 'dir', size: 0, mtime: rec.mtime, extents: [{ position, length: rec.dataLength }] };
+    return { name: '', type: 'dir', size: 0, mtimeMs: rec.mtime.getTime(), extents: [{ position, length: rec.dataLength }] };
   }
 
   /** The entries of a directory, in on-disc order ('.', '..', and hidden relocations left out). */
   async list(dir: IsoNode, label: string): Promise<IsoNode[]> {
-    return (await this.listing(dir, label)).entries;
+    return (await this.listing(dir, label)).entries();
   }
 
-  /** Estimated heap held by parsed directories (at most MAX_CACHED_BYTES). */
+  /** Estimated heap held by parsed directories (MAX_CACHED_BYTES, or the last one parsed if larger). */
   get cacheBytes(): number {
     return this.cachedBytes;
   }
@@ -164,7 +259,7 @@ export class IsoImage {
       (l) => {
         // Dropped meanwhile (evicted, or the image retired): not counted.
         if (this.cache.get(key) !== entry) return;
-        entry.bytes = listingCost(l.entries);
+        entry.bytes = l.cost();
         this.cachedBytes += entry.bytes;
         this.evict(entry);
       },
@@ -206,48 +301,54 @@ export class IsoImage {
   }
 
   private async parseListing(position: number, length: number, label: string): Promise<Listing> {
-    const records = parseDirectory(await readExact(this.src, position, length, `directory ${label}`), position);
-    const entries: IsoNode[] = [];
-    for (let i = 0; i < records.length; i++) {
-      if (i % YIELD_EVERY === YIELD_EVERY - 1) await new Promise<void>((r) => setImmediate(r));
-      const rec = records[i];
+    // Records are taken one at a time (directoryRecords): only the nodes outlive the parse.
+    const records = directoryRecords(await readExact(this.src, position, length, `directory ${label}`), position);
+    const listing = new Listing(Math.ceil(length / MIN_RECORD));
+    let ahead = records.next();
+    for (let i = 1; !ahead.done; i++) {
+      if (i % YIELD_EVERY === 0) await new Promise<void>((r) => setImmediate(r));
+      const rec = ahead.value;
+      ahead = records.next();
       if (rec.id.length === 1 && rec.id[0] <= 1) continue; // '.' and '..'
       // A file over 4 GiB is several records of the same name; all but the last carry 0x80.
       const group = [rec];
       while (group[group.length - 1].flags & FLAG_MULTI_EXTENT) {
-        const next = records[++i];
-        if (!next || !next.id.equals(rec.id)) {
+        if (ahead.done || !ahead.value.id.equals(rec.id)) {
           throw badImage(`directory ${label}: multi-extent file at byte ${rec.at} is missing its continuation records`);
         }
-        group.push(next);
+        group.push(ahead.value);
+        ahead = records.next();
       }
       if (rec.flags & FLAG_ASSOCIATED) continue; // associated files (resource forks) are not files of their own
-      const node = await this.makeNode(group, label);
-      if (node && isAddressable(node.name)) entries.push(node);
+      // Only Rock Ridge may need more reads (continuation areas): no promise per entry otherwise.
+      const node = this.tree === 'rockridge' ? await this.rockRidgeNode(group, label) : this.plainNode(group, label);
+      if (node && isAddressable(node.name)) listing.add(node);
     }
-    const exact = new Map<string, IsoNode>();
-    const folded = new Map<string, IsoNode>();
-    for (const e of entries) {
-      if (!exact.has(e.name)) exact.set(e.name, e);
-      const low = e.name.toLowerCase();
-      if (!folded.has(low)) folded.set(low, e);
-    }
-    return { entries, exact, folded };
+    return listing.done();
   }
 
-  private async makeNode(group: DirRecord[], label: string): Promise<IsoNode | undefined> {
+  private static extentsOf(group: DirRecord[]): Extent[] {
+    return group.map((r) => ({ position: r.block * SECTOR, length: r.dataLength }));
+  }
+
+  /** A node of a Joliet or plain ISO 9660 tree. */
+  private plainNode(group: DirRecord[], label: string): IsoNode {
+    const rec = group[0];
+    const name = stripVersion(this.tree === 'joliet' ? ucs2be(rec.id) : rec.id.toString('latin1'));
+    const type: NodeType = rec.flags & FLAG_DIRECTORY ? 'dir' : 'file';
+    return this.finishNode(label, name, type, rec.mtime, IsoImage.extentsOf(group), undefined, undefined);
+  }
+
+  /** A node of a Rock Ridge tree: names, times, types and symlinks from its SUSP entries. */
+  private async rockRidgeNode(group: DirRecord[], label: string): Promise<IsoNode | undefined> {
     const rec = group[0];
     let name: string;
     let type: NodeType = rec.flags & FLAG_DIRECTORY ? 'dir' : 'file';
     let mtime = rec.mtime;
     let symlink: SymlinkTarget | undefined;
-    let extents: Extent[] = group.map((r) => ({ position: r.block * SECTOR, length: r.dataLength }));
+    let extents = IsoImage.extentsOf(group);
     let unsized: boolean | undefined;
-    if (this.tree === 'joliet') {
-      name = stripVersion(ucs2be(rec.id));
-    } else if (this.tree === 'iso9660') {
-      name = stripVersion(rec.id.toString('latin1'));
-    } else {
+    {
       const rr = interpretRockRidge(await collectSusp(this.src, rec.systemUse, this.suspSkip, rec.at), rec.at);
       if (rr.relocated) return undefined; // shown at its original place through its CL entry
       name = rr.name ?? stripVersion(rec.id.toString('latin1'));
@@ -265,7 +366,11 @@ export class IsoImage {
         type = 'other'; // devices, fifos, sockets: nothing to serve
       }
     }
-    const node: IsoNode = { name, type, size: 0, mtime, extents, symlink, unsized };
+    return this.finishNode(label, name, type, mtime, extents, symlink, unsized);
+  }
+
+  private finishNode(label: string, name: string, type: NodeType, mtime: Date, extents: Extent[], symlink: SymlinkTarget | undefined, unsized: boolean | undefined): IsoNode {
+    const node: IsoNode = { name, type, size: 0, mtimeMs: mtime.getTime(), extents, symlink, unsized };
     if (type === 'file') node.size = extents.reduce((n, e) => n + e.length, 0);
     for (const e of extents) {
       const needed = unsized ? SECTOR : e.length; // an empty file's block number is meaningless
@@ -303,7 +408,7 @@ export class IsoImage {
       const dir = stack[stack.length - 1];
       if (dir.type !== 'dir') throw new StoreError('ENOENT', `not found: ${label} (${dir.name} is not a directory)`);
       const listing = await this.listing(dir, `/${stack.slice(1).map((n) => n.name).join('/')}`);
-      const child = listing.exact.get(name) ?? listing.folded.get(name.toLowerCase());
+      const child = listing.lookup(name);
       if (!child) throw new StoreError('ENOENT', `not found: ${label}`);
       if (requested) display.push(child.name);
       if (child.bad) throw badImage(child.bad);

@@ -57,7 +57,14 @@ export function parseRecord(buf: Buffer, pos: number, limit: number, base: numbe
  * the extent) is corruption.
  */
 export function parseDirectory(buf: Buffer, base: number): DirRecord[] {
-  const out: DirRecord[] = [];
+  return [...directoryRecords(buf, base)];
+}
+
+/**
+ * parseDirectory one record at a time: a reader that handles each record before taking the next
+ * never holds them all (they die young, instead of a directory's worth surviving its parse).
+ */
+export function* directoryRecords(buf: Buffer, base: number): Generator<DirRecord, void, undefined> {
   let pos = 0;
   while (pos < buf.length) {
     const sectorEnd = Math.min(buf.length, (Math.floor(pos / SECTOR) + 1) * SECTOR);
@@ -66,8 +73,7 @@ export function parseDirectory(buf: Buffer, base: number): DirRecord[] {
       continue;
     }
     const rec = parseRecord(buf, pos, sectorEnd, base);
-    out.push(rec);
     pos += buf[pos];
+    yield rec;
   }
-  return out;
 }

@@ -221,7 +221,7 @@ export class IsoStore implements FileStore {
       name: rel === '' ? '' : rel.slice(rel.lastIndexOf('/') + 1),
       isDirectory: node.type === 'dir',
       size: node.size,
-      mtime: node.mtime,
+      mtime: new Date(node.mtimeMs),
     };
   }
 
@@ -290,7 +290,7 @@ export class IsoStore implements FileStore {
     return {
       path: rel,
       size: node.size,
-      mtime: node.mtime,
+      mtime: new Date(node.mtimeMs),
       read: async (buffer, offset, length, position) => {
         if (closed) throw new StoreError('EINVAL', `/${rel} is closed`);
         const ok = [offset, length, position].every((n) => Number.isSafeInteger(n) && n >= 0) && offset + length <= buffer.length;
