@@ -28,6 +28,7 @@ interface Entry extends CachedFile {
   lastUsed: number;
   checkedAt: number;
   retired: boolean;
+  fresh: boolean;
 }
 
 export class FileCache {
@@ -67,8 +68,14 @@ export class FileCache {
         e.checkedAt = Date.now();
       }
     }
-    if (!e || e.retired) e = await this.open(path);
-    e.refs++;
+    if (!e || e.retired) {
+      e = await this.open(path);
+      // A new entry is born pinned for its first taker, so nothing evicts it before we get here.
+      if (e.fresh) e.fresh = false;
+      else e.refs++;
+    } else {
+      e.refs++;
+    }
     e.lastUsed = Date.now();
     // Move to the young end of the LRU order.
     this.entries.delete(path);
@@ -81,6 +88,7 @@ export class FileCache {
     e.refs--;
     e.lastUsed = Date.now();
     if (e.retired && e.refs === 0) this.closeFile(e);
+    else if (e.refs === 0) this.evict();
   }
 
   private async stillCurrent(e: Entry): Promise<boolean> {
@@ -98,7 +106,7 @@ export class FileCache {
     p = (async () => {
       const file = await this.store.open(path);
       const now = Date.now();
-      const e: Entry = { path, file, refs: 0, lastUsed: now, checkedAt: now, retired: false };
+      const e: Entry = { path, file, refs: 1, lastUsed: now, checkedAt: now, retired: false, fresh: true };
       if (this.closed) {
         this.closeFile(e);
         throw new Error('file cache closed');
