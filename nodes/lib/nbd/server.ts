@@ -20,8 +20,8 @@ import { readFully, type NbdExport } from './export';
 import * as P from './protocol';
 
 /**
- * The largest piece of a reply read from the file and written at once. 256 KiB is nbdcopy's and
- * the kernel client's usual request, so ordinary reads are one piece.
+ * The largest piece of a reply read from the file and written at once. 256 KiB is nbdcopy's
+ * request size, and the kernel client asks for no more by default, so ordinary reads are one piece.
  */
 export const CHUNK = 256 * 1024;
 /** A pooled piece buffer: a header and CHUNK data bytes. Pieces of at least half of it use one. */
@@ -68,7 +68,7 @@ export interface NbdServerOptions {
    * connection if there is one, else it is closed at once and reported as a 'refused' event.
    */
   maxConnections?: number;
-  /** Connections at once from one address (default 8; nbdcopy opens 4, the kernel client 1). */
+  /** Connections at once from one address (default 8; nbdcopy opens up to 4, the kernel client 1). */
   maxConnectionsPerAddress?: number;
 }
 
