@@ -231,6 +231,30 @@ describe('nfs server (loopback)', () => {
     assert.ok(reads.some((r) => r.path === 'empty.txt' && r.done && r.share === 1 && r.size === 0));
   });
 
+  it('a reader with one READ at a time is served from read ahead; jumps and closes leave nothing reserved', async () => {
+    await start();
+    const root = await rootFh();
+    const c = await tcp();
+    const fh = await C.walk(c, root, 'arch/x86_64/airootfs.sfs');
+    assert.equal(sha(await C.readAll(c, fh, ROOTFS.length, 256 * 1024, 1)), sha(ROOTFS));
+    const hits = server.stats.readAheadHits;
+    assert.ok(hits >= 10, `${hits} read-ahead hits`);
+    // Jumps (the read ahead is for another offset), smaller and larger READs than the last.
+    for (const [off, n] of [[100_000, 70_000], [170_000, 70_000], [0, 300_000], [300_000, 100_000], [400_000, 500_000], [ROOTFS.length - 5000, 100_000]] as const) {
+      const r = await C.read(c, fh, off, n);
+      assert.equal(r.status, 0);
+      assert.ok(r.count! > 0 && r.count! <= n);
+      assert.deepEqual(r.data, ROOTFS.subarray(off, off + r.count!), `READ ${off}+${n}`);
+    }
+    // Another file in between.
+    const k = await C.walk(c, root, 'arch/boot/x86_64/vmlinuz-linux');
+    assert.deepEqual((await C.read(c, k, 0, 100_000)).data, KERNEL.subarray(0, 100_000));
+    assert.deepEqual((await C.read(c, fh, 65536, 65536)).data, ROOTFS.subarray(65536, 131072));
+    c.destroy();
+    for (let i = 0; i < 50 && server.stats.replyBytes > 0; i++) await sleep(20);
+    assert.equal(server.stats.replyBytes, 0);
+  });
+
   it('replies go out in one piece: the record mark and the whole reply in one write', async () => {
     await start();
     const root = await rootFh();

@@ -41,6 +41,13 @@ export class ByteBudget {
     return new Promise((resolve, reject) => this.waiters.push({ n, resolve, reject }));
   }
 
+  /** Takes `n` bytes if that fits now and nobody waits; false otherwise. */
+  tryAcquire(n: number): boolean {
+    if (this.closed || this.waiters.length > 0 || this.usedBytes + n > this.max) return false;
+    this.take(n);
+    return true;
+  }
+
   /** Takes `n` bytes without waiting (small replies that are already built). */
   force(n: number): void {
     this.take(n);

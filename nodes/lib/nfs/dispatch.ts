@@ -14,6 +14,22 @@ export interface RpcContext {
   port: number;
   /** The largest reply message this transport carries, in bytes. */
   maxReply: number;
+  /** The TCP connection the call came on (absent for UDP): state a program may keep per client. */
+  session?: ConnectionSession;
+}
+
+/** What a program may do with the connection a call came on. */
+export interface ConnectionSession {
+  /** Calls of this connection running now, the caller's included. */
+  readonly inflight: number;
+  readonly closed: boolean;
+  /** Takes `n` bytes of reply memory (connection and server budgets) if free now; never waits. */
+  tryReserve(n: number): boolean;
+  unreserve(n: number): void;
+  /** Work the connection must wait for before it counts as closed (a read ahead). */
+  track(p: Promise<unknown>): void;
+  /** Runs `fn` once when the connection closes (at once if it has). */
+  onClose(fn: () => void): void;
 }
 
 export interface RpcProgram {

@@ -83,6 +83,13 @@ export class FileCache {
     return e;
   }
 
+  /** One more reference on a file the caller holds already (a read ahead keeps it open). */
+  retain(c: CachedFile): void {
+    const e = c as Entry;
+    e.refs++;
+    e.lastUsed = Date.now();
+  }
+
   release(c: CachedFile): void {
     const e = c as Entry;
     e.refs--;

@@ -24,11 +24,11 @@
  */
 import { createHash } from 'node:crypto';
 import { MAX_PATH_LENGTH } from '../store/path';
-import { isStoreError, type FileStore, type StoreStat } from '../store/types';
-import type { RpcContext, RpcProgram } from './dispatch';
+import { isStoreError, type FileStore, type StoreFile, type StoreStat } from '../store/types';
+import type { ConnectionSession, RpcContext, RpcProgram } from './dispatch';
 import { SMALL_REPLY } from './dispatch';
 import { POST_OP_ATTR_SIZE, writeFattr, writePostOpAttr, writeWcc, type NodeAttrs } from './fattr';
-import type { FileCache } from './file-cache';
+import type { CachedFile, FileCache } from './file-cache';
 import { FH_SIZE, fileIdOf, joinPath, parentOf, type HandleIndex } from './handles';
 import * as C from './nfs3-const';
 import type { ReplyPool } from './reply-pool';
@@ -52,6 +52,8 @@ const DIR_FIXED = 4 + POST_OP_ATTR_SIZE + 8 + 8;
 const PLUS_EXTRA = POST_OP_ATTR_SIZE + 4 + 4 + FH_SIZE;
 /** A directory listing is reused this long (READDIR paging, then LOOKUPs). */
 const LISTING_TTL_MS = 1000;
+/** READs shorter than this start no read ahead (directory-sized reads, small files). */
+const READ_AHEAD_MIN = 64 * 1024;
 const MAX_LISTINGS = 32;
 
 export function rtmaxOf(ctx: Pick<RpcContext, 'transport'>): number {
@@ -83,6 +85,27 @@ interface DirEntry {
   name: string;
   path: string;
   attrs?: NodeAttrs;
+}
+
+interface ReadAhead {
+  path: string;
+  cached: CachedFile;
+  offset: number;
+  buf: Buffer;
+  reserved: number;
+  /** Bytes read into buf at READ_HEADER_SIZE. */
+  done: Promise<number>;
+}
+
+/** Reads up to `length` bytes at `position` into buf[at…]; fewer only at the end of the file. */
+async function readFully(file: StoreFile, buf: Buffer, at: number, length: number, position: number): Promise<number> {
+  let got = 0;
+  while (got < length) {
+    const n = await file.read(buf, at + got, length - got, position + got);
+    if (n <= 0) break;
+    got += n;
+  }
+  return got;
 }
 
 type Target = { ok: true; path: string; fileid: bigint; attrs: NodeAttrs } | { ok: false; status: number };
@@ -118,8 +141,12 @@ export class Nfs3Program implements RpcProgram {
   readonly high = C.NFS_V3;
   readonly procs = 22;
   readonly fsid: bigint;
+  /** READs answered from a read ahead. */
+  readAheadHits = 0;
   private readonly listings = new Map<string, Listing>();
   private readonly listingLoads = new Map<string, Promise<Listing>>();
+  private readonly aheads = new WeakMap<ConnectionSession, ReadAhead>();
+  private readonly watched = new WeakSet<ConnectionSession>();
 
   constructor(private readonly opts: Nfs3ProgramOptions) {
     this.fsid = opts.handles.generation.readBigUInt64BE(0);
@@ -290,14 +317,24 @@ export class Nfs3Program implements RpcProgram {
       const file = cached.file;
       const size = file.size;
       const want = offset >= size ? 0 : Math.min(count, rtmaxOf(ctx), size - offset);
-      // One buffer for the whole reply; the data is read straight into its place.
-      const total = READ_HEADER_SIZE + want + pad4(want);
-      const buf = this.opts.pool ? this.opts.pool.take(total) : Buffer.allocUnsafe(total);
+      let buf: Buffer | undefined;
       let got = 0;
-      while (got < want) {
-        const n = await file.read(buf, READ_HEADER_SIZE + got, want - got, offset + got);
-        if (n <= 0) break;
-        got += n;
+      const ahead = this.takeReadAhead(ctx, res.path, cached, offset);
+      if (ahead) {
+        // The data is there already (or on its way): a sequential reader's next READ.
+        const n = await ahead.done.catch(() => -1);
+        if (n > 0) {
+          this.readAheadHits++;
+          buf = ahead.buf;
+          got = Math.min(n, want); // fewer than asked is a short read, which NFS allows
+        }
+        this.finishReadAhead(ctx.session!, ahead, n > 0);
+      }
+      if (!buf) {
+        // One buffer for the whole reply; the data is read straight into its place.
+        const total = READ_HEADER_SIZE + want + pad4(want);
+        buf = this.opts.pool ? this.opts.pool.take(total) : Buffer.allocUnsafe(total);
+        got = await readFully(file, buf, READ_HEADER_SIZE, want, offset);
       }
       const attrs: NodeAttrs = { fileid: res.fileid, isDirectory: false, size, mtime: file.mtime };
       if (got === 0 && want > 0) {
@@ -313,12 +350,69 @@ export class Nfs3Program implements RpcProgram {
       writePostOpAttr(w, attrs, this.fsid);
       w.uint32(got).bool(offset + got >= size).uint32(got);
       this.opts.onRead?.(ctx, res.path, offset, got, size);
+      this.startReadAhead(ctx, res.path, cached, offset + got, got);
       return buf.subarray(0, READ_HEADER_SIZE + got + p);
     } catch (err) {
       const w = this.reply(call, statusOf(err, true));
       return w.bool(false).finish();
     } finally {
       this.opts.files.release(cached);
+    }
+  }
+
+  // --- read ahead ---------------------------------------------------------------------------------
+  //
+  // A client that reads one READ at a time (libnfs's nfs-cp, a single-threaded reader) waits for
+  // each reply before it asks for the next, so the store's read latency adds up READ after READ.
+  // When a connection has nothing else running and a READ of at least READ_AHEAD_MIN bytes ends,
+  // the next piece of the same size is read into a reply-shaped buffer at once; the next READ of
+  // exactly that offset only has to write it. Clients that keep several READs in flight (the
+  // Linux kernel) hide the latency themselves and get no read ahead. Bounds: one read ahead per
+  // connection, at most rtmax bytes, reserved from the connection's and the server's reply
+  // budgets (skipped when they are spent), dropped when another READ comes or the connection ends.
+
+  private takeReadAhead(ctx: RpcContext, path: string, cached: CachedFile, offset: number): ReadAhead | undefined {
+    const session = ctx.session;
+    if (!session) return undefined;
+    const ahead = this.aheads.get(session);
+    if (!ahead) return undefined;
+    this.aheads.delete(session);
+    if (ahead.path === path && ahead.cached === cached && ahead.offset === offset) return ahead;
+    this.finishReadAhead(session, ahead, false);
+    return undefined;
+  }
+
+  /** Ends a read ahead: its buffer was used for a reply (`used`), or goes back to the pool. */
+  private finishReadAhead(session: ConnectionSession, ahead: ReadAhead, used: boolean): void {
+    const done = ahead.done
+      .catch(() => 0)
+      .then(() => {
+        session.unreserve(ahead.reserved);
+        this.opts.files.release(ahead.cached);
+        if (!used) this.opts.pool?.release(ahead.buf);
+      });
+    session.track(done);
+  }
+
+  private startReadAhead(ctx: RpcContext, path: string, cached: CachedFile, next: number, length: number): void {
+    const session = ctx.session;
+    const size = cached.file.size;
+    if (!session || session.closed || session.inflight > 1 || length < READ_AHEAD_MIN || next >= size) return;
+    const want = Math.min(length, size - next, rtmaxOf(ctx));
+    const total = READ_HEADER_SIZE + want + 4;
+    if (!session.tryReserve(total)) return;
+    this.opts.files.retain(cached);
+    const buf = this.opts.pool ? this.opts.pool.take(total) : Buffer.allocUnsafe(total);
+    const ahead: ReadAhead = { path, cached, offset: next, buf, reserved: total, done: readFully(cached.file, buf, READ_HEADER_SIZE, want, next) };
+    ahead.done.catch(() => undefined);
+    this.aheads.set(session, ahead);
+    if (!this.watched.has(session)) {
+      this.watched.add(session);
+      session.onClose(() => {
+        const left = this.aheads.get(session);
+        this.aheads.delete(session);
+        if (left) this.finishReadAhead(session, left, false);
+      });
     }
   }
 

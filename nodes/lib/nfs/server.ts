@@ -27,7 +27,7 @@ import * as net from 'node:net';
 import type { FileStore } from '../store/types';
 import { ByteBudget } from './budget';
 import { ReadTracker, type ReadProgress } from './coverage';
-import { dispatch, replyBound, type RpcContext, type RpcProgram } from './dispatch';
+import { dispatch, replyBound, type ConnectionSession, type RpcContext, type RpcProgram } from './dispatch';
 import { FileCache } from './file-cache';
 import { HandleIndex, type HandleIndexOptions } from './handles';
 import { MountProgram } from './mount';
@@ -133,6 +133,8 @@ export interface NfsServerStats {
   openFiles: number;
   indexedPaths: number;
   storeWalks: number;
+  /** READs answered from a read ahead (sequential one-at-a-time readers). */
+  readAheadHits: number;
 }
 
 /** IPv4 clients of a dual-stack socket show as ::ffff:a.b.c.d; events carry the plain address. */
@@ -267,6 +269,7 @@ export class NfsServer extends EventEmitter<NfsServerEvents> {
       openFiles: this.files.openCount,
       indexedPaths: this.handles.size,
       storeWalks: this.handles.walks,
+      readAheadHits: this.nfs.readAheadHits,
     };
   }
 
@@ -519,17 +522,19 @@ export class NfsServer extends EventEmitter<NfsServerEvents> {
 }
 
 /** One TCP connection: records in, calls dispatched (several at once), replies out as they finish. */
-class Connection {
+class Connection implements ConnectionSession {
   readonly done: Promise<void>;
   private readonly decoder: RecordDecoder;
   private readonly ctx: RpcContext;
-  private inflight = 0;
+  /** Calls running now. */
+  inflight = 0;
   /** Budget bytes held by calls that are running. */
   private reserved = 0;
   /** Bytes written to the socket and not yet handed to the kernel. */
   private queued = 0;
   private paused = false;
-  private closed = false;
+  closed = false;
+  private readonly closeHooks: (() => void)[] = [];
   private peerEnded = false;
   private ending = false;
   private lastActivity = Date.now();
@@ -542,7 +547,7 @@ class Connection {
     private readonly socket: net.Socket,
     info: NfsClientInfo,
   ) {
-    this.ctx = { transport: 'tcp', address: info.address, port: info.port, maxReply: TCP_MAX_REPLY };
+    this.ctx = { transport: 'tcp', address: info.address, port: info.port, maxReply: TCP_MAX_REPLY, session: this };
     this.decoder = new RecordDecoder(server.opts.maxCallBytes);
     this.done = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.setNoDelay(true);
@@ -557,7 +562,7 @@ class Connection {
     });
     socket.on('drain', () => this.pump());
     socket.on('error', () => undefined); // 'close' follows
-    socket.on('close', () => this.onClose());
+    socket.on('close', () => this.onClosed());
   }
 
   private get busy(): boolean {
@@ -660,6 +665,35 @@ class Connection {
     });
   }
 
+  // ConnectionSession: what programs may do with this connection (nfs3's read ahead).
+
+  tryReserve(n: number): boolean {
+    if (this.closed || this.reserved + this.queued + n > this.server.opts.maxQueuedBytesPerConnection) return false;
+    if (!this.server.budget.tryAcquire(n)) return false;
+    this.reserved += n;
+    return true;
+  }
+
+  unreserve(n: number): void {
+    this.reserved -= n;
+    this.server.budget.release(n);
+    this.pump();
+  }
+
+  track(p: Promise<unknown>): void {
+    const q: Promise<void> = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.pending.add(q);
+    void q.then(() => this.pending.delete(q));
+  }
+
+  onClose(fn: () => void): void {
+    if (this.closed) fn();
+    else this.closeHooks.push(fn);
+  }
+
   /** Called by the server's sweeper: idle and stalled connections are closed. */
   check(now: number, idleMs: number, stallMs: number): void {
     if (this.closed) return;
@@ -678,9 +712,10 @@ class Connection {
     while (this.pending.size) await Promise.allSettled([...this.pending]);
   }
 
-  private onClose(): void {
+  private onClosed(): void {
     this.closed = true;
     if (this.queued > 0) this.server.budget.release(this.queued);
     this.queued = 0;
+    for (const fn of this.closeHooks.splice(0)) fn();
   }
 }
