@@ -18,6 +18,8 @@
  *    again (UI runs again, first entry highlighted): chooseMenuEntry does the same, counts it in
  *    `retries`, and starts over. Ctrl-N/Ctrl-P (single bytes, also "down"/"up" in syslinux's
  *    menu) are available as `keys: 'ctrl'`.
+ *  - When a move does not show within 15 s (a loaded machine), Ctrl-L makes the menu redraw itself,
+ *    selection included; a Down that was lost is pressed again (`redraws` counts these looks).
  *  - A BIOS machine without a graphics card makes SeaBIOS copy int 10h text output to the serial
  *    port (its "sercon"), so every menu character appears twice there. startVm gives BIOS
  *    machines a VGA card (`-vga std`, not displayed) as a real PC has; the serial port then
@@ -241,6 +243,7 @@ export const KEYS = {
   backspace: '\x08',
   ctrlN: '\x0e', // "down" in syslinux's menu, one byte
   ctrlP: '\x10', // "up"
+  ctrlL: '\x0c', // redraw the menu
 } as const;
 export type KeyName = keyof typeof KEYS;
 
@@ -276,6 +279,8 @@ export interface MenuChoice {
   chosenAfterMs: number;
   /** Times the menu fell back to `boot:` (an arrow's ESC taken alone) and was reopened with Enter. */
   retries: number;
+  /** Times a move was not seen on the serial port and Ctrl-L redrew the menu to look again. */
+  redraws: number;
   /** Every key sent, in order (names). */
   keys: string[];
 }
@@ -309,6 +314,7 @@ export async function chooseMenuEntry(con: SerialConsole, index: number, opts: M
   const deadline = started + timeoutMs;
   const sent: string[] = [];
   let retries = 0;
+  let redraws = 0;
   let menuAfterMs = -1;
   const tail = (): string => plainSerial(con.output()).slice(-2500);
   const fail = (why: string): never => {
@@ -350,15 +356,39 @@ export async function chooseMenuEntry(con: SerialConsole, index: number, opts: M
   for (;;) {
     let step = 0;
     let fellOut = false;
+    let lookedAgain = 0;
     while (step < index) {
-      const mark = con.received();
+      let mark = con.received();
       press(down);
       const want = labels[step + 1];
-      await waitUntil(() => {
+      const sawIt = (): boolean => {
         const since = outputSince(con, mark);
         fellOut = /boot: ?/.test(plainSerial(since));
         return fellOut || highlightedEntry(since, labels) === want;
-      }, `"${want}" to be highlighted`, Math.min(deadline, Date.now() + 60_000));
+      };
+      const limit = Math.min(deadline, Date.now() + 15_000);
+      while (!sawIt() && Date.now() < limit && !con.exited()) await sleep(50);
+      if (!fellOut && highlightedEntry(outputSince(con, mark), labels) !== want) {
+        // Nothing seen (a loaded machine, a redraw we could not read): Ctrl-L makes the menu
+        // draw itself again, selection included, and tells where the highlight is.
+        if (++lookedAgain > 3) fail(`"${want}" never showed as highlighted`);
+        redraws++;
+        mark = con.received();
+        press('ctrlL');
+        let now: string | null = null;
+        await waitUntil(() => {
+          const since = outputSince(con, mark);
+          fellOut = /boot: ?/.test(plainSerial(since));
+          now = highlightedEntry(since, labels);
+          return fellOut || (now !== null && plainSerial(since).includes(labels[labels.length - 1]));
+        }, 'the menu to redraw after Ctrl-L', Math.min(deadline, Date.now() + 30_000));
+        await settle(5000);
+        if (!fellOut) {
+          now = highlightedEntry(outputSince(con, mark), labels);
+          if (now === labels[step]) continue; // the key was lost: press it again
+          if (now !== want) fail(`after Down and Ctrl-L, "${now}" is highlighted, not "${want}"`);
+        }
+      }
       if (fellOut) break;
       step++;
       // Let it finish the redraw (the entry's help text) before the next key.
@@ -368,7 +398,7 @@ export async function chooseMenuEntry(con: SerialConsole, index: number, opts: M
       const now = highlightedEntry(con.output(), labels);
       if (now !== null && now !== labels[index]) fail(`"${now}" is highlighted, not "${labels[index]}"`);
       press('enter');
-      return { label: labels[index], menuAfterMs, chosenAfterMs: Date.now() - started, retries, keys: sent };
+      return { label: labels[index], menuAfterMs, chosenAfterMs: Date.now() - started, retries, redraws, keys: sent };
     }
     // syslinux read the arrow's ESC alone and left the menu; the rest of the sequence ("[B") may
     // sit on the boot: line. Erase it; Enter on the empty line shows the menu again, with the
