@@ -4,15 +4,16 @@
  *
  * Memory a client can hold is what limits a server facing clients that stop reading: a buffer in
  * a socket write stays pinned until the kernel has taken all of its bytes, and only the client
- * decides when that is. So a transfer starts on its own small buffer (OWN_CHUNK: what a stalled
- * client pins, whoever it is) and moves to the shared 1 MiB buffers (fast: few syscalls per byte)
- * only once its client has shown it reads: it took PROVE_BYTES, more than kernel buffers absorb
- * for a client that reads nothing, at PROVE_RATE or more. It never waits for a shared buffer:
- * none free, or its address holding its share, means its own buffer for that chunk. A shared
- * buffer whose write is still unfinished after WRITE_OFF_MS is written off (the budget replaces
- * it) and the transfer goes back to its own buffer until it proves itself again; when the
- * written-off budget is spent too, the connection is cut instead. A client that takes nothing at
- * all for the stall timeout is cut off.
+ * decides when that is. So a transfer starts on probation: every write goes through its own small
+ * buffer (OWN_CHUNK: all that a client that stops reading pins, whoever it is), copied from a shared
+ * 1 MiB buffer read ahead (staged) and given back whenever the client makes us wait. It writes
+ * straight from shared buffers (fast: no copy, few syscalls) only once its client has shown it
+ * reads: it took PROVE_BYTES, more than kernel buffers absorb for a client that stops, at
+ * PROVE_RATE or more. It never waits for a shared buffer: none free, or its address holding its
+ * share, means its own buffer for that chunk. A shared buffer whose write is still unfinished
+ * after WRITE_OFF_MS is written off (the budget replaces it) and the transfer goes back on
+ * probation; when the written-off budget is spent too, the connection is cut instead. A client
+ * that takes nothing at all for the stall timeout is cut off.
  */
 import * as fs from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -38,12 +39,11 @@ export const STALL_TIMEOUT_MS = 60_000;
 export const OWN_CHUNK = 64 * 1024;
 
 /**
- * What a client that reads nothing can still make us write before its socket blocks, with the
- * kernel's default buffers: our send buffer's ceiling plus its default receive buffer (Linux:
- * tcp_wmem's max and tcp_rmem's default). Measured: 0.7 MiB over a veth, 3.7 MiB over loopback,
- * against 4.1 MiB. 0 where /proc does not say. A client that enlarges its receive buffer
- * (SO_RCVBUF) to pass for a reader gets shared buffers only to lose them to the write-off a
- * second later, within its address's share and the written-off budget.
+ * What a client that reads nothing can make us write before its socket blocks, with the kernel's
+ * default buffers: our send buffer's ceiling plus its default receive buffer (Linux: tcp_wmem's
+ * max and tcp_rmem's default). Measured: 0.7 MiB over a veth and 3.7 MiB over loopback for a
+ * client that never read; 5.4–7.5 MiB over a veth for one that read its first 64 KiB and then
+ * stopped (a receive buffer grows once its owner reads). 0 where /proc does not say.
  */
 function absorbedByKernel(): number {
   try {
@@ -56,14 +56,18 @@ function absorbedByKernel(): number {
 }
 
 /**
- * A client must take this much (1 MiB over what the kernel absorbs, at least 4 MiB: the first
- * ~2 % of a 256 MiB download go through the own buffer, at ~2× the CPU per byte) ...
+ * A client must take this much (twice what a client that read a little and stopped was seen to
+ * make the kernel absorb, and 1 MiB over the default buffers) ... A client that makes its buffers
+ * larger to pass for a reader gets shared buffers only to lose them to the write-off a second
+ * later, within its address's share and the written-off budget.
  */
-export const PROVE_BYTES = Math.max(4 << 20, absorbedByKernel() + (1 << 20));
+export const PROVE_BYTES = Math.max(16 << 20, absorbedByKernel() + (1 << 20));
 /** ... at this rate or faster (bytes/s), before it is sent from shared buffers. */
 export const PROVE_RATE = 4 << 20;
 /** A shared buffer's write unfinished after this long (client below 1 MiB/s) is written off. */
 export const WRITE_OFF_MS = 1000;
+/** A client on probation that makes its own buffer's write wait this long gives its staged shared buffer back. */
+const HOLD_MS = 100;
 
 export interface SendOptions {
   /** Whose share of the pool this transfer draws on (the client address). */
@@ -149,6 +153,7 @@ export async function sendRange(
   let gone = false;
   let inflight: Write | undefined;
   let own: Buffer | undefined;
+  let pos = start;
 
   // Whether the client has shown it reads (see the header), and the evidence so far: bytes the
   // kernel took since `provingFrom`.
@@ -169,6 +174,48 @@ export async function sendRange(
     else demote(); // a slow reader: measured afresh, on its own buffer meanwhile
   };
 
+  // A shared buffer read ahead for a client still on its own buffer: copied into the own buffer a
+  // slice at a time (one file read per MiB rather than per slice: the own buffer costs little
+  // more CPU than shared ones). It is never in a socket write, so it goes back to the pool as soon
+  // as the client makes us wait (its unsent bytes are read again later).
+  let stage: { buf: Buffer; off: number; end: number } | undefined;
+  const dropStage = (): void => {
+    if (stage) pool.release(stage.buf);
+    stage = undefined;
+  };
+
+  const readInto = async (buf: Buffer, want: number): Promise<number | Error> => {
+    try {
+      const n = await file.read(buf, 0, want, pos);
+      return n > 0 ? n : new Error(`the file ended after ${pos} bytes (it changed while being served)`);
+    } catch (err) {
+      return err as Error;
+    }
+  };
+
+  const write = (buf: Buffer, off: number, n: number, pooled: boolean): void => {
+    let resolveDone!: () => void;
+    const w: Write = {
+      buf,
+      pooled,
+      bytes: n,
+      done: new Promise<void>((r) => (resolveDone = r)),
+      settled: false,
+      settle: () => {
+        if (w.settled) return;
+        w.settled = true;
+        if (w.pooled) pool.release(w.buf);
+        resolveDone();
+        onWritten(w);
+      },
+    };
+    inflight = w;
+    pos += n;
+    bytes += n;
+    res.write(off === 0 && n === buf.length ? buf : buf.subarray(off, off + n), () => w.settle());
+    onBytes(bytes);
+  };
+
   const onClose = (): void => {
     clearTimeout(watchdog);
     gone = true;
@@ -176,74 +223,94 @@ export async function sendRange(
   };
   // Stays attached: 'close' follows 'finish' too, and by then every write has settled.
   res.once('close', onClose);
+  const failed = (err: Error): SendOutcome => {
+    res.destroy();
+    return { bytes, complete: false, readError: err };
+  };
   try {
     if (!(await socketAssigned(req, res)) || res.destroyed) return { bytes, complete: false, stalled };
-    let pos = start;
     while (bytes < length && !gone) {
-      // The next chunk's buffer: a shared one for a client that reads, else the transfer's own
-      // (which must first be out of the socket).
-      let buf = fast ? pool.tryAcquire(owner) : null;
-      const pooled = buf !== null;
-      if (!buf) {
-        if (inflight && !inflight.pooled) {
-          await within(inflight, Infinity);
-          if (gone) break;
-        }
-        buf = own ??= Buffer.allocUnsafeSlow(ownChunk);
-      }
-      let n: number;
-      try {
-        n = await file.read(buf, 0, Math.min(buf.length, length - bytes), pos);
-      } catch (err) {
-        if (pooled) pool.release(buf);
-        res.destroy();
-        return { bytes, complete: false, readError: err as Error };
-      }
-      if (n <= 0) {
-        if (pooled) pool.release(buf);
-        res.destroy();
-        return { bytes, complete: false, readError: new Error(`the file ended after ${pos} bytes (it changed while being served)`) };
-      }
-      if (inflight) {
-        const prev = inflight;
-        if (!(await within(prev, prev.pooled ? writeOffMs : Infinity))) {
-          // The client stopped taking bytes while a shared buffer is in its socket: that buffer
-          // leaves the budget (or the connection goes), the read-ahead goes back unsent (re-read
-          // later) and the client has to show again that it reads.
-          if (pooled) pool.release(buf);
-          demote();
-          if (!pool.writeOff(prev.buf)) {
-            res.destroy();
-            return { bytes, complete: false, starvedPool: true };
+      const left = length - bytes;
+      const prev = inflight;
+      if (!fast) {
+        // On probation: the own buffer must be out of the socket before it is filled again.
+        if (prev && !prev.settled) {
+          if (!(await within(prev, HOLD_MS))) {
+            dropStage(); // the client makes us wait: the shared buffer goes back
+            await within(prev, Infinity);
           }
-          await within(prev, Infinity);
-          continue;
+          if (gone) break;
+          if (fast) continue; // that write was the proof
         }
+        if (!stage) {
+          const b = pool.tryAcquire(owner);
+          if (b) {
+            const n = await readInto(b, Math.min(b.length, left));
+            if (n instanceof Error) {
+              pool.release(b);
+              return failed(n);
+            }
+            stage = { buf: b, off: 0, end: n };
+          }
+        }
+        own ??= Buffer.allocUnsafeSlow(ownChunk);
+        let n: number | Error;
+        if (stage) {
+          n = stage.buf.copy(own, 0, stage.off, Math.min(stage.end, stage.off + ownChunk));
+          stage.off += n;
+          if (stage.off >= stage.end) dropStage();
+        } else {
+          n = await readInto(own, Math.min(ownChunk, left));
+          if (n instanceof Error) return failed(n);
+        }
+        if (gone || res.destroyed) break;
+        write(own, 0, n, false);
+        continue;
+      }
+      // Fast: a shared buffer per chunk (the staged one first), read while the last one is sent.
+      let buf: Buffer;
+      let off = 0;
+      let n: number | Error;
+      let pooled = true;
+      if (stage) {
+        ({ buf, off } = stage);
+        n = stage.end - stage.off;
+        stage = undefined;
+      } else {
+        const b = pool.tryAcquire(owner);
+        if (!b) {
+          // None free, or this address holds its share: this chunk goes through the own buffer.
+          pooled = false;
+          if (prev && !prev.pooled) {
+            await within(prev, Infinity);
+            if (gone) break;
+          }
+        }
+        buf = b ?? (own ??= Buffer.allocUnsafeSlow(ownChunk));
+        n = await readInto(buf, Math.min(buf.length, left));
+        if (n instanceof Error) {
+          if (pooled) pool.release(buf);
+          return failed(n);
+        }
+      }
+      if (prev && !(await within(prev, prev.pooled ? writeOffMs : Infinity))) {
+        // The client stopped taking bytes while a shared buffer is in its socket: that buffer
+        // leaves the budget (or the connection goes), the read-ahead goes back unsent (read
+        // again later) and the client is on probation again.
+        if (pooled) pool.release(buf);
+        demote();
+        if (!pool.writeOff(prev.buf)) {
+          res.destroy();
+          return { bytes, complete: false, starvedPool: true };
+        }
+        await within(prev, Infinity);
+        continue;
       }
       if (gone || res.destroyed) {
         if (pooled) pool.release(buf);
         break;
       }
-      let resolveDone!: () => void;
-      const w: Write = {
-        buf,
-        pooled,
-        bytes: n,
-        done: new Promise<void>((r) => (resolveDone = r)),
-        settled: false,
-        settle: () => {
-          if (w.settled) return;
-          w.settled = true;
-          if (w.pooled) pool.release(w.buf);
-          resolveDone();
-          onWritten(w);
-        },
-      };
-      inflight = w;
-      pos += n;
-      bytes += n;
-      res.write(n === buf.length ? buf : buf.subarray(0, n), () => w.settle());
-      onBytes(bytes);
+      write(buf, off, n, pooled);
     }
     if (bytes < length || res.destroyed) return { bytes, complete: false, stalled };
     res.end();
@@ -254,6 +321,7 @@ export async function sendRange(
     res.destroy();
     return { bytes, complete: false, readError: err as Error };
   } finally {
+    dropStage();
     // A written-off buffer whose write never ends is forgotten with the connection.
     inflight?.settle();
   }
