@@ -2,7 +2,6 @@
 // progress events, the byte budget, the reply buffer pool, the open-file cache, attributes
 // (sizes over 4 GiB), export path mapping.
 import assert from 'node:assert/strict';
-import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { ByteBudget } from '../../nodes/lib/nfs/budget';
 import { MAX_PARTIAL, ReadCoverage, ReadTracker, type ReadProgress } from '../../nodes/lib/nfs/coverage';
@@ -14,68 +13,7 @@ import { checkName } from '../../nodes/lib/nfs/nfs3';
 import { NFS3ERR_BADHANDLE, NFS3ERR_INVAL, NFS3ERR_NAMETOOLONG, NFS3ERR_NOENT, NFS3ERR_STALE } from '../../nodes/lib/nfs/nfs3-const';
 import { CLASSES, ReplyPool } from '../../nodes/lib/nfs/reply-pool';
 import { XdrReader, XdrWriter } from '../../nodes/lib/nfs/xdr';
-import { StoreError, type FileStore, type StoreFile, type StoreStat } from '../../nodes/lib/store/types';
-
-/** An in-memory store: `files` maps paths to sizes (content = byte i is i & 0xff), directories implied. */
-export function memStore(files: Record<string, number>, source = '/mem'): FileStore & { lists: number; opens: number; closes: number } {
-  const mtime = new Date(1_700_000_000_000);
-  const dirs = new Set<string>(['']);
-  for (const p of Object.keys(files)) {
-    const segs = p.split('/');
-    for (let i = 1; i < segs.length; i++) dirs.add(segs.slice(0, i).join('/'));
-  }
-  const statOf = (p: string): StoreStat => {
-    if (dirs.has(p)) return { path: p, name: p.slice(p.lastIndexOf('/') + 1), isDirectory: true, size: 0, mtime };
-    if (p in files) return { path: p, name: p.slice(p.lastIndexOf('/') + 1), isDirectory: false, size: files[p]!, mtime };
-    throw new StoreError('ENOENT', `not found: /${p}`);
-  };
-  const norm = (p: string): string => p.split('/').filter(Boolean).join('/');
-  const s = {
-    kind: 'folder' as const,
-    source,
-    lists: 0,
-    opens: 0,
-    closes: 0,
-    async stat(p: string) {
-      return statOf(norm(p));
-    },
-    async list(p: string) {
-      s.lists++;
-      const d = norm(p);
-      if (!dirs.has(d)) throw new StoreError('ENOTDIR', d);
-      const names = new Set<string>();
-      for (const x of [...dirs, ...Object.keys(files)]) {
-        if (x === '' || x === d) continue;
-        const rest = d === '' ? x : x.startsWith(`${d}/`) ? x.slice(d.length + 1) : undefined;
-        if (rest !== undefined && !rest.includes('/')) names.add(rest);
-      }
-      return [...names].sort().map((n) => statOf(d === '' ? n : `${d}/${n}`));
-    },
-    async open(p: string): Promise<StoreFile> {
-      const st = statOf(norm(p));
-      if (st.isDirectory) throw new StoreError('EISDIR', p);
-      s.opens++;
-      return {
-        path: st.path,
-        size: st.size,
-        mtime,
-        async read(buf: Buffer, off: number, len: number, pos: number) {
-          const n = Math.max(0, Math.min(len, st.size - pos));
-          for (let i = 0; i < n; i++) buf[off + i] = (pos + i) & 0xff;
-          return n;
-        },
-        async close() {
-          s.closes++;
-        },
-      };
-    },
-    async createReadStream() {
-      return Readable.from([]);
-    },
-    async close() {},
-  };
-  return s;
-}
+import { memStore } from './nfs-memstore';
 
 describe('nfs handles', () => {
   const store = memStore({ 'a/b/c.txt': 3, 'a/d.txt': 1, 'e.txt': 2 });

@@ -15,6 +15,7 @@ import { IsoStore } from '../../nodes/lib/store/iso-store';
 import type { FileStore, StoreFile } from '../../nodes/lib/store/types';
 import { tempDir, writeTree, xorrisoImage } from '../helpers/iso-images';
 import * as C from './nfs-client';
+import { memStore } from './nfs-memstore';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -600,6 +601,32 @@ describe('nfs server (loopback)', () => {
     const kfh = await C.walk(c, root, 'arch/boot/x86_64/vmlinuz-linux');
     assert.equal(sha(await C.readAll(c, kfh, KERNEL.length, 65536, 2)), sha(KERNEL));
     assert.ok(server.stats.replyBytes < 1024 * 1024);
+  });
+
+  it('files over 4 GiB: sizes and offsets beyond 2^32 are exact', async () => {
+    const size = 5 * 2 ** 30 + 3;
+    await start({}, memStore({ 'big/huge.img': size }));
+    const root = await rootFh();
+    const c = await tcp();
+    const fh = await C.walk(c, root, 'big/huge.img');
+    assert.equal((await C.getattr(c, fh)).attrs!.size, BigInt(size));
+    const off = 4.5 * 2 ** 30 + 1;
+    const r = await C.read(c, fh, off, 1000);
+    assert.equal(r.attrs!.size, BigInt(size));
+    assert.deepEqual([...r.data!.subarray(0, 4)], [0, 1, 2, 3].map((i) => (off + i) & 0xff));
+    const tail = await C.read(c, fh, size - 2, 1000);
+    assert.deepEqual([tail.count, tail.eof], [2, true]);
+    const page = await C.readdir(c, await C.walk(c, root, 'big'), 0n, Buffer.alloc(8), 4096, true);
+    assert.equal(page.entries[2]!.attrs!.size, BigInt(size));
+  });
+
+  it('idle connections are closed after idleTimeoutMs', async () => {
+    await start({ idleTimeoutMs: 200 });
+    const c = await tcp();
+    assert.ok((await c.call(C.NFS, 3, 0)).reply.accepted);
+    await c.closed;
+    for (let i = 0; i < 50 && server.connectionCount > 0; i++) await sleep(10);
+    assert.equal(server.connectionCount, 0);
   });
 
   it('more connections than maxConnections are refused at once', async () => {

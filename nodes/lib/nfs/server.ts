@@ -332,7 +332,8 @@ export class NfsServer extends EventEmitter<NfsServerEvents> {
         portmap = { mode: 'rpcbind', port: pmPort };
       }
     }
-    this.sweeper = setInterval(() => this.sweep(), Math.min(5000, Math.max(50, Math.floor(this.opts.stallTimeoutMs / 4))));
+    const period = Math.min(this.opts.stallTimeoutMs, this.opts.idleTimeoutMs) / 4;
+    this.sweeper = setInterval(() => this.sweep(), Math.min(5000, Math.max(50, Math.floor(period))));
     this.sweeper.unref();
     return { address: host, nfsPort: nfsEp.port, mountPort: mountEp.port, portmap };
   }
