@@ -201,6 +201,7 @@ async function main(): Promise<void> {
   if (why) throw new Error(`the bench needs the network lab: ${why}`);
   for (const bin of [NFS_CP, NFS_LS, GANESHA, RPCBIND, TASKSET, '/usr/bin/xorriso']) if (!fs.existsSync(bin)) throw new Error(`missing ${bin} (run .ci/install-deps.sh)`);
   if (!CpuGroup.available()) throw new Error(`cgroup v1 cpuacct is not mounted at ${CpuGroup.ROOT}`);
+  CpuGroup.sweep();
   if (os.cpus().length < 2) throw new Error('the bench pins servers and clients to different CPUs: it needs 2');
   const blocked = await waitRpcbindFree(Number(process.env.PXE_NFS_BENCH_WAIT_S ?? 120) * 1000);
   if (blocked) throw new Error(`ganesha needs an rpcbind of its own: ${blocked}`);

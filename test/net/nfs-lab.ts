@@ -330,6 +330,18 @@ export class CpuGroup {
   static available(): boolean {
     return fs.existsSync(path.join(CpuGroup.ROOT, 'cpuacct.usage'));
   }
+  /** Removes empty groups left by lab runs whose process is gone (a killed bench). */
+  static sweep(): void {
+    for (const d of fs.existsSync(CpuGroup.ROOT) ? fs.readdirSync(CpuGroup.ROOT) : []) {
+      const m = /^pxelab-(\d+)-/.exec(d);
+      if (!m || pidAlive(Number(m[1]))) continue;
+      try {
+        fs.rmdirSync(path.join(CpuGroup.ROOT, d));
+      } catch {
+        // still has processes, or gone
+      }
+    }
+  }
   /** CPU time of everything in the group so far, seconds. */
   seconds(): number {
     return Number(fs.readFileSync(path.join(this.dir, 'cpuacct.usage'), 'utf8').trim()) / 1e9;
