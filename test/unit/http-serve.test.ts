@@ -422,6 +422,31 @@ describe('http file service', () => {
     assert.equal(pool.inUse, 0);
   });
 
+  it('a slow reader holds no shared buffer (it trickles through its own)', async () => {
+    const pool = new BufferPool(1 << 20, 4);
+    const s = new HttpFileService({ store: await new FolderStore(root).init(), pool });
+    const l = new HttpListener(s.handle);
+    const p = (await l.listen({ address: '127.0.0.1', port: 0 })).port;
+    const x = await stalledGet(p, '/sparse.bin');
+    // ~400 KB/s: well under the pace a client must keep to be sent from shared buffers.
+    const trickle = setInterval(() => x.res.read(8192), 20);
+    try {
+      await sleep(3000);
+      const held: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        held.push(pool.inUse);
+        await sleep(50);
+      }
+      assert.deepEqual(held, held.map(() => 0), `shared buffers held by a slow reader: ${held}`);
+      assert.equal(s.activeDownloads, 1, 'still being served');
+    } finally {
+      clearInterval(trickle);
+      x.req.destroy();
+      await s.close();
+      await l.close();
+    }
+  });
+
   it('writes off the shared buffer of a client that read fast and then stopped, and forgets it when the client goes', async () => {
     const pool = new BufferPool(1 << 20, 4, 10_000, { maxWrittenOff: 4 });
     const s = new HttpFileService({ store: await new FolderStore(root).init(), pool, send: { writeOffMs: 200 } });

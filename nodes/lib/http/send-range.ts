@@ -68,6 +68,8 @@ export const PROVE_RATE = 4 << 20;
 export const WRITE_OFF_MS = 1000;
 /** A client on probation that makes its own buffer's write wait this long gives its staged shared buffer back. */
 const HOLD_MS = 100;
+/** How far behind the proof's pace a client on probation may fall and keep a staged buffer. */
+const STAGE_SLACK = 1 << 20;
 
 export interface SendOptions {
   /** Whose share of the pool this transfer draws on (the client address). */
@@ -140,7 +142,8 @@ export async function sendRange(
   const owner = options.owner ?? '';
   const ownChunk = Math.max(1, Math.floor(options.ownChunk ?? OWN_CHUNK));
   const proveBytes = options.proveBytes ?? PROVE_BYTES;
-  const proveMs = (proveBytes / (options.proveRate ?? PROVE_RATE)) * 1000;
+  const proveRate = options.proveRate ?? PROVE_RATE;
+  const proveMs = (proveBytes / proveRate) * 1000;
   const writeOffMs = options.writeOffMs ?? WRITE_OFF_MS;
   let bytes = 0;
   let stalled = false;
@@ -177,8 +180,10 @@ export async function sendRange(
   // A shared buffer read ahead for a client still on its own buffer: copied into the own buffer a
   // slice at a time (one file read per MiB rather than per slice: the own buffer costs little
   // more CPU than shared ones). It is never in a socket write, so it goes back to the pool as soon
-  // as the client makes us wait (its unsent bytes are read again later).
+  // as the client makes us wait (its unsent bytes are read again later), and only a client that
+  // keeps the proof's pace has one: a slow reader cannot sit on a shared buffer.
   let stage: { buf: Buffer; off: number; end: number } | undefined;
+  const onPace = (): boolean => proved + STAGE_SLACK >= (proveRate * (Date.now() - provingFrom)) / 1000;
   const dropStage = (): void => {
     if (stage) pool.release(stage.buf);
     stage = undefined;
@@ -242,7 +247,8 @@ export async function sendRange(
           if (gone) break;
           if (fast) continue; // that write was the proof
         }
-        if (!stage) {
+        if (!onPace()) dropStage();
+        else if (!stage) {
           const b = pool.tryAcquire(owner);
           if (b) {
             const n = await readInto(b, Math.min(b.length, left));
