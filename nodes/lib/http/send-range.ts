@@ -1,6 +1,6 @@
 /**
- * The data path: copies a byte range of a store file into an HTTP response without copying a
- * chunk in user space, at most one write in the socket and one read ahead of it (backpressure).
+ * The data path: copies a byte range of a store file into an HTTP response, at most one write in
+ * the socket and one read ahead of it (backpressure).
  *
  * Memory a client can hold is what limits a server facing clients that stop reading: a buffer in
  * a socket write stays pinned until the kernel has taken all of its bytes, and only the client
