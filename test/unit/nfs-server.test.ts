@@ -256,6 +256,24 @@ describe('nfs server (loopback)', () => {
     assert.equal(server.stats.replyBytes, 0);
   });
 
+  it('a throwing event listener does not break the protocol: the read and the mount still succeed', async () => {
+    await start();
+    const errors: string[] = [];
+    server.on('clientError', (e) => errors.push(e.message));
+    server.on('mount', () => {
+      throw new Error('listener bug');
+    });
+    server.on('read', () => {
+      throw new Error('listener bug');
+    });
+    const root = await rootFh();
+    const c = await tcp();
+    const r = await C.read(c, await C.walk(c, root, 'hello.txt'), 0, 100);
+    assert.equal(r.status, 0);
+    assert.equal(r.data!.toString(), 'hello\n');
+    assert.ok(errors.some((m) => /'mount' listener failed/.test(m)) && errors.some((m) => /'read' listener failed/.test(m)), errors.join('; '));
+  });
+
   it('replies go out in one piece: the record mark and the whole reply in one write', async () => {
     await start();
     const root = await rootFh();

@@ -225,7 +225,7 @@ export class NfsServer extends EventEmitter<NfsServerEvents> {
     this.handles = new HandleIndex(this.store, options.handleIndex);
     this.files = new FileCache(this.store, { max: this.opts.maxOpenFiles });
     this.budget = new ByteBudget(this.opts.replyBudgetBytes);
-    this.tracker = new ReadTracker(this.opts.progressIntervalMs, (p) => this.emit('read', p));
+    this.tracker = new ReadTracker(this.opts.progressIntervalMs, (p) => this.notify('read', p));
     this.nfs = new Nfs3Program({
       store: this.store,
       handles: this.handles,
@@ -239,9 +239,9 @@ export class NfsServer extends EventEmitter<NfsServerEvents> {
       exportPaths: options.exportPaths,
       onMount: (m) => {
         this.tracker.resetClient(m.address); // a new mount is a new boot: progress starts over
-        this.emit('mount', m);
+        this.notify('mount', m);
       },
-      onUmount: (m) => this.emit('umount', m),
+      onUmount: (m) => this.notify('umount', m),
     });
   }
 
@@ -430,7 +430,7 @@ export class NfsServer extends EventEmitter<NfsServerEvents> {
     }
     if (this.conns.size >= this.opts.maxConnections) {
       socket.destroy();
-      this.emit('refused', { ...info, max: this.opts.maxConnections });
+      this.notify('refused', { ...info, max: this.opts.maxConnections });
       return;
     }
     const conn = new Connection(this, ep.programs, socket, info);
@@ -467,8 +467,24 @@ export class NfsServer extends EventEmitter<NfsServerEvents> {
     this.udpPending.add(p);
   }
 
-  reportError(info: NfsClientInfo, message: string): void {
-    this.emit('clientError', { address: info.address, port: info.port, message });
+  reportError(info: { address: string; port?: number }, message: string): void {
+    try {
+      this.emit('clientError', { address: info.address, port: info.port ?? 0, message });
+    } catch {
+      // a listener's failure is not the client's
+    }
+  }
+
+  /**
+   * Emits an event from inside the protocol code: a listener that throws must not turn a READ
+   * into an I/O error or a MNT into SYSTEM_ERR, so its error is reported as a clientError instead.
+   */
+  private notify<K extends 'read' | 'mount' | 'umount' | 'refused'>(event: K, payload: NfsServerEvents[K][0]): void {
+    try {
+      (this.emit as (e: string, p: unknown) => boolean)(event, payload);
+    } catch (err) {
+      this.reportError(payload, `a '${event}' listener failed: ${(err as Error).message}`);
+    }
   }
 
   private sweep(): void {
@@ -581,8 +597,8 @@ class Connection implements ConnectionSession {
         this.onRecord(rec);
       }
     } catch (err) {
-      if (!(err instanceof RecordError)) throw err;
-      this.server.reportError(this.ctx, err.message);
+      // RecordError (a record over the limit), or anything unforeseen: this connection ends.
+      this.server.reportError(this.ctx, err instanceof RecordError ? err.message : `closed: ${(err as Error).message}`);
       this.socket.destroy();
       return;
     }
