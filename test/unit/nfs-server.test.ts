@@ -663,7 +663,10 @@ describe('nfs server (loopback)', () => {
   });
 
   it('close() releases ports, connections and open files, and ends client connections', async () => {
-    await start();
+    const kinds = ['TCPServerWrap', 'UDPWrap', 'TCPSocketWrap', 'Timeout'];
+    const count = (): Record<string, number> => Object.fromEntries(kinds.map((k) => [k, process.getActiveResourcesInfo().filter((r) => r === k).length]));
+    const before = count();
+    await start({ progressIntervalMs: 60_000 });
     const root = await rootFh();
     const c = await tcp();
     const fh = await C.walk(c, root, 'arch/x86_64/airootfs.sfs');
@@ -678,6 +681,12 @@ describe('nfs server (loopback)', () => {
     assert.equal(server.connectionCount, 0);
     for (const p of ports) assert.ok(await canBind(p), `port ${p} still bound`);
     await server.close(); // idempotent
+    for (const u of udps.splice(0)) u.close();
+    for (const x of clients.splice(0)) x.destroy();
+    await sleep(50);
+    // No socket or server of ours is left, nor a timer that would keep the process alive.
+    const after = count();
+    for (const k of kinds) assert.ok(after[k]! <= before[k]!, `${k}: ${before[k]} before, ${after[k]} after`);
   });
 
   it('listen() failure: the original error with .port, nothing left open', async () => {
