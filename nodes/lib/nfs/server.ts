@@ -76,7 +76,8 @@ export interface NfsListenOptions {
   portmapPort?: number;
   /**
    * default 'auto': serve the portmapper ourselves on portmapPort (UDP+TCP); if that port is in
-   * use, register NFS/MOUNT with the rpcbind/portmapper there and unregister on close.
+   * use (or may not be bound: EACCES), register NFS/MOUNT (v1–v3) over UDP and TCP with the
+   * rpcbind/portmapper at 127.0.0.1:portmapPort and unregister on close.
    */
   portmap?: 'auto' | 'own' | 'rpcbind' | 'off';
 }
@@ -318,17 +319,26 @@ export class NfsServer extends EventEmitter<NfsServerEvents> {
       portmap = { mode: 'rpcbind', port: pmPort };
     } else {
       let own: Endpoint | undefined;
+      let bindError: NodeJS.ErrnoException | undefined;
       try {
         own = await this.bindEndpoint('portmap', host, pmPort, [this.portmap]);
       } catch (err) {
-        if (mode === 'own' || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+        bindError = err as NodeJS.ErrnoException;
+        // 'auto': a port in use is most likely rpcbind's; without the privilege to bind port 111
+        // (EACCES comes before EADDRINUSE) a running rpcbind still takes our registration.
+        if (mode === 'own' || !['EADDRINUSE', 'EACCES', 'EPERM'].includes(bindError.code ?? '')) throw err;
       }
       if (own) {
         for (const prot of [IPPROTO_TCP, IPPROTO_UDP]) this.portmap.set({ prog: PMAP_PROG, vers: PMAP_VERS, prot, port: own.port });
         for (const m of services) this.portmap.set(m);
         portmap = { mode: 'own', port: own.port };
       } else {
-        await this.registerWithRpcbind(pmPort, services);
+        try {
+          await this.registerWithRpcbind(pmPort, services);
+        } catch (err) {
+          // Nobody to register with: the missing privilege is the error worth reporting.
+          throw bindError && bindError.code !== 'EADDRINUSE' ? bindError : err;
+        }
         portmap = { mode: 'rpcbind', port: pmPort };
       }
     }
