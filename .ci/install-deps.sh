@@ -11,7 +11,7 @@ PKGS=(
   busybox-static isc-dhcp-client dhcpcd-base isc-dhcp-relay
   tftp-hpa tftpd-hpa atftp curl wget
   dnsmasq-base nginx-light wrk kea-admin
-  xorriso genisoimage squashfs-tools cpio
+  xorriso genisoimage squashfs-tools cpio gnupg openssl
   syslinux-common pxelinux isolinux ipxe ipxe-qemu ovmf
   qemu-system-x86 qemu-utils
   libnbd-bin nbd-server nbd-client
