@@ -58,7 +58,7 @@ export class ReadCoverage {
     this.bits[i >>> 3]! |= 1 << (i & 7);
     this.fullChunks++;
     this.fullBytes += this.chunkLength(i);
-    this.partial.delete(i);
+    if (this.partial.size) this.partial.delete(i);
   }
 
   private addPartial(i: number, lo: number, hi: number): void {
