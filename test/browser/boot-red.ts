@@ -28,6 +28,8 @@ export interface BootRedOptions {
   users?: RedUser[];
   /** Flow nodes besides the signal door (a tab 'boot-test-tab' exists for them). */
   flow?: Record<string, unknown>[];
+  /** Include the signal door (default true); without it `flow` is the whole flow. */
+  door?: boolean;
   port?: number;
   /** Run inside a lab namespace (the editor is then reachable from that namespace only). */
   ns?: Netns;
@@ -80,7 +82,7 @@ export async function startBootRed(o: BootRedOptions = {}): Promise<BootRed> {
     fs.symlinkSync(root, modDir, 'dir');
   }
   const flowFile = path.join(userDir, 'flows.json');
-  if (!fs.existsSync(flowFile)) fs.writeFileSync(flowFile, JSON.stringify([...signalDoor(), ...(o.flow ?? [])], null, 2));
+  if (!fs.existsSync(flowFile)) fs.writeFileSync(flowFile, JSON.stringify([...(o.door === false ? [] : signalDoor()), ...(o.flow ?? [])], null, 2));
   const port = o.port ?? (await freePort());
   // The bus module the package itself loads (the link resolves to the checkout's dist/).
   const bus = path.join(root, 'dist', 'nodes', 'lib', 'boot-events', 'bus.js');
