@@ -2,8 +2,9 @@
  * A small TFTP client for the hostile tests and bench, run inside a lab namespace. Prints one
  * JSON line.
  *   hostile-tftp-client.ts SERVER flood NAME N CONCURRENCY
- *     N read requests for NAME, CONCURRENCY at a time, each from its own port, each waiting up
- *     to 1 s for the first answer (a transfer that starts is aborted with an ERROR):
+ *     N read requests for NAME, CONCURRENCY at a time, each from its own port, each sent again
+ *     after 1 s as clients do and given up after 3 s (a transfer that starts is aborted with an
+ *     ERROR); none is started after 10 s (those count as silent):
  *     {"flood":{"answered":{"<error code>"|"data":count},"silent":count,"ms":total}}
  *   hostile-tftp-client.ts SERVER get NAME
  *     reads NAME (blksize 1468), resending the request for up to 5 s:
@@ -30,10 +31,13 @@ function probe(file: string): Promise<string | null> {
     const s = dgram.createSocket('udp4');
     const done = (v: string | null): void => {
       clearTimeout(t);
+      clearTimeout(again);
       s.close();
       resolve(v);
     };
-    const t = setTimeout(() => done(null), 1000);
+    const t = setTimeout(() => done(null), 3000);
+    // Sent again once, as a client does when the answer is late (a loaded server, a lost packet).
+    const again = setTimeout(() => s.send(rrq(file), 69, server), 1000);
     s.on('message', (m, rinfo) => {
       const op = m.readUInt16BE(0);
       if (op === 5) return done(String(m.readUInt16BE(2)));
@@ -54,6 +58,10 @@ async function flood(file: string, n: number, concurrency: number): Promise<void
     Array.from({ length: concurrency }, async () => {
       while (next < n) {
         next++;
+        if (Date.now() - started > 10_000) {
+          silent++;
+          continue;
+        }
         const r = await probe(file);
         if (r === null) silent++;
         else answered[r] = (answered[r] ?? 0) + 1;
