@@ -166,14 +166,15 @@ export class ActivityStatus {
     this.lastShown = this.now();
     const n = this.count;
     const rate = this.rate();
-    const status: NodeStatus = n > 0 || rate >= 1 ? { fill: 'blue', shape: 'dot', text: this.opts.busyText(n, formatRate(rate)) } : this.opts.idle();
+    // Nothing in flight is idle at once: a rate fading over the window would read as activity.
+    const status: NodeStatus = n > 0 ? { fill: 'blue', shape: 'dot', text: this.opts.busyText(n, formatRate(rate)) } : this.opts.idle();
     const key = `${status.fill}|${status.shape}|${status.text}`;
     if (key !== this.lastText) {
       this.lastText = key;
       this.opts.show(status);
     }
-    // While bytes are still in the window, the rate falls: look again.
-    if ((n > 0 || rate > 0) && this.timer === undefined) {
+    // While transfers run, the rate moves: look again.
+    if (n > 0 && this.timer === undefined) {
       const set = this.opts.setTimer ?? ((fn: () => void, ms: number) => setTimeout(fn, ms).unref());
       this.timer = set(() => {
         this.timer = undefined;

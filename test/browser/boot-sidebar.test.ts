@@ -271,8 +271,13 @@ describe('the PXE sidebar in chromium', { skip, timeout: 300000 }, () => {
     assert.equal(await page.locator('#red-ui-tab-pxe-boot').count(), 1);
     assert.match(await page.locator('.pxe-boot-empty').innerText(), /No PXE client seen yet/);
     assert.equal(await page.locator('.pxe-boot-clear').isEnabled(), true);
-    // The help of pxe-boot-events links here.
-    assert.match(fs.readFileSync(path.join(root, 'nodes', 'pxe-boot-events.html'), 'utf8'), /data-pxe-sidebar/);
+    // The help of pxe-boot-events links here: its link opens the tab.
+    await page.evaluate(() => (RED.sidebar as unknown as { help: { show(t: string): void } }).help.show('pxe-boot-events'));
+    const link = page.locator('#red-ui-sidebar a[data-pxe-sidebar]');
+    await link.waitFor({ state: 'visible' });
+    assert.equal(await page.locator('.pxe-boot').isVisible(), false);
+    await link.click();
+    await page.locator('.pxe-boot').waitFor({ state: 'visible' });
     assert.deepEqual(ed!.problems, []);
   });
 
@@ -575,10 +580,20 @@ describe('the PXE sidebar watching real QEMU boots in the lab', { skip: labSkip,
       const seen = await page.evaluate(() => (globalThis as unknown as { __seen: string[] }).__seen);
       t.diagnostic(`states drawn: ${seen.join(' → ')}`);
       const stages = seen.map((s) => s.split('|')[1]!);
-      const order = ['DHCP', 'boot loader', 'kernel', 'initramfs', 'root filesystem', 'Booted'];
+      // Drawn live (at most twice a second): the kernel and the initramfs take seconds each; the
+      // fixture's 400 KB root image may come and go between two updates, so the timeline below
+      // is where every stage must be.
+      const order = ['kernel', 'initramfs', 'Booted'];
       const firstAt = order.map((o) => stages.findIndex((s) => s.startsWith(o)));
-      assert.ok(firstAt.slice(2).every((i) => i >= 0), `kernel, initramfs, root filesystem and complete drawn: ${seen.join(' → ')}`);
-      assert.deepEqual([...firstAt.filter((i) => i >= 0)].sort((a, b) => a - b), firstAt.filter((i) => i >= 0), 'in order');
+      assert.ok(firstAt.every((i) => i >= 0), `kernel, initramfs and complete drawn: ${seen.join(' → ')}`);
+      assert.deepEqual([...firstAt].sort((a, b) => a - b), firstAt, 'in order');
+      await goodRow.locator('.pxe-boot-head').click();
+      await goodRow.locator('.pxe-boot-detail table').first().waitFor();
+      const timeline = await goodRow.locator('.pxe-boot-detail table').first().locator('tbody tr td:nth-child(2)').allInnerTexts();
+      const named = timeline.map((x) => x.replace(/ \d+%$/, '')).filter((x, i, all) => x !== all[i - 1]);
+      assert.deepEqual(named, ['DHCP', 'boot loader', 'kernel', 'initramfs', 'root filesystem', 'complete'], `every stage, with its time: ${timeline.join(', ')}`);
+      assert.ok(timeline.includes('root filesystem 100%'), timeline.join(', '));
+      await goodRow.locator('.pxe-boot-head').click();
       // The bar moved: in flight, then done, for more than one transfer.
       const bars = seen.map((s) => s.split('|')[2]!).filter(Boolean);
       assert.ok(new Set(bars).size >= 2 && bars.includes('100%'), `progress drawn: ${bars.join(', ')}`);
