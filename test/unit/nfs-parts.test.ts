@@ -22,11 +22,13 @@ describe('nfs handles', () => {
     const idx = new HandleIndex(store);
     const fh = idx.handleOf('');
     assert.equal(fh.length, FH_SIZE);
-    assert.equal(fh.readUInt32BE(0), 0x50584e01);
     assert.deepEqual(fh.subarray(4, 12), storeGeneration(store));
-    assert.equal(fh.readBigUInt64BE(12), ROOT_FILEID);
+    assert.equal(fh.readBigUInt64BE(12), BigInt(ROOT_FILEID));
+    assert.equal(fh.readUInt32BE(0), 0x50584e02);
     assert.notEqual(fileIdOf('a'), fileIdOf('b'));
-    assert.ok(fileIdOf('a') > 1n);
+    assert.ok(fileIdOf('a') > 1 && Number.isSafeInteger(fileIdOf('a')));
+    assert.equal(fileIdOf('a/b'), fileIdOf('a/b'));
+    assert.notEqual(fileIdOf('ab'), fileIdOf('ba'));
     assert.equal(parentOf('a/b/c'), 'a/b');
     assert.equal(parentOf('a'), '');
     assert.equal(parentOf(''), '');
@@ -42,15 +44,18 @@ describe('nfs handles', () => {
 
   it('decode: wrong length or magic → BADHANDLE, other generation → STALE', () => {
     const gen = storeGeneration(store);
-    const fh = encodeHandle(gen, 42n);
-    assert.deepEqual(decodeHandle(fh, gen), { ok: true, fileid: 42n });
+    const fh = encodeHandle(gen, 42 + 2 ** 40);
+    assert.deepEqual(decodeHandle(fh, gen), { ok: true, fileid: 42 + 2 ** 40 });
+    const high = Buffer.from(fh);
+    high.writeUInt32BE(0xffffffff, 12); // more than 53 bits: no id of ours
+    assert.deepEqual(decodeHandle(high, gen), { ok: false, status: NFS3ERR_STALE });
     assert.deepEqual(decodeHandle(fh.subarray(0, 19), gen), { ok: false, status: NFS3ERR_BADHANDLE });
     assert.deepEqual(decodeHandle(Buffer.concat([fh, Buffer.alloc(1)]), gen), { ok: false, status: NFS3ERR_BADHANDLE });
     assert.deepEqual(decodeHandle(Buffer.alloc(0), gen), { ok: false, status: NFS3ERR_BADHANDLE });
     const bad = Buffer.from(fh);
     bad[0] = 0;
     assert.deepEqual(decodeHandle(bad, gen), { ok: false, status: NFS3ERR_BADHANDLE });
-    assert.deepEqual(decodeHandle(encodeHandle(storeGeneration({ kind: 'iso', source: '/mem' }), 42n), gen), { ok: false, status: NFS3ERR_STALE });
+    assert.deepEqual(decodeHandle(encodeHandle(storeGeneration({ kind: 'iso', source: '/mem' }), 42), gen), { ok: false, status: NFS3ERR_STALE });
   });
 
   it('an unknown fileid is found by one walk of the store; a still unknown one is STALE without another walk', async () => {
@@ -64,7 +69,7 @@ describe('nfs handles', () => {
     const ghost = encodeHandle(idx.generation, fileIdOf('nope'));
     assert.deepEqual(await idx.resolve(ghost), { ok: false, status: NFS3ERR_STALE });
     assert.equal(idx.walks, 1); // too soon for another walk
-    assert.deepEqual(await idx.resolve(idx.handleOf('')), { ok: true, fileid: 1n, path: '' });
+    assert.deepEqual(await idx.resolve(idx.handleOf('')), { ok: true, fileid: 1, path: '' });
   });
 
   it('walks are bounded by depth and entries; the index by its size', async () => {
@@ -121,7 +126,7 @@ describe('nfs attributes', () => {
   it('fattr3: 84 bytes, sizes over 4 GiB exact, read-only modes, times in seconds + nanoseconds', () => {
     const size = 5 * 2 ** 30 + 12345;
     const w = new XdrWriter();
-    writeFattr(w, { fileid: 0xfedcba9876543210n, isDirectory: false, size, mtime: new Date(1_700_000_000_123) }, 7n);
+    writeFattr(w, { fileid: 0x1edcba98765432, isDirectory: false, size, mtime: new Date(1_700_000_000_123) }, 7);
     const out = w.finish();
     assert.equal(out.length, FATTR_SIZE);
     const r = new XdrReader(out);
@@ -130,10 +135,10 @@ describe('nfs attributes', () => {
     assert.equal(r.uint64(), BigInt(size));
     r.skip(8);
     assert.equal(r.uint64(), 7n);
-    assert.equal(r.uint64(), 0xfedcba9876543210n);
+    assert.equal(r.uint64(), 0x1edcba98765432n);
     for (let i = 0; i < 3; i++) assert.deepEqual([r.uint32(), r.uint32()], [1_700_000_000, 123_000_000]);
     const d = new XdrWriter();
-    writeFattr(d, { fileid: 1n, isDirectory: true, size: 0, mtime: new Date(-5) }, 7n);
+    writeFattr(d, { fileid: 1, isDirectory: true, size: 0, mtime: new Date(-5) }, 7);
     const dr = new XdrReader(d.finish());
     assert.deepEqual([dr.uint32(), dr.uint32(), dr.uint32()], [2, 0o555, 2]);
   });

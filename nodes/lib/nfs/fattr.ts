@@ -8,7 +8,7 @@ import type { XdrWriter } from './xdr';
 
 /** What the attributes of one entry are made of. */
 export interface NodeAttrs {
-  fileid: bigint;
+  fileid: number;
   isDirectory: boolean;
   size: number;
   mtime: Date;
@@ -38,7 +38,7 @@ export function writeTime(w: XdrWriter, t: Date): void {
   w.uint32(s).uint32((ms - s * 1000) * 1_000_000);
 }
 
-export function writeFattr(w: XdrWriter, a: NodeAttrs, fsid: bigint): void {
+export function writeFattr(w: XdrWriter, a: NodeAttrs, fsid: number): void {
   const size = a.isDirectory ? DIR_SIZE : a.size;
   w.uint32(a.isDirectory ? NF3DIR : NF3REG);
   w.uint32(a.isDirectory ? 0o555 : 0o444);
@@ -55,7 +55,7 @@ export function writeFattr(w: XdrWriter, a: NodeAttrs, fsid: bigint): void {
 }
 
 /** post_op_attr: the attributes when known, else FALSE. */
-export function writePostOpAttr(w: XdrWriter, a: NodeAttrs | undefined, fsid: bigint): void {
+export function writePostOpAttr(w: XdrWriter, a: NodeAttrs | undefined, fsid: number): void {
   if (!a) {
     w.bool(false);
     return;
@@ -65,7 +65,7 @@ export function writePostOpAttr(w: XdrWriter, a: NodeAttrs | undefined, fsid: bi
 }
 
 /** wcc_data of an object that was not changed: no pre-op attributes, the current ones after. */
-export function writeWcc(w: XdrWriter, a: NodeAttrs | undefined, fsid: bigint): void {
+export function writeWcc(w: XdrWriter, a: NodeAttrs | undefined, fsid: number): void {
   w.bool(false); // pre_op_attr
   writePostOpAttr(w, a, fsid);
 }

@@ -3,12 +3,12 @@
  * root file system with stale handles).
  *
  * A handle is 20 bytes: magic+version (4), the store generation (8: a hash of the store's kind
- * and source, so another image or folder gives other handles), and the fileid (8: a hash of the
- * normalised store path; the root has the fixed id 1). Decoding: a wrong length or magic →
- * NFS3ERR_BADHANDLE; another generation → NFS3ERR_STALE. A well-formed handle of this store
- * whose fileid we have not seen (a server restarted under a mounted client) is looked up by
- * walking the store once (bounded: entries, depth, one walk at a time, not more often than
- * every `minWalkIntervalMs`); still unknown → NFS3ERR_STALE.
+ * and source, so another image or folder gives other handles), and the fileid (8: a 53-bit hash of
+ * the normalised store path, so it is a plain number everywhere; the root has the fixed id 1).
+ * Decoding: a wrong length or magic → NFS3ERR_BADHANDLE; another generation → NFS3ERR_STALE. A
+ * well-formed handle of this store whose fileid we have not seen (a server restarted under a
+ * mounted client) is looked up by walking the store once (bounded: entries, depth, one walk at a
+ * time, not more often than every `minWalkIntervalMs`); still unknown → NFS3ERR_STALE.
  *
  * Memory: the id → path index holds at most `maxEntries` paths (the oldest go first); it is fed
  * by MNT, LOOKUP, READDIR(PLUS) and walks.
@@ -16,10 +16,12 @@
 import { createHash } from 'node:crypto';
 import type { FileStore } from '../store/types';
 import { NFS3ERR_BADHANDLE, NFS3ERR_STALE } from './nfs3-const';
+import { XdrWriter } from './xdr';
 
-export const FH_MAGIC = 0x50584e01; // "PXN", version 1
+export const FH_MAGIC = 0x50584e02; // "PXN", version 2
 export const FH_SIZE = 20;
-export const ROOT_FILEID = 1n;
+export const ROOT_FILEID = 1;
+const TWO_32 = 0x1_0000_0000;
 
 export interface HandleIndexOptions {
   /** Paths kept in the id → path index (default 200,000). */
@@ -35,28 +37,60 @@ export function storeGeneration(store: Pick<FileStore, 'kind' | 'source'>): Buff
   return createHash('sha256').update(`${store.kind}\0${store.source}`).digest().subarray(0, 8);
 }
 
-/** The fileid of a normalised store path ('' is the root). Never 0; 1 only for the root. */
-export function fileIdOf(path: string): bigint {
+/**
+ * The fileid of a normalised store path ('' is the root): 53 bits of two seeded 32-bit hashes
+ * (murmur3's mixing) over the UTF-16 code units, the same in every run. Never 0; 1 only for the
+ * root. Not cryptographic: ids only need to be stable and rarely collide (200,000 paths collide
+ * with a chance of about 2^-19), since every path a client may name is public anyway.
+ */
+export function fileIdOf(path: string): number {
   if (path === '') return ROOT_FILEID;
-  const id = createHash('sha256').update(path, 'utf8').digest().readBigUInt64BE(0);
-  return id < 2n ? id + 2n : id;
+  let h1 = 0x9747b28c;
+  let h2 = 0x2f3a5d17;
+  for (let i = 0; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 0xcc9e2d51);
+    h1 = (h1 << 15) | (h1 >>> 17);
+    h1 = Math.imul(h1, 0x1b873593) + 0xe6546b64;
+    h2 = Math.imul(h2 ^ c, 0x85ebca6b);
+    h2 = (h2 << 13) | (h2 >>> 19);
+    h2 = Math.imul(h2, 0xc2b2ae35) + 0x165667b1;
+  }
+  h1 = fmix(h1 ^ path.length);
+  h2 = fmix(h2 ^ path.length);
+  const id = (h2 & 0x1fffff) * TWO_32 + (h1 >>> 0);
+  return id < 2 ? id + 2 : id;
 }
 
-export function encodeHandle(generation: Buffer, fileid: bigint): Buffer {
-  const fh = Buffer.allocUnsafe(FH_SIZE);
-  fh.writeUInt32BE(FH_MAGIC, 0);
-  generation.copy(fh, 4, 0, 8);
-  fh.writeBigUInt64BE(fileid, 12);
-  return fh;
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
 }
 
-export type HandleDecode = { ok: true; fileid: bigint } | { ok: false; status: number };
+/** Writes a handle (its 20 bytes, no length word) at the writer's position. */
+function writeHandleBytes(w: XdrWriter, generation: Buffer, fileid: number): void {
+  w.uint32(FH_MAGIC).opaqueFixed(generation).uint32(Math.floor(fileid / TWO_32)).uint32(fileid >>> 0);
+}
+
+export function encodeHandle(generation: Buffer, fileid: number): Buffer {
+  const w = new XdrWriter(0, Buffer.allocUnsafe(FH_SIZE));
+  writeHandleBytes(w, generation, fileid);
+  return w.finish();
+}
+
+export type HandleDecode = { ok: true; fileid: number } | { ok: false; status: number };
 
 /** Checks a handle's shape and generation; does not look the fileid up. */
 export function decodeHandle(fh: Buffer, generation: Buffer): HandleDecode {
   if (fh.length !== FH_SIZE || fh.readUInt32BE(0) !== FH_MAGIC) return { ok: false, status: NFS3ERR_BADHANDLE };
-  if (!fh.subarray(4, 12).equals(generation)) return { ok: false, status: NFS3ERR_STALE };
-  return { ok: true, fileid: fh.readBigUInt64BE(12) };
+  if (generation.compare(fh, 4, 12) !== 0) return { ok: false, status: NFS3ERR_STALE };
+  const hi = fh.readUInt32BE(12);
+  // Our ids have 53 bits; more is no id of ours (stale, or from another server's build).
+  if (hi > 0x1fffff) return { ok: false, status: NFS3ERR_STALE };
+  return { ok: true, fileid: hi * TWO_32 + fh.readUInt32BE(16) };
 }
 
 /** The parent of a normalised store path (the root is its own parent). */
@@ -69,11 +103,11 @@ export function joinPath(dir: string, name: string): string {
   return dir === '' ? name : `${dir}/${name}`;
 }
 
-export type HandleResolve = { ok: true; fileid: bigint; path: string } | { ok: false; status: number };
+export type HandleResolve = { ok: true; fileid: number; path: string } | { ok: false; status: number };
 
 export class HandleIndex {
   readonly generation: Buffer;
-  private readonly byId = new Map<bigint, string>();
+  private readonly byId = new Map<number, string>();
   private readonly maxEntries: number;
   private readonly maxDepth: number;
   private readonly minWalkIntervalMs: number;
@@ -97,13 +131,15 @@ export class HandleIndex {
     return this.byId.size;
   }
 
-  /** Records a path (seen by MNT, LOOKUP or READDIR) and returns its fileid. */
-  remember(path: string): bigint {
-    const id = fileIdOf(path);
+  /** Records a path (seen by MNT, LOOKUP or READDIR) and returns its fileid (`id`, if known). */
+  remember(path: string, id = fileIdOf(path)): number {
     if (id === ROOT_FILEID) return id;
-    if (this.byId.has(id)) this.byId.delete(id); // move to the young end
+    // Insertion order is the eviction order; an id seen again keeps its place (cheaper than an
+    // LRU; a walk refills what was evicted).
+    if (this.byId.get(id) === path) return id;
+    const had = this.byId.has(id);
     this.byId.set(id, path);
-    if (this.byId.size > this.maxEntries) this.byId.delete(this.byId.keys().next().value!);
+    if (!had && this.byId.size > this.maxEntries) this.byId.delete(this.byId.keys().next().value!);
     return id;
   }
 
@@ -111,11 +147,17 @@ export class HandleIndex {
     return encodeHandle(this.generation, this.remember(path));
   }
 
-  handleOfId(fileid: bigint): Buffer {
+  handleOfId(fileid: number): Buffer {
     return encodeHandle(this.generation, fileid);
   }
 
-  pathOf(fileid: bigint): string | undefined {
+  /** Writes the handle of `fileid` as an nfs_fh3 (length word + 20 bytes), without a Buffer of its own. */
+  writeHandle(w: XdrWriter, fileid: number): void {
+    w.uint32(FH_SIZE);
+    writeHandleBytes(w, this.generation, fileid);
+  }
+
+  pathOf(fileid: number): string | undefined {
     if (fileid === ROOT_FILEID) return '';
     return this.byId.get(fileid);
   }

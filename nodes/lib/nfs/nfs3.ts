@@ -22,7 +22,6 @@
  * (entry i has cookie i + 1); the cookie verifier is a hash of the listing, so it stays the
  * same while the directory does; a stale verifier with a non-zero cookie → NFS3ERR_BAD_COOKIE.
  */
-import { createHash } from 'node:crypto';
 import { MAX_PATH_LENGTH } from '../store/path';
 import { isStoreError, type FileStore, type StoreFile, type StoreStat } from '../store/types';
 import type { ConnectionSession, RpcContext, RpcProgram } from './dispatch';
@@ -52,9 +51,17 @@ const DIR_FIXED = 4 + POST_OP_ATTR_SIZE + 8 + 8;
 const PLUS_EXTRA = POST_OP_ATTR_SIZE + 4 + 4 + FH_SIZE;
 /** A directory listing is reused this long (READDIR paging, then LOOKUPs). */
 const LISTING_TTL_MS = 1000;
+/**
+ * Attributes of a path are reused this long (GETATTR, and every procedure that reports them, asks
+ * the store otherwise), at most MAX_ATTRS of them; READDIRPLUS listings fill the cache too.
+ */
+const ATTR_TTL_MS = 1000;
+const MAX_ATTRS = 8192;
 /** READs shorter than this start no read ahead (directory-sized reads, small files). */
 const READ_AHEAD_MIN = 64 * 1024;
-const MAX_LISTINGS = 32;
+const MAX_LISTINGS = 256;
+/** Entries held by the cached listings together (a listing over it is used once, not kept). */
+const MAX_LISTED_ENTRIES = 100_000;
 
 export function rtmaxOf(ctx: Pick<RpcContext, 'transport'>): number {
   return ctx.transport === 'udp' ? UDP_RTMAX : TCP_RTMAX;
@@ -75,17 +82,39 @@ export interface Nfs3ProgramOptions {
   onRead?: (ctx: RpcContext, path: string, offset: number, length: number, size: number) => void;
 }
 
+/** One entry of a listing. */
+interface ListedEntry {
+  name: Buffer;
+  path: string;
+  attrs: NodeAttrs;
+}
+
+/**
+ * The entries of a listing encoded once as READDIR writes them (entry3 or entryplus3, with their
+ * value_follows word and their cookie), back to back: a page of a reply is one copy of a slice.
+ * offsets[k]..offsets[k+1] is listing entry k.
+ */
+interface Encoded {
+  buf: Buffer;
+  offsets: Uint32Array;
+}
+
 interface Listing {
-  entries: StoreStat[];
+  entries: ListedEntry[];
   verf: Buffer;
   at: number;
+  plain?: Encoded;
+  plus?: Encoded;
 }
 
 interface DirEntry {
-  name: string;
-  path: string;
+  name: Buffer;
+  fileid: number;
   attrs?: NodeAttrs;
 }
+
+const DOT = Buffer.from('.');
+const DOTDOT = Buffer.from('..');
 
 interface ReadAhead {
   path: string;
@@ -95,6 +124,11 @@ interface ReadAhead {
   reserved: number;
   /** Bytes read into buf at READ_HEADER_SIZE. */
   done: Promise<number>;
+}
+
+/** Bytes of one entry3 (or entryplus3) with a name of `nameLength` bytes, value_follows included. */
+function entrySize(nameLength: number, plus: boolean): number {
+  return 4 + 8 + opaqueSize(nameLength) + 8 + (plus ? PLUS_EXTRA : 0);
 }
 
 /** Reads up to `length` bytes at `position` into buf[at…]; fewer only at the end of the file. */
@@ -108,9 +142,9 @@ async function readFully(file: StoreFile, buf: Buffer, at: number, length: numbe
   return got;
 }
 
-type Target = { ok: true; path: string; fileid: bigint; attrs: NodeAttrs } | { ok: false; status: number };
+type Target = { ok: true; path: string; fileid: number; attrs: NodeAttrs } | { ok: false; status: number };
 
-function attrsOf(fileid: bigint, st: Pick<StoreStat, 'isDirectory' | 'size' | 'mtime'>): NodeAttrs {
+function attrsOf(fileid: number, st: Pick<StoreStat, 'isDirectory' | 'size' | 'mtime'>): NodeAttrs {
   return { fileid, isDirectory: st.isDirectory, size: st.size, mtime: st.mtime };
 }
 
@@ -140,16 +174,19 @@ export class Nfs3Program implements RpcProgram {
   readonly low = C.NFS_V3;
   readonly high = C.NFS_V3;
   readonly procs = 22;
-  readonly fsid: bigint;
+  readonly fsid: number;
   /** READs answered from a read ahead. */
   readAheadHits = 0;
+  private readonly attrCache = new Map<string, { st: Pick<StoreStat, 'isDirectory' | 'size' | 'mtime'>; at: number }>();
   private readonly listings = new Map<string, Listing>();
+  private listedEntries = 0;
   private readonly listingLoads = new Map<string, Promise<Listing>>();
   private readonly aheads = new WeakMap<ConnectionSession, ReadAhead>();
   private readonly watched = new WeakSet<ConnectionSession>();
 
   constructor(private readonly opts: Nfs3ProgramOptions) {
-    this.fsid = opts.handles.generation.readBigUInt64BE(0);
+    const g = opts.handles.generation;
+    this.fsid = (g.readUInt32BE(0) & 0x1fffff) * 0x1_0000_0000 + g.readUInt32BE(4); // 53 bits: a plain number
   }
 
   replyBound(call: R.RpcCall, ctx: RpcContext): number {
@@ -220,13 +257,28 @@ export class Nfs3Program implements RpcProgram {
     return R.acceptedWriter(call.xid, R.SUCCESS, size).uint32(status);
   }
 
+  /** The store's stat of a path, from the attribute cache when fresh. Throws the store's errors. */
+  private async stat(path: string): Promise<Pick<StoreStat, 'isDirectory' | 'size' | 'mtime'>> {
+    const c = this.attrCache.get(path);
+    if (c && Date.now() - c.at < ATTR_TTL_MS) return c.st;
+    const st = await this.opts.store.stat(path);
+    this.cacheAttrs(path, st);
+    return st;
+  }
+
+  private cacheAttrs(path: string, st: Pick<StoreStat, 'isDirectory' | 'size' | 'mtime'>, at = Date.now()): void {
+    // Insertion order is the eviction order (an update keeps its place: cheaper than an LRU).
+    const had = this.attrCache.has(path);
+    this.attrCache.set(path, { st, at });
+    if (!had && this.attrCache.size > MAX_ATTRS) this.attrCache.delete(this.attrCache.keys().next().value!);
+  }
+
   /** The object a handle names, with its attributes. */
   private async target(fh: Buffer): Promise<Target> {
     const res = await this.opts.handles.resolve(fh);
     if (!res.ok) return res;
     try {
-      const st = await this.opts.store.stat(res.path);
-      return { ok: true, path: res.path, fileid: res.fileid, attrs: attrsOf(res.fileid, st) };
+      return { ok: true, path: res.path, fileid: res.fileid, attrs: attrsOf(res.fileid, await this.stat(res.path)) };
     } catch (err) {
       return { ok: false, status: statusOf(err, true) };
     }
@@ -234,7 +286,7 @@ export class Nfs3Program implements RpcProgram {
 
   private async statOf(path: string): Promise<NodeAttrs | undefined> {
     try {
-      return attrsOf(fileIdOf(path), await this.opts.store.stat(path));
+      return attrsOf(fileIdOf(path), await this.stat(path));
     } catch {
       return undefined;
     }
@@ -266,13 +318,13 @@ export class Nfs3Program implements RpcProgram {
     if (childPath.length > MAX_PATH_LENGTH) return failWith(C.NFS3ERR_NAMETOOLONG);
     let child: NodeAttrs;
     try {
-      const st = await this.opts.store.stat(childPath);
+      const st = await this.stat(childPath);
       child = attrsOf(this.opts.handles.remember(childPath), st);
     } catch (err) {
       return failWith(statusOf(err, false));
     }
     const w = this.reply(call, C.NFS3_OK, 320);
-    w.opaqueVar(this.opts.handles.handleOfId(child.fileid));
+    this.opts.handles.writeHandle(w, child.fileid);
     writePostOpAttr(w, child, this.fsid);
     writePostOpAttr(w, dir.attrs, this.fsid);
     return w.finish();
@@ -423,19 +475,77 @@ export class Nfs3Program implements RpcProgram {
     let p = this.listingLoads.get(path);
     if (p) return p;
     p = (async () => {
-      const entries = await this.opts.store.list(path);
-      const h = createHash('sha256');
-      for (const e of entries) h.update(`${e.name}\0${e.isDirectory ? 'd' : 'f'}${e.size}:${e.mtime.getTime()}\0`);
-      const verf = h.digest().subarray(0, 8);
+      const listed = await this.opts.store.list(path);
+      const now = Date.now();
+      const entries: ListedEntry[] = [];
+      // The verifier: a hash of names, kinds, sizes and times (not cryptographic; it only has to
+      // change when the directory does).
+      let h1 = 0x3c6ef372;
+      let h2 = 0x1b873593;
+      for (const e of listed) {
+        const key = `${e.name}/${e.isDirectory ? 1 : 0}/${e.size}/${e.mtime.getTime()}`;
+        for (let i = 0; i < key.length; i++) {
+          const c = key.charCodeAt(i);
+          h1 = Math.imul(h1 ^ c, 0x01000193);
+          h2 = Math.imul(h2 ^ c, 0x5bd1e995) ^ (h2 >>> 15);
+        }
+        const name = Buffer.from(e.name, 'utf8');
+        if (name.length > C.NAME_MAX) continue; // could not be looked up anyway
+        const childPath = joinPath(path, e.name);
+        const fileid = this.opts.handles.remember(childPath);
+        this.cacheAttrs(childPath, e, now);
+        entries.push({ name, path: childPath, attrs: attrsOf(fileid, e) });
+      }
+      const verf = Buffer.allocUnsafe(8);
+      verf.writeInt32BE(h1 | 0, 0);
+      verf.writeInt32BE((h2 ^ listed.length) | 0, 4);
       if (verf.every((b) => b === 0)) verf[7] = 1; // 0 means "no verifier"
-      const l: Listing = { entries, verf, at: Date.now() };
-      this.listings.delete(path);
-      this.listings.set(path, l);
-      if (this.listings.size > MAX_LISTINGS) this.listings.delete(this.listings.keys().next().value!);
+      const l: Listing = { entries, verf, at: now };
+      const old = this.listings.get(path);
+      if (old) {
+        this.listings.delete(path);
+        this.listedEntries -= old.entries.length;
+      }
+      if (entries.length <= MAX_LISTED_ENTRIES) {
+        this.listings.set(path, l);
+        this.listedEntries += entries.length;
+        while (this.listings.size > MAX_LISTINGS || this.listedEntries > MAX_LISTED_ENTRIES) {
+          const [k, v] = this.listings.entries().next().value!;
+          this.listings.delete(k);
+          this.listedEntries -= v.entries.length;
+        }
+      }
       return l;
     })().finally(() => this.listingLoads.delete(path));
     this.listingLoads.set(path, p);
     return p;
+  }
+
+  /** The listing's entries encoded for READDIR (`plus` false) or READDIRPLUS, once per listing. */
+  private encoded(listing: Listing, plus: boolean): Encoded {
+    const have = plus ? listing.plus : listing.plain;
+    if (have) return have;
+    const n = listing.entries.length;
+    let size = 0;
+    for (const e of listing.entries) size += entrySize(e.name.length, plus);
+    const w = new XdrWriter(0, Buffer.allocUnsafe(size));
+    const offsets = new Uint32Array(n + 1);
+    for (let k = 0; k < n; k++) {
+      const e = listing.entries[k]!;
+      offsets[k] = w.offset;
+      // The cookie of listing entry k is its position after '.' and '..', plus one.
+      w.bool(true).uint64(e.attrs.fileid).opaqueVar(e.name).uint64(k + 3);
+      if (plus) {
+        writePostOpAttr(w, e.attrs, this.fsid);
+        w.bool(true);
+        this.opts.handles.writeHandle(w, e.attrs.fileid);
+      }
+    }
+    offsets[n] = w.offset;
+    const enc: Encoded = { buf: w.finish(), offsets };
+    if (plus) listing.plus = enc;
+    else listing.plain = enc;
+    return enc;
   }
 
   private async readdir(call: R.RpcCall, ctx: RpcContext, plus: boolean): Promise<Buffer> {
@@ -461,36 +571,43 @@ export class Nfs3Program implements RpcProgram {
     }
     if (cookie !== 0 && !verf.every((b) => b === 0) && !verf.equals(listing.verf)) return failWith(C.NFS3ERR_BAD_COOKIE);
     const total = listing.entries.length + 2;
-    const entryAt = async (i: number): Promise<DirEntry> => {
-      if (i === 0) return { name: '.', path: dir.path, attrs: dir.attrs };
-      if (i === 1) {
-        const parent = parentOf(dir.path);
-        return { name: '..', path: parent, attrs: plus ? await this.statOf(parent) : undefined };
-      }
-      const e = listing.entries[i - 2]!;
-      const path = joinPath(dir.path, e.name);
-      return { name: e.name, path, attrs: attrsOf(fileIdOf(path), e) };
-    };
-    let room = dirRoom(count, ctx) - DIR_FIXED;
-    const w = this.reply(call, C.NFS3_OK, Math.min(DIR_MAX, count) + 256);
+    const room0 = dirRoom(count, ctx);
+    let room = room0 - DIR_FIXED;
+    // Sized for the whole reply at once: no regrowth while entries are written.
+    const w = this.reply(call, C.NFS3_OK, R.ACCEPTED_HEADER_SIZE + 16 + Math.max(DIR_FIXED, room0));
     writePostOpAttr(w, dir.attrs, this.fsid);
     w.opaqueFixed(listing.verf);
     let i = Math.min(cookie, total);
     let sent = 0;
-    for (; i < total; i++) {
-      const e = await entryAt(i);
-      const name = Buffer.from(e.name, 'utf8');
-      if (name.length > C.NAME_MAX) continue; // could not be looked up anyway
-      const size = 4 + 8 + opaqueSize(name.length) + 8 + (plus ? PLUS_EXTRA : 0);
+    // '.' and '..' (the root's parent is the root), written for this request.
+    for (; i < 2; i++) {
+      const e: DirEntry =
+        i === 0
+          ? { name: DOT, fileid: dir.fileid, attrs: dir.attrs }
+          : { name: DOTDOT, fileid: fileIdOf(parentOf(dir.path)), attrs: plus ? await this.statOf(parentOf(dir.path)) : undefined };
+      const size = entrySize(e.name.length, plus);
       if (size > room) break;
-      const fileid = i < 2 ? fileIdOf(e.path) : this.opts.handles.remember(e.path);
-      w.bool(true).uint64(fileid).opaqueVar(name).uint64(i + 1);
+      w.bool(true).uint64(e.fileid).opaqueVar(e.name).uint64(i + 1);
       if (plus) {
         writePostOpAttr(w, e.attrs, this.fsid);
-        w.bool(true).opaqueVar(this.opts.handles.handleOfId(fileid));
+        w.bool(true);
+        this.opts.handles.writeHandle(w, e.fileid);
       }
       room -= size;
       sent++;
+    }
+    // The listing's entries: as many whole pre-encoded entries as fit, in one copy.
+    if (i >= 2 && i < total) {
+      const enc = this.encoded(listing, plus);
+      const first = i - 2;
+      let last = first;
+      const limit = enc.offsets[first]! + room;
+      while (last < listing.entries.length && enc.offsets[last + 1]! <= limit) last++;
+      if (last > first) {
+        w.raw(enc.buf.subarray(enc.offsets[first], enc.offsets[last]));
+        sent += last - first;
+        i = last + 2;
+      }
     }
     if (sent === 0 && i < total) return failWith(C.NFS3ERR_TOOSMALL);
     return w.bool(false).bool(i >= total).finish();
@@ -517,7 +634,7 @@ export class Nfs3Program implements RpcProgram {
     w.uint32(rtmax).uint32(rtmax).uint32(4096); // rtmax, rtpref, rtmult
     w.uint32(WTMAX).uint32(WTMAX).uint32(4096); // wtmax, wtpref, wtmult
     w.uint32(DTPREF);
-    w.uint64((1n << 63n) - 1n); // maxfilesize
+    w.uint64((1n << 63n) - 1n); // maxfilesize (a bigint: over 2^53)
     w.uint32(0).uint32(1_000_000); // time_delta: store times have millisecond resolution at best
     return w.uint32(C.FSF3_HOMOGENEOUS).finish();
   }

@@ -102,8 +102,11 @@ export class XdrReader {
    * cookie that large is past the end of any file or listing, which is what the caller checks).
    */
   uint64Number(): number {
-    const v = this.uint64();
-    return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
+    this.need(8, 'uint64');
+    const hi = this.buf.readUInt32BE(this.pos);
+    const lo = this.buf.readUInt32BE(this.pos + 4);
+    this.pos += 8;
+    return hi > 0x1fffff ? Number.MAX_SAFE_INTEGER : hi * 0x1_0000_0000 + lo;
   }
 
   bool(): boolean {
@@ -196,12 +199,21 @@ export class XdrWriter {
     return this;
   }
 
-  /** A uint64 from a bigint or a non-negative safe integer (file sizes over 4 GiB included). */
+  /**
+   * A uint64 from a bigint or a number (file sizes over 4 GiB included). Numbers, the common case,
+   * are written without BigInt arithmetic; negative or non-integer numbers are clamped/floored.
+   */
   uint64(v: bigint | number): this {
     this.ensure(8);
-    const b = typeof v === 'bigint' ? v : BigInt(Math.max(0, Math.floor(v)));
-    if (b < 0n || b > MAX_UINT64) throw new RangeError(`uint64 out of range: ${b}`);
-    this.buf.writeBigUInt64BE(b, this.pos);
+    if (typeof v === 'number') {
+      const n = v > 0 ? Math.floor(Math.min(v, Number.MAX_SAFE_INTEGER)) : 0;
+      const hi = Math.floor(n / 0x1_0000_0000);
+      this.buf.writeUInt32BE(hi, this.pos);
+      this.buf.writeUInt32BE(n - hi * 0x1_0000_0000, this.pos + 4);
+    } else {
+      if (v < 0n || v > MAX_UINT64) throw new RangeError(`uint64 out of range: ${v}`);
+      this.buf.writeBigUInt64BE(v, this.pos);
+    }
     this.pos += 8;
     return this;
   }
@@ -228,6 +240,14 @@ export class XdrWriter {
 
   string(s: string): this {
     return this.opaqueVar(Buffer.from(s, 'utf8'));
+  }
+
+  /** Bytes already in XDR form (a multiple of 4), copied as they are. */
+  raw(data: Buffer): this {
+    this.ensure(data.length);
+    data.copy(this.buf, this.pos);
+    this.pos += data.length;
+    return this;
   }
 
   /** Skips `n` bytes (to be filled later with writeUInt32At, or by the caller). */
