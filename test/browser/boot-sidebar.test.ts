@@ -599,10 +599,16 @@ describe('the PXE sidebar watching real QEMU boots in the lab', { skip: labSkip,
       assert.ok(new Set(bars).size >= 2 && bars.includes('100%'), `progress drawn: ${bars.join(', ')}`);
       assert.match(await goodRow.locator('.pxe-boot-meta').innerText(), /^BIOS( → iPXE)? · HTTP root · vmlinuz-linux · archiso-current\.iso$/);
 
-      // The picture: the booted one, and the stalled one opened on why it stalled.
       await brokenRow.locator('.pxe-boot-head').click();
       await brokenRow.locator('.pxe-boot-detail table').first().waitFor();
       assert.match(await brokenRow.locator('.pxe-boot-detail').innerText(), /Why it stalled\s+TFTP: file not found \/+arch\/boot\/x86_64\/vmlinuz-missing/);
+      // The picture: both rows, the lower one opened (the stalled one's reason, or the booted one's timeline).
+      const lower = (await page.locator('.pxe-boot-row').first().innerText()).includes(BROKEN) ? goodRow : brokenRow;
+      if (lower === goodRow) {
+        await brokenRow.locator('.pxe-boot-head').click();
+        await goodRow.locator('.pxe-boot-head').click();
+        await goodRow.locator('.pxe-boot-detail table').first().waitFor();
+      }
       await page.mouse.move(10, 840);
       await page.waitForTimeout(300);
       const png = await page.screenshot({ type: 'png' });

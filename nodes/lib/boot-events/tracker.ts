@@ -480,7 +480,7 @@ export class BootTracker {
     if (err) rec.stallError = { ...err };
     else delete rec.stallError;
     const entry: TimelineEntry = { stage: 'stalled', at: now };
-    if (err) entry.error = `${err.via.toUpperCase()}: ${err.message} ${err.file}`.trim();
+    if (err) entry.error = errorLine(err);
     const ev = this.push(c, entry);
     ev.stalledStage = rec.stalledStage;
     if (err) ev.error = { ...err };
@@ -601,6 +601,13 @@ export class BootTracker {
     this.active.delete(c);
     if (this.boots.delete(c.rec.id)) this.opts.onRemove?.(c.rec.id);
   }
+}
+
+/** 'TFTP: file not found arch/boot/x86_64/vmlinuz-linux' (English: node messages; the sidebar words its own). */
+export function errorLine(e: BootError): string {
+  const via = e.via.toUpperCase();
+  if (e.notFound) return `${via}: file not found ${e.file}`.trim();
+  return e.file && !e.message.includes(e.file) ? `${via}: ${e.message} ${e.file}` : `${via}: ${e.message}`;
 }
 
 function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<Pick<T, K>> {
