@@ -18,13 +18,13 @@ import { memStore } from './nfs-memstore';
 describe('nfs handles', () => {
   const store = memStore({ 'a/b/c.txt': 3, 'a/d.txt': 1, 'e.txt': 2 });
 
-  it('are 20 bytes: magic, store generation, fileid; the root has fileid 1', () => {
+  it('are 16 bytes: magic, store generation, fileid; the root has fileid 1', () => {
     const idx = new HandleIndex(store);
     const fh = idx.handleOf('');
     assert.equal(fh.length, FH_SIZE);
-    assert.deepEqual(fh.subarray(4, 12), storeGeneration(store));
-    assert.equal(fh.readBigUInt64BE(12), BigInt(ROOT_FILEID));
-    assert.equal(fh.readUInt32BE(0), 0x50584e02);
+    assert.deepEqual(fh.subarray(4, 8), storeGeneration(store));
+    assert.equal(fh.readBigUInt64BE(8), BigInt(ROOT_FILEID));
+    assert.equal(fh.readUInt32BE(0), 0x50584e03);
     assert.notEqual(fileIdOf('a'), fileIdOf('b'));
     assert.ok(fileIdOf('a') > 1 && Number.isSafeInteger(fileIdOf('a')));
     assert.equal(fileIdOf('a/b'), fileIdOf('a/b'));
@@ -39,7 +39,7 @@ describe('nfs handles', () => {
     assert.deepEqual(new HandleIndex(memStore({ 'a/b/c.txt': 3 })).handleOf('a/b/c.txt'), a);
     const other = new HandleIndex(memStore({ 'a/b/c.txt': 3 }, '/elsewhere')).handleOf('a/b/c.txt');
     assert.notDeepEqual(other, a);
-    assert.deepEqual(other.subarray(12), a.subarray(12)); // same path, same fileid
+    assert.deepEqual(other.subarray(8), a.subarray(8)); // same path, same fileid
   });
 
   it('decode: wrong length or magic → BADHANDLE, other generation → STALE', () => {
@@ -47,9 +47,9 @@ describe('nfs handles', () => {
     const fh = encodeHandle(gen, 42 + 2 ** 40);
     assert.deepEqual(decodeHandle(fh, gen), { ok: true, fileid: 42 + 2 ** 40 });
     const high = Buffer.from(fh);
-    high.writeUInt32BE(0xffffffff, 12); // more than 53 bits: no id of ours
+    high.writeUInt32BE(0xffffffff, 8); // more than 53 bits: no id of ours
     assert.deepEqual(decodeHandle(high, gen), { ok: false, status: NFS3ERR_STALE });
-    assert.deepEqual(decodeHandle(fh.subarray(0, 19), gen), { ok: false, status: NFS3ERR_BADHANDLE });
+    assert.deepEqual(decodeHandle(fh.subarray(0, 15), gen), { ok: false, status: NFS3ERR_BADHANDLE });
     assert.deepEqual(decodeHandle(Buffer.concat([fh, Buffer.alloc(1)]), gen), { ok: false, status: NFS3ERR_BADHANDLE });
     assert.deepEqual(decodeHandle(Buffer.alloc(0), gen), { ok: false, status: NFS3ERR_BADHANDLE });
     const bad = Buffer.from(fh);
@@ -228,8 +228,12 @@ describe('nfs byte budget', () => {
     assert.equal(got, '12');
     assert.equal(b.used, 60);
     b.release(60);
+    assert.equal(b.tryAcquire(30, 25), false); // over the ceiling
+    assert.equal(b.tryAcquire(20, 25), true);
+    b.release(20);
     await b.acquire(500); // larger than the budget: granted when nothing else is held
     assert.equal(b.peak, 500);
+    assert.equal(b.tryAcquire(1), false);
     const p3 = b.acquire(1);
     b.close();
     await assert.rejects(p3);

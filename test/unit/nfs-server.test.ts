@@ -149,7 +149,7 @@ describe('nfs server (loopback)', () => {
     const mc = await tcp(l.mountPort);
     const m = await C.mnt(mc, '/run/archiso/bootmnt');
     assert.equal(m.status, 0);
-    assert.equal(m.fh!.length, 20);
+    assert.equal(m.fh!.length, 16);
     assert.deepEqual(m.flavors, [R.AUTH_SYS, R.AUTH_NONE]);
     // Both exports and a trailing slash name the same root.
     assert.deepEqual((await C.mnt(mc, '/')).fh, m.fh);
@@ -429,7 +429,7 @@ describe('nfs server (loopback)', () => {
       assert.equal(r.remaining, 0, `${name}: nothing after the result`);
     }
     // With a forged handle the handle's error comes first.
-    const forged = C.body(await c.call(C.NFS, 3, 12, dirop(Buffer.alloc(20, 7), 'x')));
+    const forged = C.body(await c.call(C.NFS, 3, 12, dirop(Buffer.alloc(16, 7), 'x')));
     assert.equal(forged.uint32(), NFS3ERR_BADHANDLE);
     assert.deepEqual(C.readWcc(forged), { pre: false, post: undefined });
   });
@@ -528,10 +528,10 @@ describe('nfs server (loopback)', () => {
     root = await rootFh();
     assert.deepEqual(await C.walk(c, root, 'arch/x86_64/airootfs.sfs'), fh);
     // Forged handles: wrong length, wrong magic; a well-formed handle of an unknown file.
-    assert.equal((await C.getattr(c, Buffer.alloc(20))).status, NFS3ERR_BADHANDLE);
-    assert.equal((await C.getattr(c, fh.subarray(0, 19))).status, NFS3ERR_BADHANDLE);
+    assert.equal((await C.getattr(c, Buffer.alloc(16))).status, NFS3ERR_BADHANDLE);
+    assert.equal((await C.getattr(c, fh.subarray(0, 15))).status, NFS3ERR_BADHANDLE);
     const unknown = Buffer.from(fh);
-    unknown.writeBigUInt64BE(0x123456789n, 12);
+    unknown.writeBigUInt64BE(0x123456789n, 8);
     assert.equal((await C.getattr(c, unknown)).status, NFS3ERR_STALE);
     // A handle of another store (another generation) is stale.
     const other = Buffer.from(fh);

@@ -41,9 +41,9 @@ export class ByteBudget {
     return new Promise((resolve, reject) => this.waiters.push({ n, resolve, reject }));
   }
 
-  /** Takes `n` bytes if that fits now and nobody waits; false otherwise. */
-  tryAcquire(n: number): boolean {
-    if (this.closed || this.waiters.length > 0 || this.usedBytes + n > this.max) return false;
+  /** Takes `n` bytes if that fits now under `ceiling` (default: the whole budget) and nobody waits. */
+  tryAcquire(n: number, ceiling = this.max): boolean {
+    if (this.closed || this.waiters.length > 0 || this.usedBytes + n > Math.min(ceiling, this.max)) return false;
     this.take(n);
     return true;
   }

@@ -45,8 +45,12 @@ export const DTPREF = 32 * 1024;
 
 /** Record mark + RPC header + status + post_op_attr + count + eof + data length. */
 export const READ_HEADER_SIZE = R.ACCEPTED_HEADER_SIZE + 4 + POST_OP_ATTR_SIZE + 12;
-/** status + post_op_attr + cookieverf + the list's end marker + eof. */
-const DIR_FIXED = 4 + POST_OP_ATTR_SIZE + 8 + 8;
+/**
+ * The fixed part of READDIR3resok / READDIRPLUS3resok, which count / maxcount bound (RFC 1813:
+ * "the size of the READDIRPLUS3resok structure"; the status word before it is not part of it):
+ * dir_attributes, cookieverf, the list's end marker and eof.
+ */
+const DIR_FIXED = POST_OP_ATTR_SIZE + 8 + 8;
 /** The parts of an entryplus3 beyond an entry3: post_op_attr and post_op_fh3. */
 const PLUS_EXTRA = POST_OP_ATTR_SIZE + 4 + 4 + FH_SIZE;
 /** A directory listing is reused this long (READDIR paging, then LOOKUPs). */
@@ -185,8 +189,7 @@ export class Nfs3Program implements RpcProgram {
   private readonly watched = new WeakSet<ConnectionSession>();
 
   constructor(private readonly opts: Nfs3ProgramOptions) {
-    const g = opts.handles.generation;
-    this.fsid = (g.readUInt32BE(0) & 0x1fffff) * 0x1_0000_0000 + g.readUInt32BE(4); // 53 bits: a plain number
+    this.fsid = opts.handles.generation.readUInt32BE(0);
   }
 
   replyBound(call: R.RpcCall, ctx: RpcContext): number {
@@ -420,8 +423,9 @@ export class Nfs3Program implements RpcProgram {
   // the next piece of the same size is read into a reply-shaped buffer at once; the next READ of
   // exactly that offset only has to write it. Clients that keep several READs in flight (the
   // Linux kernel) hide the latency themselves and get no read ahead. Bounds: one read ahead per
-  // connection, at most rtmax bytes, reserved from the connection's and the server's reply
-  // budgets (skipped when they are spent), dropped when another READ comes or the connection ends.
+  // connection, at most rtmax bytes, reserved from the connection's budget and from the first
+  // quarter of the server's (skipped otherwise), dropped when another READ comes or the connection
+  // ends.
 
   private takeReadAhead(ctx: RpcContext, path: string, cached: CachedFile, offset: number): ReadAhead | undefined {
     const session = ctx.session;

@@ -696,7 +696,9 @@ class Connection implements ConnectionSession {
 
   tryReserve(n: number): boolean {
     if (this.closed || this.reserved + this.queued + n > this.server.opts.maxQueuedBytesPerConnection) return false;
-    if (!this.server.budget.tryAcquire(n)) return false;
+    // Optional work (a read ahead) only takes the first quarter of the server's budget: with many
+    // readers the replies themselves keep the pipe full, and memory stays low.
+    if (!this.server.budget.tryAcquire(n, this.server.budget.max / 4)) return false;
     this.reserved += n;
     return true;
   }
