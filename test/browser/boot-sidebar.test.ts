@@ -25,7 +25,7 @@ import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
 import type { BootSignal } from '../../nodes/lib/boot-events/bus';
 import type { BootList } from '../../nodes/lib/boot-events/live';
-import { archPxeFlow } from '../e2e/arch-pxe-flow';
+import { archPxeFlow, readEvents } from '../e2e/arch-pxe-flow';
 import { ensureFixtures, fixturePath, pxeEntryIndex } from '../fixtures/fixtures';
 import { Lab, labAvailable } from '../lab/netns';
 import { chooseMenuEntry, startVm, waitForBootResult, type Vm } from '../lab/qemu';
@@ -516,7 +516,8 @@ describe('the PXE sidebar watching real QEMU boots in the lab', { skip: labSkip,
       const extra = path.join(tmp, 'extra');
       fs.mkdirSync(extra);
       fs.writeFileSync(path.join(extra, 'broken.cfg'), ['SERIAL 0 115200', 'DEFAULT broken', 'PROMPT 0', 'LABEL broken', '  LINUX ::/arch/boot/x86_64/vmlinuz-missing', '  APPEND console=ttyS0', ''].join('\n'));
-      const example = archPxeFlow({ iso: fixturePath(iso.file), extra, iface: 'br0', mode: 'full', poolStart: '10.124.0.100', poolEnd: '10.124.0.150', eventsFile: path.join(tmp, 'events.jsonl') });
+      const eventsFile = path.join(tmp, 'events.jsonl');
+      const example = archPxeFlow({ iso: fixturePath(iso.file), extra, iface: 'br0', mode: 'full', poolStart: '10.124.0.100', poolEnd: '10.124.0.150', eventsFile });
       const dhcp = example.find((n) => n.type === 'pxe-dhcp')!;
       const rules = [
         { name: 'broken kernel (test)', match: 'mac', value: BROKEN, ipxe: 'any', nextServer: '', bootFile: iso.dhcp.bootFile, configFile: '::/broken.cfg', pathPrefix: iso.dhcp.option210, raspberryPi: false, options: '' },
@@ -598,6 +599,15 @@ describe('the PXE sidebar watching real QEMU boots in the lab', { skip: labSkip,
       const bars = seen.map((s) => s.split('|')[2]!).filter(Boolean);
       assert.ok(new Set(bars).size >= 2 && bars.includes('100%'), `progress drawn: ${bars.join(', ')}`);
       assert.match(await goodRow.locator('.pxe-boot-meta').innerText(), /^BIOS( → iPXE)? · HTTP root · vmlinuz-linux · archiso-current\.iso$/);
+      // The example's pxe-boot-events node saw the same boots from the same tracker.
+      const events = readEvents(eventsFile) as (ReturnType<typeof readEvents>[number] & { stalledStage?: string; error?: { via: string; notFound?: boolean } })[];
+      const goodStages = events.filter((e) => e.mac === GOOD).map((e) => e.stage);
+      assert.deepEqual(
+        goodStages.filter((x, i) => x !== goodStages[i - 1]),
+        ['dhcp', 'loader', 'kernel', 'initrd', 'rootfs', 'complete'],
+      );
+      const stall = events.find((e) => e.mac === BROKEN && e.stage === 'stalled');
+      assert.deepEqual([stall?.stalledStage, stall?.error?.via, stall?.error?.notFound], ['kernel', 'tftp', true]);
 
       await brokenRow.locator('.pxe-boot-head').click();
       await brokenRow.locator('.pxe-boot-detail table').first().waitFor();
