@@ -11,6 +11,7 @@ import type { FileStore } from '../../nodes/lib/store/types';
 import { WireClient } from '../unit/nbd-wire';
 import nbdNode from '../../nodes/pxe-nbd';
 import isoStoreNode from '../../nodes/pxe-iso-store';
+import { freePort, waitFor } from './node-helpers';
 
 /** The part of node-red-node-test-helper used here (it ships no types). */
 interface TestHelper {
@@ -38,33 +39,6 @@ function fakeIsoStoreNode(RED: RedApi): void {
   });
 }
 let fakeReleases = 0;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-interface Call {
-  args: unknown[];
-}
-
-function waitFor(node: RedNode, method: string, pred: (args: unknown[]) => boolean, timeoutMs = 5000): Promise<unknown[]> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no matching ${method} call`)), timeoutMs);
-    const on = (call: Call): void => {
-      if (pred(call.args)) {
-        clearTimeout(t);
-        node.off(`call:${method}`, on);
-        resolve(call.args);
-      }
-    };
-    node.on(`call:${method}`, on);
-  });
-}
 
 describe('pxe-nbd node', () => {
   let dir: string;

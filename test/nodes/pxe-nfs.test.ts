@@ -12,6 +12,7 @@ import type { NodeMessage, RedNode } from '../../nodes/lib/red';
 import nfsNode from '../../nodes/pxe-nfs';
 import isoStoreNode from '../../nodes/pxe-iso-store';
 import { lookupPath, mnt, read, RpcTcp, umnt } from '../net/nfs-rpc';
+import { freePort, waitFor } from './node-helpers';
 
 /** The part of node-red-node-test-helper used here (it ships no types). */
 interface TestHelper {
@@ -23,29 +24,6 @@ interface TestHelper {
 // eslint-disable-next-line @typescript-eslint/no-require-imports -- untyped CommonJS module
 const helper = require('node-red-node-test-helper') as TestHelper;
 helper.init(require.resolve('node-red'));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function waitFor(node: RedNode, method: string, pred: (args: unknown[]) => boolean, timeoutMs = 5000): Promise<unknown[]> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no matching ${method} call`)), timeoutMs);
-    const on = (call: { args: unknown[] }): void => {
-      if (pred(call.args)) {
-        clearTimeout(t);
-        node.off(`call:${method}`, on);
-        resolve(call.args);
-      }
-    };
-    node.on(`call:${method}`, on);
-  });
-}
 
 const statusIs = (fill: string, text?: string) => (a: unknown[]) => {
   const s = a[0] as { fill?: string; text?: string };

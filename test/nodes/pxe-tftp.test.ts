@@ -10,6 +10,7 @@ import { encodeError, encodeRequest, Opcode } from '../../nodes/lib/tftp/codec';
 import { get, TestClient } from '../unit/tftp-helpers';
 import tftpNode from '../../nodes/pxe-tftp';
 import isoStoreNode from '../../nodes/pxe-iso-store';
+import { waitFor } from './node-helpers';
 
 /** The part of node-red-node-test-helper used here (it ships no types). */
 interface TestHelper {
@@ -34,19 +35,6 @@ async function freeUdpPort(): Promise<number> {
   return port;
 }
 
-function waitFor(node: RedNode, method: string, pred: (args: unknown[]) => boolean, timeoutMs = 5000): Promise<unknown[]> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no matching ${method} call`)), timeoutMs);
-    const on = (call: { args: unknown[] }): void => {
-      if (pred(call.args)) {
-        clearTimeout(t);
-        node.off(`call:${method}`, on);
-        resolve(call.args);
-      }
-    };
-    node.on(`call:${method}`, on);
-  });
-}
 const fill = (f: string) => (a: unknown[]) => (a[0] as Status).fill === f;
 
 describe('pxe-tftp node', () => {
