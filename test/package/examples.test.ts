@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 
 const root = path.resolve(__dirname, '..', '..');
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+// Node-RED's template node renders with this mustache (a dependency of node-red; no types of its own).
+const Mustache = createRequire(__filename)('mustache') as { render(template: string, view: unknown): string };
 const ours = Object.keys(pkg['node-red'].nodes as Record<string, string>);
 
 function exampleFiles(dir: string): string[] {
@@ -42,5 +45,18 @@ describe('examples', () => {
         for (const key of ['store', 'server']) if (typeof n[key] === 'string' && n[key]) assert.ok(ids.has(n[key] as string), `${n.id}.${key} names a missing config node`);
       }
     });
+  }
+
+  // What a user reads in the notification: the paths as they are, not HTML-escaped (mustache's
+  // {{x}} writes "/" as "&#x2F;"; a message text wants {{{x}}}).
+  for (const [file, flow] of flows) {
+    for (const n of flow.filter((x) => x.type === 'template' && x.syntax === 'mustache' && x.output === 'str')) {
+      it(`${file}: template "${String(n.name)}" reads as plain text`, () => {
+        const payload = { mac: '52:54:00:12:34:56', arch: 'bios', kernel: '/arch/boot/x86_64/vmlinuz-linux', time: '2026-12-02T14:00:00.000Z' };
+        const text = Mustache.render(String(n.template), { payload });
+        assert.ok(!/&[#a-z0-9]+;/i.test(text), text);
+        assert.ok(text.includes('/arch/boot/x86_64/vmlinuz-linux'), text);
+      });
+    }
   }
 });
