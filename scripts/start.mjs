@@ -47,6 +47,8 @@ fs.writeFileSync(
   credentialSecret: false,
   logging: { console: { level: process.env.NODE_RED_LOG_LEVEL || 'info' } },
   editorTheme: { tours: false, palette: { catalogues: [] } },
+  // No consent prompt for update checks on first open (it would ask before anything else).
+  telemetry: { enabled: false, updateNotification: false },
 };
 `,
 );
