@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian package the tests, fixtures and benchmarks use (and a C compiler: npm
-# install builds the native UDP addon, which the tests require on CI).
+# install builds the native UDP addon, which the tests require on CI). `npm test` runs it when
+# something is missing; `--check` only reports.
 # Services are never started by the install (policy-rc.d answers 101): tests start their own
 # servers inside network namespaces, so nothing may listen on the machine's own interfaces.
 set -euo pipefail
@@ -22,6 +23,12 @@ missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# --check: only say what is missing (exit 1 if anything is), install nothing.
+if [ "${1:-}" = "--check" ]; then
+  [ ${#missing[@]} -eq 0 ] && exit 0
+  echo "missing Debian packages: ${missing[*]}"
+  exit 1
+fi
 # nfs-common (rpc.statd) comes in as a dependency of nfs-ganesha: note whether it was here before.
 had_nfs_common=0
 dpkg-query -W -f='${Status}' nfs-common 2>/dev/null | grep -q 'install ok installed' && had_nfs_common=1

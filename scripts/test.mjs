@@ -18,8 +18,23 @@ const step = (title, cmd, args) => {
   }
 };
 
+// The README's two commands are the whole set-up: what the tests need and is missing is installed
+// here (Debian packages need root; anyone else is told the one command to run).
+function setUp() {
+  const deps = path.join(root, '.ci', 'install-deps.sh');
+  if (spawnSync('bash', [deps, '--check'], { cwd: root, stdio: 'inherit' }).status !== 0) {
+    if (process.getuid?.() !== 0) {
+      console.error(`\nThe tests need the Debian packages above. Install them once with:\n  sudo bash ${path.relative(process.cwd(), deps) || deps}`);
+      process.exit(1);
+    }
+    step('install Debian packages', 'bash', [deps]);
+  }
+  if (!fs.existsSync(bin('tsc'))) step('npm ci', 'npm', ['ci', '--no-audit', '--no-fund']);
+}
+
 const only = process.argv.slice(2);
 if (only.length === 0) {
+  setUp();
   step('type-check', bin('tsc'), ['-p', 'tsconfig.json', '--noEmit']);
   step('lint', bin('eslint'), ['.']);
   step('build', process.execPath, [path.join(root, 'scripts', 'build.mjs')]);
