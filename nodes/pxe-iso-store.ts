@@ -1,4 +1,5 @@
 import type { NodeDef, RedApi } from './lib/red';
+import { PublishedFiles, publishedFolder } from './lib/store/published-files';
 import { SharedResource } from './lib/shared-resource';
 import { describeStore } from './lib/store/describe';
 import { openConfiguredStore } from './lib/store/open-store';
@@ -17,8 +18,11 @@ export = function register(RED: RedApi): void {
     this.source = String(def.path ?? '').trim();
     const extra = String(def.extra ?? '').trim();
     this.extra = extra;
+    const userDir = RED.settings.userDir;
+    const published = typeof userDir === 'string' && userDir ? new PublishedFiles(publishedFolder(userDir, this.id)) : undefined;
+    this.published = published;
     const shared = new SharedResource<FileStore>(
-      () => openConfiguredStore(this.source, extra),
+      async () => openConfiguredStore(this.source, extra, published && (await published.init()).folder),
       (store) => store.close(),
     );
     this.acquire = (user) => shared.acquire(user.id);

@@ -100,8 +100,12 @@ export = function register(RED: RedApi): void {
       }
       if (closed) return;
       // Transfer workers open their own copy of the store the way the store node opened it: the
-      // image (or folder), then its extra folder.
-      const workerStore = { source: storeNode.source, ...(storeNode.extra ? { extraFolder: storeNode.extra } : {}) };
+      // files the flow published, the image (or folder), then its extra folder.
+      const workerStore = {
+        source: storeNode.source,
+        ...(storeNode.extra ? { extraFolder: storeNode.extra } : {}),
+        ...(storeNode.published ? { publishedFolder: storeNode.published.folder } : {}),
+      };
       const srv = new TftpServer({ store, address: address || undefined, workerStore, ...settings });
       srv.on('transfer', onEvent);
       srv.on('warning', (err) => this.warn(RED._('pxe-tftp.errors.socket', { message: err.message })));

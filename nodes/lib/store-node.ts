@@ -1,4 +1,5 @@
 import type { RedApi, RedNode } from './red';
+import type { PublishedFiles } from './store/published-files';
 import type { FileStore } from './store/types';
 
 /** The pxe-iso-store config node as the serving nodes see it. */
@@ -6,6 +7,8 @@ export interface IsoStoreNode extends RedNode {
   source: string;
   /** Folder of extra files served after the image's ('' for none). */
   extra: string;
+  /** Files the flow published into this store (pxe-files), served before the image's; none without a user dir. */
+  published: PublishedFiles | undefined;
   /** Opens the store for `user` (shared with the store's other users). */
   acquire(user: RedNode): Promise<FileStore>;
   /** `user` is done; the store closes when its last user leaves. */

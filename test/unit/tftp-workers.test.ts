@@ -77,6 +77,19 @@ describe('tftp server with transfer workers (127.0.0.1)', () => {
     assert.equal(events.filter((e) => e.type === 'start').length, 17);
   });
 
+  it('serves files the flow published in front of the store, as the main thread does', async () => {
+    const published = fs.mkdtempSync(path.join(os.tmpdir(), 'pxe-tftp-published-'));
+    try {
+      fs.writeFileSync(path.join(published, 'f511'), 'published');
+      const { port } = await start({ workerStore: { source: dir, publishedFolder: published } });
+      const c = await client();
+      assert.equal((await get(c, port, 'f511')).data.toString(), 'published');
+      assert.deepEqual((await get(c, port, 'f512')).data, files.f512, 'the rest of the store still served');
+    } finally {
+      fs.rmSync(published, { recursive: true, force: true });
+    }
+  });
+
   it('refuses missing files (1, quietly) and paths out of the store (2) from a worker', async () => {
     const { port, events } = await start();
     const c = await client();

@@ -10,16 +10,22 @@ export class LayeredStore implements FileStore {
   readonly kind: FileStore['kind'];
   readonly source: string;
 
-  constructor(private readonly layers: FileStore[]) {
-    if (layers.length === 0) throw new Error('a layered store needs at least one store');
-    // The first layer is the store proper: NBD exports its image, the editor describes it.
-    this.kind = layers[0]!.kind;
-    this.source = layers[0]!.source;
+  /**
+   * `primaryIndex` names the store proper (the image or folder the user configured): NBD exports
+   * its image and the editor describes it. Layers before it shadow it (files a flow published).
+   */
+  constructor(
+    private readonly layers: FileStore[],
+    private readonly primaryIndex = 0,
+  ) {
+    if (!layers[primaryIndex]) throw new Error('a layered store needs its primary store');
+    this.kind = layers[primaryIndex].kind;
+    this.source = layers[primaryIndex].source;
   }
 
-  /** The primary store (the image or folder the user configured first). */
+  /** The primary store (the image or folder the user configured). */
   get primary(): FileStore {
-    return this.layers[0]!;
+    return this.layers[this.primaryIndex]!;
   }
 
   private async first<T>(fn: (s: FileStore) => Promise<T>): Promise<T> {

@@ -20,14 +20,18 @@ export async function openStore(source: string): Promise<FileStore> {
 
 /**
  * The store a pxe-iso-store node serves: its image or folder and, when configured, a folder of
- * extra files (boot loaders the image lacks) looked up after it.
+ * extra files (boot loaders the image lacks) looked up after it, and the folder of files the flow
+ * published (PublishedFiles) looked up before it.
  */
-export async function openConfiguredStore(source: string, extraFolder?: string): Promise<FileStore> {
+export async function openConfiguredStore(source: string, extraFolder?: string, publishedFolder?: string): Promise<FileStore> {
   const main = await openStore(source);
-  if (!extraFolder) return main;
+  if (!extraFolder && !publishedFolder) return main;
+  const layers: FileStore[] = [];
   try {
-    const extra = await new FolderStore(extraFolder).init();
-    return new LayeredStore([main, extra]);
+    if (publishedFolder) layers.push(await new FolderStore(publishedFolder).init());
+    layers.push(main);
+    if (extraFolder) layers.push(await new FolderStore(extraFolder).init());
+    return new LayeredStore(layers, publishedFolder ? 1 : 0);
   } catch (err) {
     await main.close();
     throw err;

@@ -16,6 +16,7 @@ import { StoreError, type StoreErrorCode } from '../store/types';
 export interface WorkerStoreSpec {
   source: string;
   extraFolder?: string;
+  publishedFolder?: string;
 }
 
 export interface WorkerInit {

@@ -17,7 +17,7 @@ const post = (m: FromWorker): void => port.postMessage(m);
 async function main(): Promise<void> {
   let store;
   try {
-    store = await openConfiguredStore(init.store.source, init.store.extraFolder);
+    store = await openConfiguredStore(init.store.source, init.store.extraFolder, init.store.publishedFolder);
   } catch (err) {
     post({ type: 'fatal', message: (err as Error).message });
     port.close();
