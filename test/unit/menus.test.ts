@@ -1,0 +1,125 @@
+/**
+ * Boot menus from the ISO's own files: the entries of the three archiso layouts' real PXE menus
+ * (the fixtures are archiso's releng files: no TIMEOUT, NBD first), and the pxelinux configs that
+ * boot one of them after a timeout or at once, with extra kernel parameters.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { detectArchiso } from '../../nodes/lib/store/archiso';
+import { openStore } from '../../nodes/lib/store/open-store';
+import { GENERATED_LABEL, MenuError, pxelinuxConfig } from '../../nodes/lib/menus/pxelinux-config';
+import { linuxEntries, MENU_LIMITS, readMenu, resolveMenuPath, type ReadText } from '../../nodes/lib/menus/syslinux';
+import { ensureFixtures, fixturePath } from '../fixtures/fixtures';
+
+const memRead =
+  (files: Record<string, string>): ReadText =>
+  async (p) =>
+    files[p] ?? null;
+
+describe('syslinux menus', () => {
+  const manifest = ensureFixtures();
+  for (const [name, iso] of Object.entries(manifest.isos)) {
+    it(`${name}: the ISO's PXE menu lists NBD, NFS, HTTP in that order, and configs built from it read back`, async () => {
+      const store = await openStore(fixturePath(iso.file));
+      try {
+        const info = await detectArchiso(store);
+        const read: ReadText = async (p) => {
+          const chunks: Buffer[] = [];
+          for await (const c of await store.createReadStream(p)) chunks.push(c as Buffer);
+          return Buffer.concat(chunks).toString('utf8');
+        };
+        const dir = info.files.config!.slice(0, info.files.config!.lastIndexOf('/'));
+        const menuPath = `${dir}/archiso_pxe.cfg`;
+        const menu = await readMenu(read, menuPath, info.dhcp!.pathPrefix);
+        assert.deepEqual(menu.skipped, []);
+        assert.ok(menu.files.length >= 3, menu.files.join());
+        const entries = linuxEntries(menu);
+        const [nbd, nfs, http] = entries;
+        assert.match(nbd!.append, /archiso_nbd_srv=\$\{pxeserver\}/);
+        assert.match(nfs!.append, /archiso_nfs_srv=\$\{pxeserver\}:\/run\/archiso\/bootmnt/);
+        assert.match(http!.append, /archiso_http_srv=http:\/\/\$\{pxeserver\}\//);
+        for (const e of [nbd!, nfs!, http!]) {
+          assert.equal(e.sysappend, 3);
+          assert.match(e.title, /NBD|NFS|HTTP/);
+          // Every kernel the menu names is in the store, resolved as pxelinux resolves it.
+          assert.equal((await store.stat(resolveMenuPath(e.kernel!, info.dhcp!.pathPrefix))).isDirectory, false, e.kernel);
+        }
+
+        // Boot NFS after 5 s: the ISO's menu, included untouched, plus a hidden copy with the extras.
+        const timed = pxelinuxConfig({ menuPath, workDir: info.dhcp!.pathPrefix, entries: menu.entries, choice: { mode: 'timeout', entry: nfs!.label, seconds: 5 }, extraArgs: 'script=http://10.0.0.1/install.sh' });
+        assert.match(timed, /^TIMEOUT 50$/m);
+        assert.match(timed, new RegExp(`^ONTIMEOUT ${GENERATED_LABEL}$`, 'm'));
+        assert.match(timed, new RegExp(`^DEFAULT ${nfs!.label}$`, 'm'));
+        const files = { 'gen/x.cfg': timed };
+        const reread = await readMenu(async (p) => (p in files ? files[p as keyof typeof files] : read(p)), 'gen/x.cfg', info.dhcp!.pathPrefix);
+        assert.deepEqual(reread.entries.slice(0, menu.entries.length), menu.entries.map((e) => ({ ...e })), 'the ISO menu comes through the INCLUDE as it is');
+        const ours = reread.entries.find((e) => e.label === GENERATED_LABEL)!;
+        assert.equal(ours.hidden, true);
+        assert.equal(ours.kernel, nfs!.kernel);
+        assert.equal(ours.initrd, nfs!.initrd);
+        assert.equal(ours.append, `${nfs!.append} script=http://10.0.0.1/install.sh`);
+
+        // HTTP at once: no menu (no INCLUDE, no UI), one entry.
+        const now = pxelinuxConfig({ menuPath, workDir: info.dhcp!.pathPrefix, entries: menu.entries, choice: { mode: 'now', entry: http!.label } });
+        assert.doesNotMatch(now, /^(INCLUDE|UI)\b/im);
+        assert.match(now, /^PROMPT 0$/m);
+        const one = await readMenu(memRead({ 'gen/now.cfg': now }), 'gen/now.cfg', info.dhcp!.pathPrefix);
+        assert.deepEqual(one.entries.map((e) => [e.label, e.append]), [[GENERATED_LABEL, http!.append]]);
+
+        // The plain menu is only an INCLUDE of the ISO's PXE menu, named from the working directory.
+        const plain = pxelinuxConfig({ menuPath, workDir: info.dhcp!.pathPrefix, entries: menu.entries, choice: { mode: 'menu' } });
+        const inc = /^INCLUDE (\S+)$/m.exec(plain)![1]!;
+        assert.equal(resolveMenuPath(inc, info.dhcp!.pathPrefix), menuPath);
+      } finally {
+        await store.close();
+      }
+    });
+  }
+
+  it('parse as pxelinux does: TEXT HELP blocks skipped, keywords in any case, MENU HIDE, IPAPPEND', async () => {
+    const menu = await readMenu(
+      memRead({
+        'cfg/a.cfg': ['label one', 'text help', 'LABEL not-an-entry', 'endtext', '  menu label ^One', '  kernel k1', '  initrd i1', '  append a=1', '  ipappend 2', 'LABEL two', 'MENU HIDE', 'LINUX k2', 'LABEL menu', 'COM32 vesamenu.c32'].join('\r\n'),
+      }),
+      '/cfg/a.cfg',
+      '/cfg/',
+    );
+    assert.deepEqual(
+      menu.entries.map((e) => [e.label, e.title, e.kernel, e.initrd, e.append, e.sysappend, e.hidden]),
+      [
+        ['one', 'One', 'k1', 'i1', 'a=1', 2, false],
+        ['two', '', 'k2', undefined, '', undefined, true],
+        ['menu', '', undefined, undefined, '', undefined, false],
+      ],
+    );
+    assert.deepEqual(linuxEntries(menu).map((e) => e.label), ['one']);
+  });
+
+  it('stop at the limits: an INCLUDE loop, a missing or oversized file, too many entries', async () => {
+    const loop = await readMenu(memRead({ 'a.cfg': 'INCLUDE a.cfg\nLABEL x\nLINUX k' }), 'a.cfg', '/');
+    assert.equal(loop.files.length, MENU_LIMITS.depth + 1);
+    assert.equal(loop.entries.length, MENU_LIMITS.depth + 1);
+    const missing = await readMenu(memRead({ 'a.cfg': 'INCLUDE nothere.cfg\nINCLUDE big.cfg\nLABEL x\nLINUX k', 'big.cfg': 'x'.repeat(MENU_LIMITS.bytesPerFile + 1) }), 'a.cfg', '/');
+    assert.deepEqual(missing.skipped, ['nothere.cfg', 'big.cfg']);
+    assert.equal(missing.entries.length, 1);
+    const many = await readMenu(memRead({ 'a.cfg': Array.from({ length: 1000 }, (_, i) => `LABEL e${i}\nLINUX k`).join('\n') }), 'a.cfg', '/');
+    assert.equal(many.entries.length, MENU_LIMITS.entries);
+  });
+
+  it('resolve names as pxelinux does: "::" and "/" from the root, the rest from the working directory', () => {
+    assert.equal(resolveMenuPath('::/arch/boot/x86_64/vmlinuz-linux', '/boot/syslinux/'), 'arch/boot/x86_64/vmlinuz-linux');
+    assert.equal(resolveMenuPath('archiso_head.cfg', '/boot/syslinux/'), 'boot/syslinux/archiso_head.cfg');
+    assert.equal(resolveMenuPath('boot/x86_64/vmlinuz', '/arch/'), 'arch/boot/x86_64/vmlinuz');
+    assert.equal(resolveMenuPath('../../../etc/passwd', '/arch/'), 'etc/passwd');
+  });
+
+  it('refuse what would break the config or the boot: an unknown entry, line breaks in parameters, a bad timeout', () => {
+    const entries = [{ label: 'a', title: 'A', kernel: 'k', append: '', hidden: false, file: 'x' }];
+    const base = { menuPath: 'm.cfg', workDir: '/', entries };
+    assert.throws(() => pxelinuxConfig({ ...base, choice: { mode: 'now', entry: 'b' } }), (e: unknown) => e instanceof MenuError && e.code === 'NO_ENTRY' && /has: a/.test(e.message));
+    assert.throws(() => pxelinuxConfig({ ...base, choice: { mode: 'now', entry: 'a' }, extraArgs: 'x=1\nLABEL evil' }), (e: unknown) => e instanceof MenuError && e.code === 'BAD_ARGS');
+    assert.throws(() => pxelinuxConfig({ ...base, choice: { mode: 'now', entry: 'a' }, extraArgs: 'x'.repeat(2000) }), (e: unknown) => e instanceof MenuError && e.code === 'BAD_ARGS');
+    assert.throws(() => pxelinuxConfig({ ...base, choice: { mode: 'timeout', entry: 'a', seconds: 0 } }), (e: unknown) => e instanceof MenuError && e.code === 'BAD_TIMEOUT');
+    assert.match(pxelinuxConfig({ ...base, choice: { mode: 'now', entry: 'a' }, extraArgs: '  copytoram  ' }), /^APPEND copytoram$/m);
+  });
+});
