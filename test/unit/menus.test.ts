@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { detectArchiso } from '../../nodes/lib/store/archiso';
 import { openStore } from '../../nodes/lib/store/open-store';
+import { ipxeMenuScript } from '../../nodes/lib/menus/ipxe-menu';
 import { GENERATED_LABEL, MenuError, pxelinuxConfig } from '../../nodes/lib/menus/pxelinux-config';
 import { linuxEntries, MENU_LIMITS, readMenu, resolveMenuPath, type ReadText } from '../../nodes/lib/menus/syslinux';
 import { ensureFixtures, fixturePath } from '../fixtures/fixtures';
@@ -65,6 +66,27 @@ describe('syslinux menus', () => {
         assert.match(now, /^PROMPT 0$/m);
         const one = await readMenu(memRead({ 'gen/now.cfg': now }), 'gen/now.cfg', info.dhcp!.pathPrefix);
         assert.deepEqual(one.entries.map((e) => [e.label, e.append]), [[GENERATED_LABEL, http!.append]]);
+
+        // UEFI through iPXE: the same entries in the same order, served over HTTP, our server named outright.
+        const ipxe = ipxeMenuScript({ entries: menu.entries, workDir: info.dhcp!.pathPrefix, baseUrl: 'http://10.0.0.1:8080/', server: '10.0.0.1', title: 'Arch Linux', choice: { mode: 'timeout', entry: nfs!.label, seconds: 5 }, extraArgs: 'console=ttyS0' });
+        assert.deepEqual([...ipxe.matchAll(/^item (\S+)/gm)].map((m) => m[1]), [nbd!, nfs!, http!].map((e) => `e_${e.label}`), 'memtest (no initrd) is not offered');
+        assert.match(ipxe, new RegExp(`^choose --default e_${nfs!.label} --timeout 5000 target`, 'm'));
+        assert.doesNotMatch(ipxe, /\$\{pxeserver\}/);
+        assert.match(ipxe, /archiso_nfs_srv=10\.0\.0\.1:\/run\/archiso\/bootmnt/);
+        assert.match(ipxe, /archiso_nbd_srv=10\.0\.0\.1\b/);
+        assert.match(ipxe, /archiso_http_srv=http:\/\/10\.0\.0\.1:8080\/ /, 'the HTTP entry fetches from where we serve');
+        const kernels = [...ipxe.matchAll(/^kernel http:\/\/10\.0\.0\.1:8080\/(\S+) (.*)$/gm)];
+        assert.equal(kernels.length, 3);
+        for (const [, kpath, args] of kernels) {
+          assert.equal((await store.stat(kpath!)).isDirectory, false, kpath);
+          assert.match(args!, /\bip=dhcp\b/);
+          assert.equal(/console=ttyS0/.test(args!), args!.includes('archiso_nfs_srv'), 'extra parameters on the chosen entry only');
+        }
+        for (const [, ipath] of ipxe.matchAll(/^initrd http:\/\/10\.0\.0\.1:8080\/(\S+)$/gm)) assert.equal((await store.stat(ipath!)).isDirectory, false, ipath);
+        const ipxeNow = ipxeMenuScript({ entries: menu.entries, workDir: info.dhcp!.pathPrefix, baseUrl: 'http://10.0.0.1/', server: '10.0.0.1', title: 'x', choice: { mode: 'now', entry: http!.label } });
+        assert.doesNotMatch(ipxeNow, /^(menu|choose)\b/m);
+        assert.equal([...ipxeNow.matchAll(/^kernel /gm)].length, 1);
+        assert.match(ipxeNow, /archiso_http_srv=http:\/\/10\.0\.0\.1\//);
 
         // The plain menu is only an INCLUDE of the ISO's PXE menu, named from the working directory.
         const plain = pxelinuxConfig({ menuPath, workDir: info.dhcp!.pathPrefix, entries: menu.entries, choice: { mode: 'menu' } });
