@@ -7,6 +7,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { detectArchiso } from '../../nodes/lib/store/archiso';
 import { openStore } from '../../nodes/lib/store/open-store';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { BootMenus } from '../../nodes/lib/menus/boot-menus';
+import { openConfiguredStore } from '../../nodes/lib/store/open-store';
+import { PublishedFiles } from '../../nodes/lib/store/published-files';
 import { ipxeMenuScript } from '../../nodes/lib/menus/ipxe-menu';
 import { GENERATED_LABEL, MenuError, pxelinuxConfig } from '../../nodes/lib/menus/pxelinux-config';
 import { linuxEntries, MENU_LIMITS, readMenu, resolveMenuPath, type ReadText } from '../../nodes/lib/menus/syslinux';
@@ -143,5 +149,26 @@ describe('syslinux menus', () => {
     assert.throws(() => pxelinuxConfig({ ...base, choice: { mode: 'now', entry: 'a' }, extraArgs: 'x'.repeat(2000) }), (e: unknown) => e instanceof MenuError && e.code === 'BAD_ARGS');
     assert.throws(() => pxelinuxConfig({ ...base, choice: { mode: 'timeout', entry: 'a', seconds: 0 } }), (e: unknown) => e instanceof MenuError && e.code === 'BAD_TIMEOUT');
     assert.match(pxelinuxConfig({ ...base, choice: { mode: 'now', entry: 'a' }, extraArgs: '  copytoram  ' }), /^APPEND copytoram$/m);
+  });
+
+  it('BootMenus: lists the entries, and publishes a config that the store then serves at the path option 209 names', async () => {
+    const iso = Object.values(ensureFixtures().isos)[0]!;
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'pxe-menus-'));
+    const store = await openConfiguredStore(fixturePath(iso.file), undefined, folder);
+    try {
+      const menus = await BootMenus.load(store);
+      const labels = menus.choices.map((c) => c.label);
+      assert.deepEqual(labels.slice(0, 3).map((l) => l.replace(/^arch(64)?_/, '')), ['nbd', 'nfs', 'http']);
+      const published = await new PublishedFiles(folder).init();
+      assert.equal(await menus.publishPxelinux(published, 'rule-1', { choice: { mode: 'menu' } }), menus.info.dhcp!.configFile, 'the plain menu is the ISO\'s own config');
+      const name = await menus.publishPxelinux(published, '52:54:00:12:34:56', { choice: { mode: 'now', entry: labels[1]! }, extraArgs: 'copytoram' });
+      assert.equal(name, 'pxe-flow/52_54_00_12_34_56.cfg');
+      const served = await store.stat(`${menus.workDir}${name}`);
+      assert.equal(served.isDirectory, false);
+      await assert.rejects(menus.publishPxelinux(published, 'x', { choice: { mode: 'now', entry: 'nope' } }), /no entry "nope"/);
+    } finally {
+      await store.close();
+      fs.rmSync(folder, { recursive: true, force: true });
+    }
   });
 });
