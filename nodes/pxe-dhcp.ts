@@ -2,13 +2,16 @@ import * as path from 'node:path';
 import { bootBus } from './lib/boot-events/bus';
 import { ARCH_BIOS_DEFAULTS, type BootAction } from './lib/dhcp/boot-rules';
 import type { DhcpEvent } from './lib/dhcp/events';
-import { parseExtraOptions, toServiceConfig, type BiosDefaults, type DhcpNodeDef } from './lib/dhcp/node-config';
+import { menuChoiceOf, parseExtraOptions, toServiceConfig, type BiosDefaults, type DhcpNodeDef } from './lib/dhcp/node-config';
+import { BootMenus, type BootChoice } from './lib/menus/boot-menus';
 import { DhcpService, RogueServerError } from './lib/dhcp/service';
+import { normalizeMac } from './lib/dhcp/ip';
 import { interfaceAddress } from './lib/dhcp/socket';
 import { registerInterfacesEndpoint } from './lib/interfaces';
 import type { NodeDef, NodeMessage, RedApi, RedNode } from './lib/red';
 import { detectArchiso } from './lib/store/archiso';
 import { getStoreNode, type IsoStoreNode } from './lib/store-node';
+import type { PublishedFiles } from './lib/store/published-files';
 
 interface PxeDhcpDef extends NodeDef, DhcpNodeDef {
   store?: string;
@@ -32,6 +35,26 @@ async function biosDefaults(storeNode: IsoStoreNode | null, user: RedNode): Prom
   }
 }
 
+/**
+ * Loads the ISO's PXE menu, lets `fn` publish generated configs with it, and lets the store go.
+ * Unattended boots need the store (the menu's entries) and its published files (the user dir).
+ */
+async function withMenus<T>(RED: RedApi, storeNode: IsoStoreNode | null, user: RedNode, fn: (menus: BootMenus, published: PublishedFiles) => Promise<T>): Promise<T> {
+  if (!storeNode) throw new Error(RED._('pxe-dhcp.errors.menu-no-store'));
+  if (!storeNode.published) throw new Error(RED._('pxe-dhcp.errors.menu-no-userdir'));
+  const store = await storeNode.acquire(user);
+  try {
+    return await fn(await BootMenus.load(store), storeNode.published);
+  } finally {
+    await storeNode.release(user);
+  }
+}
+
+/** The BIOS boot that `name` (a generated pxelinux config) makes: the ISO's loader, with the menu's working directory. */
+function menuAction(menus: BootMenus, name: string, bios: BiosDefaults): BootAction {
+  return { bootFile: menus.info.dhcp?.bootFile ?? bios.bootFile, configFile: name, pathPrefix: menus.workDir };
+}
+
 /** The boot override a flow sends in msg.payload (pixiecore-API style). */
 function overrideFrom(p: Record<string, unknown>): BootAction | null {
   if (p.remove === true) return null;
@@ -48,6 +71,22 @@ function overrideFrom(p: Record<string, unknown>): BootAction | null {
 
 export = function register(RED: RedApi): void {
   registerInterfacesEndpoint(RED, 'pxe-dhcp.read');
+  // The rule editor offers the entries of the chosen store's ISO menu (a deployed store only).
+  let lookups = 0;
+  RED.httpAdmin.get('/pxe-dhcp/menu-entries', RED.auth.needsPermission('pxe-dhcp.read'), (req, res) => {
+    const storeNode = getStoreNode(RED, req.query.store);
+    // Each lookup holds the store as its own user, so one finishing does not close it under another.
+    const editorUser = { id: `pxe-dhcp-menu-entries-${++lookups}` } as RedNode;
+    if (!storeNode) return res.json({ ok: false, entries: [] });
+    storeNode
+      .acquire(editorUser)
+      .then((store) => BootMenus.load(store))
+      .then(
+        (menus) => res.json({ ok: true, entries: menus.choices }),
+        () => res.json({ ok: false, entries: [] }),
+      )
+      .finally(() => storeNode.release(editorUser).catch(() => undefined));
+  });
 
   function PxeDhcpNode(this: RedNode, def: PxeDhcpDef): void {
     RED.nodes.createNode(this, def);
@@ -60,6 +99,8 @@ export = function register(RED: RedApi): void {
     const leaseFile = userDir ? path.join(userDir, 'pxe-dhcp', `leases-${iface.replace(/[^\w.-]/g, '_')}.jsonl`) : undefined;
 
     let starting: Promise<void> = Promise.resolve();
+    const storeNode = getStoreNode(RED, def.store);
+    let biosSettings: BiosDefaults = ARCH_BIOS_DEFAULTS;
     let retry: NodeJS.Timeout | undefined;
     let wake: (() => void) | undefined;
     // An interface that is down or has no address yet (no cable, a bridge with no ports up, a
@@ -83,10 +124,26 @@ export = function register(RED: RedApi): void {
       this.status({ fill: 'yellow', shape: 'ring', text: RED._('pxe-dhcp.status.starting') });
       // The store, when chosen, is where boot files come from; it only matters to the merge
       // (detected Arch files fill the BIOS rule). Its absence is not an error.
-      const storeNode = getStoreNode(RED, def.store);
       if (def.store && !storeNode) this.warn(RED._('pxe-dhcp.errors.no-store'));
       const { bios, from } = await biosDefaults(storeNode, this);
+      biosSettings = bios;
       const cfg = toServiceConfig(def, { leaseFile, bios });
+      // Unattended boots: a rule that picks an entry of the ISO's menu hands out a generated
+      // pxelinux config instead of the ISO's. If that fails, the rule keeps the ISO's own menu:
+      // a client that waits at a menu is better than one that cannot boot.
+      const chosen = (def.rules ?? []).map((d, i) => ({ i, name: d.name || `rule ${i + 1}`, boot: menuChoiceOf(d, d.name || `rule ${i + 1}`) })).filter((x): x is { i: number; name: string; boot: BootChoice } => x.boot !== null);
+      if (chosen.length) {
+        await withMenus(RED, storeNode, this, async (menus, published) => {
+          for (const { i, name, boot } of chosen) {
+            try {
+              const file = await menus.publishPxelinux(published, `rule-${i + 1}`, boot);
+              Object.assign(cfg.rules[i]!, menuAction(menus, file, bios));
+            } catch (err) {
+              this.error(RED._('pxe-dhcp.errors.menu', { rule: name, message: (err as Error).message }));
+            }
+          }
+        }).catch((err: Error) => this.error(RED._('pxe-dhcp.errors.menu', { rule: chosen.map((c) => c.name).join(', '), message: err.message })));
+      }
       this.debug(`BIOS boot settings from ${from}: ${bios.bootFile} 209=${bios.configFile} 210=${bios.pathPrefix}`);
       if (cfg.mode === 'full' && !leaseFile) this.warn(RED._('pxe-dhcp.errors.no-userdir'));
       await waitForInterface();
@@ -123,6 +180,31 @@ export = function register(RED: RedApi): void {
       const reply = (topic: string, payload: unknown): void => {
         send({ ...msg, topic, payload });
       };
+      // A machine's unattended boot, set at run time: the same choices as a rule's, for one MAC.
+      if (msg.topic === 'boot/menu') {
+        const p = (msg.payload && typeof msg.payload === 'object' ? msg.payload : {}) as Record<string, unknown>;
+        const svc = service;
+        if (!svc) return done(new Error(RED._('pxe-dhcp.errors.not-running')));
+        (async () => {
+          const mac = normalizeMac(String(p.mac ?? ''));
+          const boot = p.remove === true ? null : menuChoiceOf({ menu: String(p.menu ?? 'now'), entry: p.entry as string, menuSeconds: p.seconds as number, kernelArgs: p.kernelArgs as string }, `boot/menu for ${mac}`);
+          if (!boot) {
+            svc.setBootOverride(mac, null);
+            return;
+          }
+          await withMenus(RED, storeNode, this, async (menus, published) => {
+            const file = await menus.publishPxelinux(published, mac, boot);
+            svc.setBootOverride(mac, menuAction(menus, file, biosSettings));
+          });
+        })().then(
+          () => {
+            reply('dhcp/overrides', svc.rules.listOverrides());
+            done();
+          },
+          (err: Error) => done(err),
+        );
+        return;
+      }
       try {
         if (!service) throw new Error(RED._('pxe-dhcp.errors.not-running'));
         const p = (msg.payload && typeof msg.payload === 'object' ? msg.payload : {}) as Record<string, unknown>;

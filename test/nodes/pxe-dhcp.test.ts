@@ -7,7 +7,12 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const helper = require('node-red-node-test-helper');
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import dhcpNode from '../../nodes/pxe-dhcp';
+import storeNode from '../../nodes/pxe-iso-store';
+import { ensureFixtures, fixturePath } from '../fixtures/fixtures';
 import type { NodeMessage, NodeStatus, RedNode } from '../../nodes/lib/red';
 
 helper.init(require.resolve('node-red'));
@@ -74,5 +79,47 @@ describe('pxe-dhcp node in a Node-RED runtime', () => {
     const e2 = errorMatching(helper.getNode('n2'), /both the first and the last/);
     const e3 = errorMatching(helper.getNode('n3'), /code kind value/);
     await Promise.all([e1, e2, e3]);
+  });
+
+  it('unattended rules: writes a pxelinux config per rule into the store, refuses an entry the ISO lacks, and offers the entries to the editor', async () => {
+    const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pxe-dhcp-menus-'));
+    helper.settings({ userDir });
+    try {
+      const iso = fixturePath(ensureFixtures().isos.current!.file);
+      const flow = [
+        { id: 's1', type: 'pxe-iso-store', path: iso },
+        {
+          id: 'n1',
+          type: 'pxe-dhcp',
+          mode: 'proxy',
+          iface: 'pxelab-none2',
+          store: 's1',
+          rules: [
+            { name: 'BIOS', match: 'arch', value: '0', ipxe: 'any', menu: 'now', entry: 'arch_nfs', kernelArgs: 'copytoram' },
+            { name: 'lab', match: 'mac', value: '52:54:00', ipxe: 'any', menu: 'timeout', entry: 'arch_nope', menuSeconds: 5 },
+          ],
+        },
+      ];
+      await helper.load([storeNode, dhcpNode], flow);
+      const n1 = helper.getNode('n1') as TestNode;
+      const err = errorMatching(n1, /pxe-dhcp\.errors\.menu/);
+      const waiting = new Promise<void>((resolve) => n1.on('call:warn', (() => resolve()) as never));
+      await err;
+      await waiting; // the menus are written before the node waits for its interface
+      const gen = path.join(userDir, 'pxe-files', 's1', 'boot', 'syslinux', 'pxe-flow');
+      assert.deepEqual(fs.readdirSync(gen), ['rule-1.cfg'], 'no config for the rule whose entry does not exist');
+      const cfg = fs.readFileSync(path.join(gen, 'rule-1.cfg'), 'utf8');
+      assert.match(cfg, /^DEFAULT pxeflow_boot$/m);
+      assert.match(cfg, /^APPEND .*archiso_nfs_srv=\$\{pxeserver\}:\/run\/archiso\/bootmnt.* copytoram$/m);
+      const res = await helper.request().get('/pxe-dhcp/menu-entries').query({ store: 's1' }).expect(200);
+      assert.deepEqual(
+        (res.body.entries as { label: string }[]).map((e) => e.label),
+        ['arch_nbd', 'arch_nfs', 'arch_http', 'memtest'],
+      );
+    } finally {
+      await helper.unload();
+      helper.settings({});
+      fs.rmSync(userDir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseExtraOptions, toBootRules, toServiceConfig } from '../../nodes/lib/dhcp/node-config';
+import { menuChoiceOf, parseExtraOptions, toBootRules, toServiceConfig } from '../../nodes/lib/dhcp/node-config';
 import { defaultRange } from '../../nodes/lib/dhcp/service';
 
 describe('pxe-dhcp settings', () => {
@@ -63,5 +63,15 @@ describe('pxe-dhcp settings', () => {
     assert.throws(() => toServiceConfig({ iface: '' }), /interface/);
     assert.throws(() => toServiceConfig({ iface: 'eth0', leaseTime: 5 }), /lease time/);
     assert.deepEqual(defaultRange('192.168.0.1', 24), { start: '192.168.0.64', end: '192.168.0.192' });
+  });
+
+  it("reads a rule's unattended-boot choice, and refuses one it cannot honour", () => {
+    assert.equal(menuChoiceOf({}, 'r'), null);
+    assert.equal(menuChoiceOf({ menu: 'iso', entry: 'arch_nfs' }, 'r'), null);
+    assert.deepEqual(menuChoiceOf({ menu: 'now', entry: ' arch_nfs ', kernelArgs: ' copytoram ' }, 'r'), { choice: { mode: 'now', entry: 'arch_nfs' }, extraArgs: 'copytoram' });
+    assert.deepEqual(menuChoiceOf({ menu: 'timeout', entry: 'arch_http', menuSeconds: '3' }, 'r'), { choice: { mode: 'timeout', entry: 'arch_http', seconds: 3 } });
+    assert.throws(() => menuChoiceOf({ menu: 'now' }, 'rule "x"'), /rule "x": choose the menu entry/);
+    assert.throws(() => menuChoiceOf({ menu: 'timeout', entry: 'a', menuSeconds: 0 }, 'r'), /1 to 3600 seconds/);
+    assert.throws(() => menuChoiceOf({ menu: 'later', entry: 'a' }, 'r'), /unknown menu choice/);
   });
 });

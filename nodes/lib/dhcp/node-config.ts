@@ -2,6 +2,7 @@
  * The pxe-dhcp editor's flat settings → the service's typed configuration. Kept apart from the
  * node so it is unit-tested and so the merge can feed detected Arch ISO files into the BIOS rule.
  */
+import type { BootChoice } from '../menus/boot-menus';
 import { ARCH_BIOS_DEFAULTS, type BootAction, type BootRule } from './boot-rules';
 import { OPTION_KINDS, type ExtraOption, type OptionKind } from './options';
 import type { Reservation } from './pool';
@@ -23,6 +24,16 @@ export interface RuleDef {
   raspberryPi?: boolean;
   /** Extra options, one per line: `code kind value`, e.g. `211 u32 30`. */
   options?: string;
+  /**
+   * BIOS (pxelinux) clients: 'iso' shows the ISO's own menu (the default); 'timeout' boots
+   * `entry` after `menuSeconds` unless someone presses a key; 'now' boots `entry` at once.
+   */
+  menu?: string;
+  /** A LABEL of the ISO's PXE menu ('arch_nfs'). */
+  entry?: string;
+  menuSeconds?: string | number;
+  /** Kernel parameters added to the chosen entry ('script=http://… copytoram'). */
+  kernelArgs?: string;
 }
 
 export interface DhcpNodeDef {
@@ -60,6 +71,23 @@ export function parseExtraOptions(text: string | undefined): ExtraOption[] {
     out.push({ code: Number(m[1]), kind: m[2] as OptionKind, value: m[3] ?? '' });
   }
   return out;
+}
+
+/** The unattended-boot choice of a rule (or a run-time message), or null for the ISO's own menu. */
+export function menuChoiceOf(d: Pick<RuleDef, 'menu' | 'entry' | 'menuSeconds' | 'kernelArgs'>, what: string): BootChoice | null {
+  const mode = d.menu || 'iso';
+  if (mode === 'iso') return null;
+  const entry = String(d.entry ?? '').trim();
+  if (!entry) throw new Error(`${what}: choose the menu entry to boot`);
+  const kernelArgs = String(d.kernelArgs ?? '').trim();
+  const extra = kernelArgs ? { extraArgs: kernelArgs } : {};
+  if (mode === 'now') return { choice: { mode: 'now', entry }, ...extra };
+  if (mode === 'timeout') {
+    const seconds = Number(d.menuSeconds ?? 10);
+    if (!Number.isFinite(seconds) || seconds < 1 || seconds > 3600) throw new Error(`${what}: the menu timeout must be 1 to 3600 seconds`);
+    return { choice: { mode: 'timeout', entry, seconds }, ...extra };
+  }
+  throw new Error(`${what}: unknown menu choice "${mode}"`);
 }
 
 /** BIOS settings used to fill a BIOS rule's empty fields (the wiki's, or detected from the ISO). */
