@@ -55,6 +55,11 @@ function menuAction(menus: BootMenus, name: string, bios: BiosDefaults): BootAct
   return { bootFile: menus.info.dhcp?.bootFile ?? bios.bootFile, configFile: name, pathPrefix: menus.workDir };
 }
 
+/** '{next-server}' in a choice's kernel parameters becomes `address`, as in a rule's boot file. */
+function withServer(boot: BootChoice, address: string): BootChoice {
+  return boot.extraArgs ? { ...boot, extraArgs: boot.extraArgs.split('{next-server}').join(address) } : boot;
+}
+
 /** The boot override a flow sends in msg.payload (pixiecore-API style). */
 function overrideFrom(p: Record<string, unknown>): BootAction | null {
   if (p.remove === true) return null;
@@ -130,13 +135,19 @@ export = function register(RED: RedApi): void {
       const cfg = toServiceConfig(def, { leaseFile, bios });
       // Unattended boots: a rule that picks an entry of the ISO's menu hands out a generated
       // pxelinux config instead of the ISO's. If that fails, the rule keeps the ISO's own menu:
-      // a client that waits at a menu is better than one that cannot boot.
+      // a client that waits at a menu is better than one that cannot boot. Written once the
+      // interface is up: '{next-server}' in the kernel parameters is its address.
       const chosen = (def.rules ?? []).map((d, i) => ({ i, name: d.name || `rule ${i + 1}`, boot: menuChoiceOf(d, d.name || `rule ${i + 1}`) })).filter((x): x is { i: number; name: string; boot: BootChoice } => x.boot !== null);
+      this.debug(`BIOS boot settings from ${from}: ${bios.bootFile} 209=${bios.configFile} 210=${bios.pathPrefix}`);
+      if (cfg.mode === 'full' && !leaseFile) this.warn(RED._('pxe-dhcp.errors.no-userdir'));
+      await waitForInterface();
+      if (closing) return;
       if (chosen.length) {
+        const own = interfaceAddress(iface).address;
         await withMenus(RED, storeNode, this, async (menus, published) => {
           for (const { i, name, boot } of chosen) {
             try {
-              const file = await menus.publishPxelinux(published, `rule-${i + 1}`, boot);
+              const file = await menus.publishPxelinux(published, `rule-${i + 1}`, withServer(boot, cfg.rules[i]!.nextServer ?? own));
               Object.assign(cfg.rules[i]!, menuAction(menus, file, bios));
             } catch (err) {
               this.error(RED._('pxe-dhcp.errors.menu', { rule: name, message: (err as Error).message }));
@@ -144,10 +155,6 @@ export = function register(RED: RedApi): void {
           }
         }).catch((err: Error) => this.error(RED._('pxe-dhcp.errors.menu', { rule: chosen.map((c) => c.name).join(', '), message: err.message })));
       }
-      this.debug(`BIOS boot settings from ${from}: ${bios.bootFile} 209=${bios.configFile} 210=${bios.pathPrefix}`);
-      if (cfg.mode === 'full' && !leaseFile) this.warn(RED._('pxe-dhcp.errors.no-userdir'));
-      await waitForInterface();
-      if (closing) return;
       const svc = await DhcpService.start(cfg);
       if (closing) {
         await svc.close();
@@ -193,7 +200,7 @@ export = function register(RED: RedApi): void {
             return;
           }
           await withMenus(RED, storeNode, this, async (menus, published) => {
-            const file = await menus.publishPxelinux(published, mac, boot);
+            const file = await menus.publishPxelinux(published, mac, withServer(boot, interfaceAddress(iface).address));
             svc.setBootOverride(mac, menuAction(menus, file, biosSettings));
           });
         })().then(

@@ -39,6 +39,8 @@ interface Booted {
   menu: MenuChoice | null;
   /** ms from powering the VM on to the marker. */
   elapsedMs: number;
+  /** The guest's serial console. */
+  output: string;
 }
 
 /** The stages each way of reaching the root image must show, in this order. */
@@ -95,7 +97,7 @@ describe('PXE boots of the Arch PXE example flow', { skip: skip ?? false }, () =
       for (let i = 0; i < 50 && !have(); i++) await new Promise((r) => setTimeout(r, 100));
       const marker = parseMarker(line);
       assert.ok(marker, `marker line not parsed: ${JSON.stringify(line)}`);
-      return { marker, stages: readEvents(eventsFile).map((e) => e.stage), log: red.log(), menu, elapsedMs };
+      return { marker, stages: readEvents(eventsFile).map((e) => e.stage), log: red.log(), menu, elapsedMs, output: vm.output() };
     } finally {
       vm?.cleanup();
       await red?.stop();
@@ -152,6 +154,49 @@ describe('PXE boots of the Arch PXE example flow', { skip: skip ?? false }, () =
       });
     }
   }
+
+  // Nobody at the keyboard: the rule picks the entry (the ISO's files stay as shipped).
+  it('unattended, BIOS, full DHCP, current ISO: a rule boots the NFS entry at once, with its extra kernel parameters', async (t) => {
+    const iso = manifest.isos.current;
+    const entry = iso.pxeEntries[pxeEntryIndex(iso, 'nfs')]!.label;
+    const r = await boot(
+      {
+        flow: {
+          iso: fixturePath(iso.file),
+          mode: 'full',
+          poolStart: '10.123.0.100',
+          poolEnd: '10.123.0.150',
+          rules: [{ name: 'BIOS', match: 'arch', value: '0', ipxe: 'any', menu: 'now', entry, kernelArgs: 'console=ttyS0 pxeflow_e2e={next-server}' }],
+        },
+        vm: { mac: '52:54:00:12:34:05', firmware: 'bios', rom: 'ipxe' },
+      },
+      STAGES.nfs,
+    );
+    t.diagnostic(`marker after ${(r.elapsedMs / 1000).toFixed(1)} s, no keys pressed`);
+    assert.equal(r.marker?.method, 'nfs');
+    assert.equal(r.marker?.sha256, manifest.marker.sha256);
+    assert.equal(r.marker?.server, SERVER);
+    assert.match(r.output, /Command line: .*archiso_nfs_srv=\$\{pxeserver\}:\/run\/archiso\/bootmnt.* console=ttyS0 pxeflow_e2e=10\.123\.0\.1\b/, 'the extra parameters reach the kernel, {next-server} as our address');
+    assertStagesInOrder(r.stages, STAGES.nfs);
+  });
+
+  it("unattended, BIOS, proxy mode, current ISO: the ISO's menu is shown and a rule boots the HTTP entry after 2 s", async (t) => {
+    const iso = manifest.isos.current;
+    const entry = iso.pxeEntries[pxeEntryIndex(iso, 'http')]!.label;
+    const r = await boot(
+      {
+        flow: { iso: fixturePath(iso.file), mode: 'proxy', rules: [{ name: 'BIOS', match: 'arch', value: '0', ipxe: 'any', menu: 'timeout', entry, menuSeconds: 2 }] },
+        vm: { mac: '52:54:00:12:34:06', firmware: 'bios', rom: 'ipxe' },
+        addressServer: true,
+      },
+      STAGES.http,
+    );
+    t.diagnostic(`marker after ${(r.elapsedMs / 1000).toFixed(1)} s, no keys pressed`);
+    assert.ok(r.output.includes(iso.pxeEntries[0]!.menuLabel), "the ISO's own menu was on screen");
+    assert.equal(r.marker?.method, 'http');
+    assert.equal(r.marker?.sha256, manifest.marker.sha256);
+    assertStagesInOrder(r.stages, STAGES.http);
+  });
 
   it("UEFI x64 (OVMF's own PXE): snponly.efi over TFTP, then the iPXE script, kernel, initramfs and rootfs over HTTP", async (t) => {
     const r = await boot(

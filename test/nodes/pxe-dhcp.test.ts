@@ -81,41 +81,24 @@ describe('pxe-dhcp node in a Node-RED runtime', () => {
     await Promise.all([e1, e2, e3]);
   });
 
-  it('unattended rules: writes a pxelinux config per rule into the store, refuses an entry the ISO lacks, and offers the entries to the editor', async () => {
+  it('unattended rules: refuses a menu choice without an entry at deploy, and offers the store\'s entries to the editor', async () => {
     const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pxe-dhcp-menus-'));
     helper.settings({ userDir });
     try {
       const iso = fixturePath(ensureFixtures().isos.current!.file);
       const flow = [
         { id: 's1', type: 'pxe-iso-store', path: iso },
-        {
-          id: 'n1',
-          type: 'pxe-dhcp',
-          mode: 'proxy',
-          iface: 'pxelab-none2',
-          store: 's1',
-          rules: [
-            { name: 'BIOS', match: 'arch', value: '0', ipxe: 'any', menu: 'now', entry: 'arch_nfs', kernelArgs: 'copytoram' },
-            { name: 'lab', match: 'mac', value: '52:54:00', ipxe: 'any', menu: 'timeout', entry: 'arch_nope', menuSeconds: 5 },
-          ],
-        },
+        { id: 'n1', type: 'pxe-dhcp', mode: 'proxy', iface: 'pxelab-none2', store: 's1', rules: [{ name: 'lab', match: 'arch', value: '0', ipxe: 'any', menu: 'now', entry: '' }] },
       ];
       await helper.load([storeNode, dhcpNode], flow);
-      const n1 = helper.getNode('n1') as TestNode;
-      const err = errorMatching(n1, /pxe-dhcp\.errors\.menu/);
-      const waiting = new Promise<void>((resolve) => n1.on('call:warn', (() => resolve()) as never));
-      await err;
-      await waiting; // the menus are written before the node waits for its interface
-      const gen = path.join(userDir, 'pxe-files', 's1', 'boot', 'syslinux', 'pxe-flow');
-      assert.deepEqual(fs.readdirSync(gen), ['rule-1.cfg'], 'no config for the rule whose entry does not exist');
-      const cfg = fs.readFileSync(path.join(gen, 'rule-1.cfg'), 'utf8');
-      assert.match(cfg, /^DEFAULT pxeflow_boot$/m);
-      assert.match(cfg, /^APPEND .*archiso_nfs_srv=\$\{pxeserver\}:\/run\/archiso\/bootmnt.* copytoram$/m);
+      await errorMatching(helper.getNode('n1'), /lab: choose the menu entry/);
       const res = await helper.request().get('/pxe-dhcp/menu-entries').query({ store: 's1' }).expect(200);
       assert.deepEqual(
         (res.body.entries as { label: string }[]).map((e) => e.label),
         ['arch_nbd', 'arch_nfs', 'arch_http', 'memtest'],
       );
+      const none = await helper.request().get('/pxe-dhcp/menu-entries').query({ store: 'nope' }).expect(200);
+      assert.deepEqual(none.body, { ok: false, entries: [] });
     } finally {
       await helper.unload();
       helper.settings({});
