@@ -1,6 +1,7 @@
 /**
  * The pxe-dhcp node in a Node-RED runtime (node-red-node-test-helper), run inside a lab namespace
- * by test/net/dhcp-node.test.ts. argv[2]: JSON node properties; argv[3]: user directory.
+ * by test/net/dhcp-node.test.ts. argv[2]: JSON node properties; argv[3]: user directory;
+ * argv[4], optional: an ISO for a pxe-iso-store node 's1' that the DHCP node uses.
  * Prints JSON lines: {"status":…}, {"msg":…} for every output message, {"error":…};
  * stdin JSON lines are input messages for the node, or {"unload":true} to close the flow.
  */
@@ -8,6 +9,7 @@ import * as readline from 'node:readline';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const helper = require('node-red-node-test-helper');
 import dhcpNode from '../../nodes/pxe-dhcp';
+import storeNode from '../../nodes/pxe-iso-store';
 import type { NodeMessage, NodeStatus, RedNode } from '../../nodes/lib/red';
 
 helper.init(require.resolve('node-red'));
@@ -19,11 +21,13 @@ const out = (o: unknown): void => {
 void (async () => {
   helper.settings({ userDir: process.argv[3] });
   await helper.startServer();
+  const iso = process.argv[4];
   const flow = [
-    { id: 'd1', type: 'pxe-dhcp', name: '', ...props, wires: [['h1']] },
+    ...(iso ? [{ id: 's1', type: 'pxe-iso-store', path: iso }] : []),
+    { id: 'd1', type: 'pxe-dhcp', name: '', ...props, ...(iso ? { store: 's1' } : {}), wires: [['h1']] },
     { id: 'h1', type: 'helper' },
   ];
-  await helper.load(dhcpNode, flow);
+  await helper.load([storeNode, dhcpNode], flow);
   const d1 = helper.getNode('d1') as RedNode & { receive(m: NodeMessage): void };
   const h1 = helper.getNode('h1') as RedNode;
   d1.on('call:status', ((call: { args: [NodeStatus] }) => out({ status: call.args[0] })) as never);

@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Lab, labAvailable, type Netns } from '../lab/netns';
+import { ensureFixtures, fixturePath } from '../fixtures/fixtures';
 import { ServerProc } from './dhcp-lab';
 
 const skip = labAvailable();
@@ -44,7 +45,8 @@ describe('pxe-dhcp node serving in the lab', { skip: skip ?? false }, () => {
       // The wiki's setup: every client gets the Arch PXELINUX (a rule matching any client).
       rules: [{ name: 'all', match: 'any', value: '', ipxe: 'any', bootFile: '/arch/boot/syslinux/lpxelinux.0', configFile: '', pathPrefix: '' }],
     };
-    node = new ServerProc(srv.spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/net/dhcp-node-child.ts'), JSON.stringify(props), tmp], { cwd: ROOT }));
+    const iso = fixturePath(ensureFixtures().isos.current!.file);
+    node = new ServerProc(srv.spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/net/dhcp-node-child.ts'), JSON.stringify(props), tmp, iso], { cwd: ROOT }));
     await node.waitFor((l) => l.status?.fill === 'green' || l.status?.fill === 'red' || l.fatal, 30000);
     assert.ok(!node.lines.some((l) => l.fatal || l.status?.fill === 'red'), JSON.stringify(node.lines));
   });
@@ -87,6 +89,27 @@ describe('pxe-dhcp node serving in the lab', { skip: skip ?? false }, () => {
     from = node.lines.length;
     node.send({ topic: 'bogus' });
     await node.waitFor((l) => typeof l.error === 'string' && /unknown/.test(l.error), 10000, from);
+  });
+
+  it("input messages: boot/menu makes one machine boot an entry of the ISO's menu, and remove gives it back", async () => {
+    const mac = node.lines.find((l) => l.msg?.topic === 'dhcp/ack')!.msg.payload.mac as string;
+    let from = node.lines.length;
+    node.send({ topic: 'boot/menu', payload: { mac, entry: 'arch_http', kernelArgs: 'script=http://{next-server}:8080/install.sh' } });
+    const set = await node.waitFor((l) => l.msg?.topic === 'dhcp/overrides', 10000, from);
+    assert.ok(JSON.stringify(set.msg.payload).includes('pxe-flow/'), JSON.stringify(set.msg.payload));
+    const name = `${mac.replace(/:/g, '_')}.cfg`;
+    const r = await udhcpc();
+    assert.match(r.stdout, new RegExp(`boot=/boot/syslinux/lpxelinux\\.0 cfg=pxe-flow/${name}`), r.stdout + r.stderr);
+    const cfg = fs.readFileSync(path.join(tmp, 'pxe-files', 's1', 'boot', 'syslinux', 'pxe-flow', name), 'utf8');
+    assert.match(cfg, /^APPEND .*archiso_http_srv=.* script=http:\/\/192\.168\.0\.1:8080\/install\.sh$/m);
+    from = node.lines.length;
+    node.send({ topic: 'boot/menu', payload: { mac, entry: 'arch_nope' } });
+    await node.waitFor((l) => typeof l.error === 'string' && /no entry "arch_nope"/.test(l.error), 10000, from);
+    from = node.lines.length;
+    node.send({ topic: 'boot/menu', payload: { mac, remove: true } });
+    await node.waitFor((l) => l.msg?.topic === 'dhcp/overrides', 10000, from);
+    const back = await udhcpc();
+    assert.match(back.stdout, /boot=\/arch\/boot\/syslinux\/lpxelinux\.0 cfg= /, back.stdout);
   });
 
   it('closing the flow releases the ports: another server can start on the interface', async () => {
