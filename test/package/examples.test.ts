@@ -52,10 +52,11 @@ describe('examples', () => {
   for (const [file, flow] of flows) {
     for (const n of flow.filter((x) => x.type === 'template' && x.syntax === 'mustache' && x.output === 'str')) {
       it(`${file}: template "${String(n.name)}" reads as plain text`, () => {
-        const payload = { mac: '52:54:00:12:34:56', arch: 'bios', kernel: '/arch/boot/x86_64/vmlinuz-linux', time: '2026-12-02T14:00:00.000Z' };
+        // The fields of a boot/complete event and of an HTTP download event, with the characters mustache escapes.
+        const payload = { mac: '52:54:00:12:34:56', arch: 'bios', kernel: '/arch/boot/x86_64/vmlinuz-linux', time: '2026-12-02T14:00:00.000Z', client: '10.0.0.5', path: '/install-done' };
         const text = Mustache.render(String(n.template), { payload });
         assert.ok(!/&[#a-z0-9]+;/i.test(text), text);
-        assert.ok(text.includes('/arch/boot/x86_64/vmlinuz-linux'), text);
+        for (const [key, value] of Object.entries(payload)) if (String(n.template).includes(`payload.${key}`)) assert.ok(text.includes(value), `${key}: ${text}`);
       });
     }
   }
