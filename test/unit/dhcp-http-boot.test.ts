@@ -31,6 +31,7 @@ import { AddressPool } from '../../nodes/lib/dhcp/pool';
 import { ProxyResponder } from '../../nodes/lib/dhcp/proxy';
 import { DhcpServer } from '../../nodes/lib/dhcp/server';
 import { firmwareOf, nextFirmware } from '../../nodes/lib/boot-events/firmware';
+import { BootTracker } from '../../nodes/lib/boot-events/tracker';
 import { FakeTransport, request, tick } from './dhcp-helpers';
 
 const SERVER = '10.50.0.1';
@@ -210,5 +211,25 @@ describe('boot events: firmware kind "UEFI HTTP"', () => {
     assert.equal(nextFirmware(undefined, 'uefi-http'), 'uefi-http');
     assert.equal(nextFirmware('uefi-x64', 'bios'), 'bios');
     assert.equal(nextFirmware('bios', undefined), 'bios');
+  });
+
+  it('a UEFI HTTP Boot timeline: boot/loader for the HTTP fetch of snponly.efi, firmware uefi-http throughout', () => {
+    const t = new BootTracker({ stallAfterMs: 60000, rootfsStep: 50 });
+    const mac = '52:54:00:50:00:99';
+    const ip = '10.50.0.120';
+    const http = (file: string, at: number) => ({ source: 'http' as const, kind: 'done' as const, ip, file, bytes: 100, size: 100, at });
+    const events = [
+      { source: 'dhcp' as const, kind: 'ack' as const, mac, ip, arch: 'x64 UEFI HTTP', vendorClass: vc('HTTPClient', 16), bootFile: SNP_URL, at: 1 },
+      http('snponly.efi', 2),
+      // iPXE asks again, as a PXE client with arch 7 and user class iPXE.
+      { source: 'dhcp' as const, kind: 'ack' as const, mac, ip, arch: 'x64 UEFI', vendorClass: vc('PXEClient', 7), userClass: ['iPXE'], bootFile: SCRIPT, at: 3 },
+      http('boot.ipxe', 4),
+      http('arch/boot/x86_64/vmlinuz-linux', 5),
+    ].flatMap((sig) => t.handle(sig));
+    assert.deepEqual(events.map((e) => e.stage), ['dhcp', 'loader', 'kernel']);
+    const loader = events.find((e) => e.stage === 'loader')!;
+    assert.equal(loader.file, 'snponly.efi');
+    assert.equal(loader.client.firmware, 'uefi-http');
+    assert.equal(events.at(-1)!.client.firmware, 'uefi-http');
   });
 });

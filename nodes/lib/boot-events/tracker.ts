@@ -33,7 +33,7 @@ export interface BootError {
 
 export interface BootEvent {
   stage: BootStage;
-  client: { mac?: string; ip?: string; arch?: string };
+  client: { mac?: string; ip?: string; arch?: string; firmware?: Firmware };
   file?: string;
   percent?: number;
   at: number;
@@ -524,7 +524,7 @@ export class BootTracker {
     this.changed(c);
     return {
       stage: e.stage,
-      client: { mac: rec.mac, ip: rec.ip, arch: rec.arch },
+      client: { mac: rec.mac, ip: rec.ip, arch: rec.arch, ...(rec.firmware ? { firmware: rec.firmware } : {}) },
       file: e.file,
       percent: e.percent,
       at: e.at,
