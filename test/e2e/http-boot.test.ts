@@ -51,6 +51,8 @@ interface Booted {
   markerMs: number;
   /** ms from power-on until iPXE printed its banner (the loader was fetched and runs). */
   ipxeMs: number | null;
+  /** ms from OVMF's ">>Start HTTP Boot / PXE over IPv4" to iPXE's banner: DHCP and the loader's download. */
+  loaderMs: number | null;
   stages: string[];
   events: ReturnType<typeof readEvents>;
   tftp: Record<string, unknown>[];
@@ -83,14 +85,19 @@ describe('UEFI HTTP Boot of the UEFI example (OVMF, no option ROM)', { skip: ski
     const p = timings['tftp-full'];
     if (h && p) {
       // Same flow, same machine, same run: only the way the firmware fetched iPXE differs.
-      const line = (fig: string, v: number): string => `bench ${fig} ${(v / 1000).toFixed(1)} s`;
+      const line = (fig: string, v: number): string => `bench ${fig} ${(v / 1000).toFixed(2)} s`;
       console.log(line('uefi-http-boot-marker', h.markerMs));
       console.log(line('uefi-tftp-boot-marker', p.markerMs));
       if (h.ipxeMs !== null && p.ipxeMs !== null) {
         console.log(line('uefi-http-boot-to-ipxe', h.ipxeMs));
         console.log(line('uefi-tftp-boot-to-ipxe', p.ipxeMs));
-        const ratio = p.ipxeMs / h.ipxeMs;
-        console.log(`bench uefi-to-ipxe-tftp-over-http ${ratio.toFixed(2)} x floor 1.00 ${ratio >= 1 ? 'ok' : 'MISSED'}`);
+      }
+      if (h.loaderMs !== null && p.loaderMs !== null) {
+        // From the firmware's network boot entry starting to iPXE running: DHCP plus the loader.
+        console.log(line('uefi-http-boot-dhcp-and-loader', h.loaderMs));
+        console.log(line('uefi-tftp-boot-dhcp-and-loader', p.loaderMs));
+        const ratio = p.loaderMs / h.loaderMs;
+        console.log(`bench uefi-loader-tftp-over-http ${ratio.toFixed(2)} x floor 1.00 ${ratio >= 1 ? 'ok' : 'MISSED'}`);
       }
     }
   });
@@ -131,7 +138,7 @@ describe('UEFI HTTP Boot of the UEFI example (OVMF, no option ROM)', { skip: ski
       red = await startNodeRed(srv, flow, { port: 1880 });
       const t0 = Date.now();
       vm = startVm(srv, { tap, mac, firmware: 'uefi', rom: 'none', httpBoot });
-      const watch = watchSerial(vm, { ipxe: /iPXE (initialising|\d)/ }, t0);
+      const watch = watchSerial(vm, { net: /Start (HTTP Boot|PXE) over IPv4/, ipxe: /iPXE (initialising|\d)/ }, t0);
       let line: string;
       try {
         line = (await waitForBootResult(vm, BOOT_TIMEOUT)).line;
@@ -149,7 +156,8 @@ describe('UEFI HTTP Boot of the UEFI example (OVMF, no option ROM)', { skip: ski
       const want = ['dhcp', 'loader', 'kernel', 'initrd', 'rootfs', 'complete'];
       for (let i = 0; i < 50 && !want.every((s) => readEvents(eventsFile).some((e) => e.stage === s)); i++) await new Promise((r) => setTimeout(r, 100));
       const events = readEvents(eventsFile);
-      return { markerMs, ipxeMs: watch.times.ipxe ?? null, stages: events.map((e) => e.stage), events, tftp: readJsonLines(tftpFile), dhcp: readJsonLines(dhcpFile), serial: vm.output(), log: red.log() };
+      const { net, ipxe } = watch.times;
+      return { markerMs, ipxeMs: ipxe ?? null, loaderMs: net !== undefined && ipxe !== undefined ? ipxe - net : null, stages: events.map((e) => e.stage), events, tftp: readJsonLines(tftpFile), dhcp: readJsonLines(dhcpFile), serial: vm.output(), log: red.log() };
     } finally {
       vm?.cleanup();
       await red?.stop();
@@ -184,21 +192,21 @@ describe('UEFI HTTP Boot of the UEFI example (OVMF, no option ROM)', { skip: ski
   it('full DHCP: HTTP Boot fetches snponly.efi from the HTTP node, iPXE boots the ISO over HTTP, no TFTP', async (t) => {
     const r = await boot('full', true, '52:54:00:12:35:01');
     timings['http-full'] = r;
-    t.diagnostic(`marker after ${(r.markerMs / 1000).toFixed(1)} s, iPXE after ${((r.ipxeMs ?? NaN) / 1000).toFixed(1)} s`);
+    t.diagnostic(`marker after ${(r.markerMs / 1000).toFixed(1)} s, iPXE after ${((r.ipxeMs ?? NaN) / 1000).toFixed(1)} s (${((r.loaderMs ?? NaN) / 1000).toFixed(1)} s after the boot entry started)`);
     assertHttpBoot(r, 'full');
   });
 
   it('proxy DHCP beside busybox udhcpd: the same, the address from udhcpd, the URL from us', async (t) => {
     const r = await boot('proxy', true, '52:54:00:12:35:02');
     timings['http-proxy'] = r;
-    t.diagnostic(`marker after ${(r.markerMs / 1000).toFixed(1)} s, iPXE after ${((r.ipxeMs ?? NaN) / 1000).toFixed(1)} s`);
+    t.diagnostic(`marker after ${(r.markerMs / 1000).toFixed(1)} s, iPXE after ${((r.ipxeMs ?? NaN) / 1000).toFixed(1)} s (${((r.loaderMs ?? NaN) / 1000).toFixed(1)} s after the boot entry started)`);
     assertHttpBoot(r, 'proxy');
   });
 
   it('for comparison, the same flow by UEFI PXE: snponly.efi over TFTP', async (t) => {
     const r = await boot('full', false, '52:54:00:12:35:03');
     timings['tftp-full'] = r;
-    t.diagnostic(`marker after ${(r.markerMs / 1000).toFixed(1)} s, iPXE after ${((r.ipxeMs ?? NaN) / 1000).toFixed(1)} s`);
+    t.diagnostic(`marker after ${(r.markerMs / 1000).toFixed(1)} s, iPXE after ${((r.ipxeMs ?? NaN) / 1000).toFixed(1)} s (${((r.loaderMs ?? NaN) / 1000).toFixed(1)} s after the boot entry started)`);
     assert.ok(r.tftp.some((e) => JSON.stringify(e).includes('snponly.efi')), 'snponly.efi came by TFTP');
     assertStagesInOrder(r.stages, ['dhcp', 'loader', 'kernel', 'initrd', 'rootfs', 'complete']);
   });
