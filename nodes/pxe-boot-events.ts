@@ -15,6 +15,8 @@ function toMessage(e: BootEvent, percent: number | undefined): { topic: string; 
     mac: e.client.mac,
     ip: e.client.ip,
     arch: e.client.arch,
+    // 'bios', 'uefi-x64', 'uefi-http' (UEFI HTTP Boot), … as the boot started (firmware.ts).
+    firmware: e.client.firmware,
     file: e.file,
     percent,
     time: iso(e.at),

@@ -41,6 +41,13 @@ export interface VmOptions {
   memoryMb?: number;
   /** A VGA card (never displayed). Default: yes for BIOS (see above), no for UEFI. */
   vga?: boolean;
+  /**
+   * UEFI only: boot by UEFI HTTP Boot. OVMF makes PXE IPv4, PXE IPv6, HTTP IPv4 and HTTP IPv6 boot
+   * entries for the NIC, in that order, and QEMU's bootindex cannot tell them apart (one device
+   * path); fw_cfg switches its PXE entries off (opt/org.tianocore/IPv4PXESupport and
+   * IPv6PXESupport, OvmfPkg/RUNTIME_CONFIG.md), which leaves HTTP Boot over IPv4 first.
+   */
+  httpBoot?: boolean;
 }
 
 /** A guest's serial console: what it printed, and its input. */
@@ -75,6 +82,7 @@ export function startVm(ns: Netns, opts: VmOptions): Vm {
     const vars = path.join(tmp, 'OVMF_VARS.fd');
     fs.copyFileSync(OVMF_VARS, vars);
     args.push('-machine', 'q35', '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${vars}`);
+    if (opts.httpBoot) args.push('-fw_cfg', 'name=opt/org.tianocore/IPv4PXESupport,string=no', '-fw_cfg', 'name=opt/org.tianocore/IPv6PXESupport,string=no');
   } else {
     args.push('-machine', 'pc', '-boot', 'n');
   }

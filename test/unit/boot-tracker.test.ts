@@ -50,7 +50,7 @@ describe('boot tracker', () => {
       ['dhcp', 'loader', 'kernel', 'initrd', 'rootfs:0', 'rootfs:25', 'rootfs:50', 'rootfs:100', 'complete'],
     );
     const last = events.at(-1)!;
-    assert.deepEqual(last.client, { mac: MAC, ip: IP, arch: 'bios' });
+    assert.deepEqual(last.client, { mac: MAC, ip: IP, arch: 'bios', firmware: 'bios' });
     assert.equal(last.timeline.length, events.length);
     assert.equal(t.activeCount, 0);
   });

@@ -15,6 +15,7 @@ function client(over: Partial<ClientInfo>): ClientInfo {
     hostname: null,
     uuid: null,
     isPxe: true,
+    isHttpBoot: false,
     isIpxe: false,
     ...over,
   };

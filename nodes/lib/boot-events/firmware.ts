@@ -45,9 +45,20 @@ export function firmwareOf(h: FirmwareHints): Firmware | undefined {
     const f = fromArchName(h.arch);
     if (f) return f;
   }
+  if (/^HTTPClient/i.test(h.vendorClass ?? '')) return 'uefi-http';
   const m = /PXEClient:Arch:(\d{5})/i.exec(h.vendorClass ?? '');
   if (m) return BY_NUMBER[Number(m[1])] ?? 'other';
   return undefined;
+}
+
+/**
+ * The firmware of a boot that already had `prev` when DHCP now says `next`. The iPXE that UEFI
+ * HTTP Boot loaded asks DHCP again as a PXE client (arch 7): the machine still booted by HTTP, so
+ * 'uefi-http' stays, as 'rpi' does.
+ */
+export function nextFirmware(prev: Firmware | undefined, next: Firmware | undefined): Firmware | undefined {
+  if (prev === 'rpi' || prev === 'uefi-http') return prev;
+  return next ?? prev;
 }
 
 /** iPXE says so in its user class (option 77). */

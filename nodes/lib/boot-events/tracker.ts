@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { BootSignal, DhcpSignal, TransferSignal } from './bus';
-import { firmwareFromFile, firmwareOf, isIpxe, type Firmware } from './firmware';
+import { firmwareFromFile, firmwareOf, isIpxe, nextFirmware, type Firmware } from './firmware';
 
 export type BootStage = 'dhcp' | 'loader' | 'kernel' | 'initrd' | 'rootfs' | 'complete' | 'stalled';
 /** The stages a boot goes through, in order (stalled is not one: it is a state). */
@@ -33,7 +33,7 @@ export interface BootError {
 
 export interface BootEvent {
   stage: BootStage;
-  client: { mac?: string; ip?: string; arch?: string };
+  client: { mac?: string; ip?: string; arch?: string; firmware?: Firmware };
   file?: string;
   percent?: number;
   at: number;
@@ -331,7 +331,8 @@ export class BootTracker {
     if (s.arch) rec.arch = s.arch;
     if (s.hostname) rec.hostname = clip(s.hostname, 64);
     const fw = firmwareOf({ mac, arch: s.arch, vendorClass: s.vendorClass, userClass: s.userClass });
-    if (fw && rec.firmware !== 'rpi') rec.firmware = fw;
+    const firmware = nextFirmware(rec.firmware, fw);
+    if (firmware) rec.firmware = firmware;
     if (isIpxe(s)) rec.ipxe = true;
     rec.lastAt = Math.max(rec.lastAt, s.at);
     c.failAt = undefined;
@@ -523,7 +524,7 @@ export class BootTracker {
     this.changed(c);
     return {
       stage: e.stage,
-      client: { mac: rec.mac, ip: rec.ip, arch: rec.arch },
+      client: { mac: rec.mac, ip: rec.ip, arch: rec.arch, ...(rec.firmware ? { firmware: rec.firmware } : {}) },
       file: e.file,
       percent: e.percent,
       at: e.at,

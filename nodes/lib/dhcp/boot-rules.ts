@@ -5,6 +5,11 @@
  * A rule's conditions are ANDed; an absent condition matches anything. `ipxe: false` on a rule
  * that hands out an iPXE binary keeps iPXE from chain-loading itself forever; an `ipxe: true`
  * rule placed first gives iPXE its script URL instead.
+ *
+ * UEFI HTTP Boot clients (option 60 "HTTPClient…", option 93 15/16/18/19) fetch their boot file
+ * by HTTP: they get it as an absolute URL and option 60 "HTTPClient" back, or the firmware
+ * ignores the offer (edk2 HttpBootDxe). A relative boot file becomes http://<next-server>/<file>,
+ * the HTTP node's address for a file of the store.
  */
 import type { DhcpPacket } from './codec';
 import type { ClientInfo } from './client';
@@ -31,6 +36,8 @@ export interface BootMatch {
   userClass?: string[];
   /** Raspberry Pi: a Pi MAC prefix or the Pi's vendor class. */
   raspberryPi?: boolean;
+  /** true: UEFI HTTP Boot clients only (option 60 "HTTPClient…"); false: never them. */
+  httpBoot?: boolean;
 }
 
 export interface BootAction {
@@ -89,6 +96,7 @@ export function matches(m: BootMatch, c: ClientInfo): boolean {
   }
   if (m.userClass && m.userClass.length && !m.userClass.some((u) => c.userClasses.includes(u))) return false;
   if (m.raspberryPi !== undefined && m.raspberryPi !== isPi(c)) return false;
+  if (m.httpBoot !== undefined && m.httpBoot !== c.isHttpBoot) return false;
   return true;
 }
 
@@ -161,27 +169,37 @@ export class BootRules {
   }
 }
 
+/** The boot file as an HTTP Boot client needs it: an absolute URL (a bare path: on our HTTP node). */
+export function httpBootUrl(bootFile: string, next: string): string {
+  if (/^https?:\/\//i.test(bootFile)) return bootFile;
+  return `http://${next}/${bootFile.replace(/\\/g, '/').replace(/^\/+/, '')}`;
+}
+
 /**
  * Writes a boot decision into a reply: siaddr, file, options 66/67/209/210, 43 and extras.
- * `serverIp` is our own address (default next-server). Returns the boot file given, or null.
+ * `serverIp` is our own address (default next-server). For a UEFI HTTP Boot client (`httpClient`)
+ * the boot file is a URL, option 60 says "HTTPClient", and there is no TFTP server (66) nor PXE
+ * option 43. Returns the boot file given, or null.
  */
-export function applyBoot(reply: DhcpPacket, action: BootAction, serverIp: string, pxeClient: boolean): string | null {
+export function applyBoot(reply: DhcpPacket, action: BootAction, serverIp: string, pxeClient: boolean, httpClient = false): string | null {
   if (action.noBoot) return null;
   const next = action.nextServer || serverIp;
   reply.siaddr = next;
   // '{next-server}' in a boot file (an iPXE script URL) becomes the address clients boot from,
   // so one flow works whatever address the interface has.
-  const bootFile = action.bootFile?.split('{next-server}').join(next);
+  let bootFile = action.bootFile?.split('{next-server}').join(next);
+  if (bootFile && httpClient) bootFile = httpBootUrl(bootFile, next);
+  if (httpClient) reply.options.set(Opt.VENDOR_CLASS, str('HTTPClient'));
   if (bootFile) {
     // Long URLs (iPXE scripts) do not fit the 128-byte file field: option 67 carries them alone.
     if (Buffer.byteLength(bootFile) < 128) reply.file = bootFile;
     reply.options.set(Opt.BOOTFILE_NAME, str(bootFile));
-    reply.options.set(Opt.TFTP_SERVER_NAME, str(action.tftpServer || next));
+    if (!httpClient) reply.options.set(Opt.TFTP_SERVER_NAME, str(action.tftpServer || next));
   } else if (action.tftpServer) reply.options.set(Opt.TFTP_SERVER_NAME, str(action.tftpServer));
   if (action.configFile) reply.options.set(Opt.PXELINUX_CONFIG_FILE, str(action.configFile));
   if (action.pathPrefix) reply.options.set(Opt.PXELINUX_PATH_PREFIX, str(action.pathPrefix));
   if (action.raspberryPi) reply.options.set(Opt.VENDOR_SPECIFIC, raspberryPiVendorOption());
-  else if (pxeClient) reply.options.set(Opt.VENDOR_SPECIFIC, pxeVendorOption());
+  else if (pxeClient && !httpClient) reply.options.set(Opt.VENDOR_SPECIFIC, pxeVendorOption());
   for (const o of action.options ?? []) reply.options.set(o.code, encodeExtraOption(o));
   return bootFile ?? null;
 }

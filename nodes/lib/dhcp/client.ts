@@ -26,6 +26,11 @@ export interface ClientInfo {
   hostname: string | null;
   uuid: string | null;
   isPxe: boolean;
+  /**
+   * UEFI HTTP Boot firmware (UEFI 2.5+ §24.7): option 60 starts with "HTTPClient"; it wants the
+   * boot file as a URL and option 60 "HTTPClient" back.
+   */
+  isHttpBoot: boolean;
   /** iPXE says so with user class "iPXE" or its encapsulated option 175. */
   isIpxe: boolean;
 }
@@ -46,6 +51,7 @@ export function describeClient(p: DhcpPacket): ClientInfo {
     hostname: getHostname(p.options),
     uuid: uuid ? formatUuid(uuid) : null,
     isPxe: !!vendorClass && vendorClass.startsWith('PXEClient'),
+    isHttpBoot: !!vendorClass && vendorClass.startsWith('HTTPClient'),
     isIpxe: userClasses.includes('iPXE') || getIpxeOptions(p.options) !== null,
   };
 }

@@ -93,7 +93,7 @@ export class FullResponder implements Responder {
     if (host) o.set(Opt.HOSTNAME, str(host));
     const decision = this.cfg.rules.select(c);
     if (!decision) return { bootFile: null, rule: null };
-    return { bootFile: applyBoot(reply, decision.action, this.cfg.serverIp, c.isPxe), rule: decision.source };
+    return { bootFile: applyBoot(reply, decision.action, this.cfg.serverIp, c.isPxe, c.isHttpBoot), rule: decision.source };
   }
 
   private reply(req: DhcpPacket, c: ClientInfo, type: number, subnet: Subnet, yiaddr: string, received: DhcpEvent, withLease = true): HandleResult {

@@ -12,8 +12,11 @@ import type { DhcpServiceConfig } from './service';
 export interface RuleDef {
   name?: string;
   /** What the rule matches on. */
-  match?: 'any' | 'arch' | 'ipxe' | 'mac' | 'vendor' | 'userclass' | 'raspberrypi';
-  /** Arch numbers "7,9", MAC prefixes, vendor class prefixes, user classes (comma separated). */
+  match?: 'any' | 'arch' | 'ipxe' | 'mac' | 'vendor' | 'userclass' | 'raspberrypi' | 'httpboot';
+  /**
+   * Arch numbers "7,9", MAC prefixes, vendor class prefixes, user classes (comma separated); for
+   * 'httpboot', optional arch numbers ("16" x64, "19" ARM64).
+   */
   value?: string;
   /** 'any' | 'yes' | 'no': restrict the rule to iPXE or non-iPXE clients. */
   ipxe?: string;
@@ -90,6 +93,14 @@ export function menuChoiceOf(d: Pick<RuleDef, 'menu' | 'entry' | 'menuSeconds' |
   throw new Error(`${what}: unknown menu choice "${mode}"`);
 }
 
+function archNumbers(values: string[], what: string): number[] {
+  return values.map((v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n)) throw new Error(`${what}: architecture "${v}" is not a number`);
+    return n;
+  });
+}
+
 /** BIOS settings used to fill a BIOS rule's empty fields (the wiki's, or detected from the ISO). */
 export type BiosDefaults = Pick<BootAction, 'bootFile' | 'configFile' | 'pathPrefix'>;
 
@@ -112,11 +123,7 @@ export function toBootRules(defs: RuleDef[] | undefined, bios: BiosDefaults = AR
       case 'any':
         break;
       case 'arch':
-        match.arch = values.map((v) => {
-          const n = Number(v);
-          if (!Number.isInteger(n)) throw new Error(`${what}: architecture "${v}" is not a number`);
-          return n;
-        });
+        match.arch = archNumbers(values, what);
         break;
       case 'ipxe':
         match.ipxe = true;
@@ -132,6 +139,10 @@ export function toBootRules(defs: RuleDef[] | undefined, bios: BiosDefaults = AR
         break;
       case 'raspberrypi':
         match.raspberryPi = true;
+        break;
+      case 'httpboot':
+        match.httpBoot = true;
+        if (values.length) match.arch = archNumbers(values, what);
         break;
       default:
         throw new Error(`${what}: unknown match "${String(d.match)}"`);

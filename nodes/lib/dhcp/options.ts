@@ -233,7 +233,7 @@ export function getClientArch(o: Options): number[] {
 
 /** The architecture from a vendor class like "PXEClient:Arch:00007:UNDI:003016" (fallback for 93). */
 export function archFromVendorClass(vc: string | null): number | null {
-  const m = vc ? /^PXEClient:Arch:(\d{5})/.exec(vc) : null;
+  const m = vc ? /^(?:PXEClient|HTTPClient):Arch:(\d{5})/.exec(vc) : null;
   return m ? Number(m[1]) : null;
 }
 

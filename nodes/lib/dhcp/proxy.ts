@@ -8,6 +8,9 @@
  *  - REQUEST on port 4011 (the client already has its address and asks the boot server) → ACK
  *    with the same boot information, sent back to where the request came from; the boot item it
  *    asked for (option 43 sub-option 71) is echoed in the ACK's option 43, as PXE 2.1 replies do.
+ *  - UEFI HTTP Boot clients (option 60 "HTTPClient…") are answered as PXE clients are, with
+ *    option 60 "HTTPClient" and the boot file as a URL; they take a proxy offer's URL beside the
+ *    other server's address (edk2 HttpBootDxe) and never ask on port 4011.
  *  - Everything else — REQUESTs on port 67 (they belong to the real DHCP server), DISCOVERs on
  *    4011, non-PXE clients, clients no rule matches — gets no answer.
  */
@@ -59,7 +62,7 @@ export class ProxyResponder implements Responder {
     const received = makeEvent(name, c, req.xid, req.giaddr, { ip });
     const ignore = (reason: string): HandleResult => NO_REPLY([{ ...received, reason }]);
 
-    if (!c.isPxe) return ignore('not a PXE client');
+    if (!c.isPxe && !c.isHttpBoot) return ignore('not a PXE client');
     const onPxePort = localPort === PXE_PORT;
     let replyType: number;
     if (type === MessageType.DISCOVER && !onPxePort) replyType = MessageType.OFFER;
@@ -71,7 +74,7 @@ export class ProxyResponder implements Responder {
     if (!decision) return ignore('no boot rule matches');
     if (decision.action.noBoot) return ignore(`boot rule ${decision.source}: no boot`);
     const reply = baseReply(req, replyType, this.cfg.serverIp, true);
-    const bootFile = applyBoot(reply, decision.action, this.cfg.serverIp, true);
+    const bootFile = applyBoot(reply, decision.action, this.cfg.serverIp, true, c.isHttpBoot);
     if (onPxePort) echoBootItem(req, reply);
     finishReply(req, reply);
     const sent = makeEvent(replyType === MessageType.OFFER ? 'offer' : 'ack', c, req.xid, req.giaddr, {
