@@ -6,11 +6,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { detectArchiso } from '../../nodes/lib/store/archiso';
-import { openStore } from '../../nodes/lib/store/open-store';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as http from 'node:http';
 import { BootMenus } from '../../nodes/lib/menus/boot-menus';
+import { HttpFileService } from '../../nodes/lib/http/serve-file';
+import { HttpListener } from '../../nodes/lib/http/server';
+import { openStore } from '../../nodes/lib/store/open-store';
 import { openConfiguredStore } from '../../nodes/lib/store/open-store';
 import { PublishedFiles } from '../../nodes/lib/store/published-files';
 import { ipxeMenuScript } from '../../nodes/lib/menus/ipxe-menu';
@@ -169,6 +172,31 @@ describe('syslinux menus', () => {
     } finally {
       await store.close();
       fs.rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
+  it("the HTTP node's iPXE script offers the ISO's menu to UEFI clients when asked, with our host as the NBD/NFS server", async () => {
+    const iso = ensureFixtures().isos.current!;
+    const store = await openStore(fixturePath(iso.file));
+    const service = new HttpFileService({ store, ipxeMenu: { mode: 'timeout', entry: 'arch_nfs', seconds: 5 }, kernelArgs: 'console=ttyS0' });
+    const listener = new HttpListener(service.handle);
+    const { port } = await listener.listen({ address: '127.0.0.1', port: 0 });
+    try {
+      const body = await new Promise<string>((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port, path: '/boot.ipxe', headers: { host: '10.9.8.7:8080' } }, (res) => {
+          let b = '';
+          res.setEncoding('utf8').on('data', (d: string) => (b += d)).on('end', () => resolve(b));
+        }).on('error', reject);
+      });
+      assert.match(body, /^#!ipxe/);
+      assert.match(body, /^choose --default e_arch_nfs --timeout 5000 /m);
+      assert.match(body, /archiso_nfs_srv=10\.9\.8\.7:\/run\/archiso\/bootmnt .*console=ttyS0/);
+      assert.match(body, /archiso_nbd_srv=10\.9\.8\.7 /);
+      assert.match(body, /^kernel http:\/\/10\.9\.8\.7:8080\/arch\/boot\/x86_64\/vmlinuz-linux /m);
+    } finally {
+      await service.close();
+      await listener.close();
+      await store.close();
     }
   });
 });

@@ -103,3 +103,11 @@ export function hostFor(address: string, port: number): string {
   const h = a.includes(':') ? `[${a}]` : a;
   return port === 80 ? h : `${h}:${port}`;
 }
+
+/** The address part of host[:port] ('10.0.0.1:8080' → '10.0.0.1', '[fd00::1]:80' → 'fd00::1'). */
+export function hostOnly(host: string): string {
+  const v6 = /^\[([^\]]+)\]/.exec(host);
+  if (v6) return v6[1]!;
+  const i = host.lastIndexOf(':');
+  return i >= 0 ? host.slice(0, i) : host;
+}

@@ -9,7 +9,9 @@ import type { FileStore, StoreFile, StoreStat } from '../store/types';
 import { BufferPool } from './buffer-pool';
 import { evaluateConditions, validatorsFor } from './conditional';
 import { contentTypeFor } from './content-type';
-import { findArchBootFiles, hostFor, renderArchIpxeScript, safeHost, urlPath, type ArchBootFiles } from './ipxe-script';
+import { BootMenus } from '../menus/boot-menus';
+import { MenuError, type MenuChoice } from '../menus/pxelinux-config';
+import { findArchBootFiles, hostFor, hostOnly, renderArchIpxeScript, safeHost, urlPath, type ArchBootFiles } from './ipxe-script';
 import { ProgressTracker } from './progress';
 import { contentRange, ifRangeMatches, parseRange } from './range';
 import { sendRange, socketAssigned, type SendOptions, type SendOutcome } from './send-range';
@@ -93,6 +95,12 @@ export interface FileServiceOptions {
   ipxePath?: string | null;
   /** Extra kernel command-line arguments for the generated iPXE script (e.g. console=ttyS0). */
   kernelArgs?: string;
+  /**
+   * What the generated iPXE script boots: absent, the ISO over HTTP straight away (no menu);
+   * otherwise the entries of the ISO's own PXE menu (NBD, NFS, HTTP, …), shown as a menu, booted
+   * after a timeout, or one booted at once (BootMenus).
+   */
+  ipxeMenu?: MenuChoice;
   /** URL prefix the service is mounted under on a shared server ('' for its own listener). */
   basePath?: string;
   /** host[:port] for generated URLs when a request has no usable Host header. */
@@ -418,6 +426,7 @@ export class HttpFileService {
   }
 
   private async serveIpxe(req: IncomingMessage, res: ServerResponse, c: Client): Promise<void> {
+    if (this.opts.ipxeMenu) return this.serveIpxeMenu(req, res, c, this.opts.ipxeMenu);
     let files: ArchBootFiles;
     try {
       files = await (this.opts.bootFiles ?? findArchBootFiles)(this.opts.store);
@@ -430,6 +439,21 @@ export class HttpFileService {
     const host =
       safeHost(req.headers.host) ?? this.opts.publicHost ?? hostFor(req.socket.localAddress ?? '127.0.0.1', req.socket.localPort ?? 80);
     const script = renderArchIpxeScript(files, `http://${host}${this.basePath}/`, this.opts.kernelArgs);
+    this.sendText(req, res, c, 200, script, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-cache' });
+  }
+
+  /** The ISO's PXE menu as an iPXE script; its NBD and NFS entries name this host as their server. */
+  private async serveIpxeMenu(req: IncomingMessage, res: ServerResponse, c: Client, choice: MenuChoice): Promise<void> {
+    const host = safeHost(req.headers.host) ?? this.opts.publicHost ?? hostFor(req.socket.localAddress ?? '127.0.0.1', req.socket.localPort ?? 80);
+    let script: string;
+    try {
+      const menus = await BootMenus.load(this.opts.store);
+      script = menus.ipxe({ choice, extraArgs: this.opts.kernelArgs }, `http://${host}${this.basePath}/`, hostOnly(host));
+    } catch (err) {
+      const status = err instanceof MenuError ? 404 : statusForError(err);
+      const text = status === 404 ? `cannot generate ${this.ipxePath}: ${err instanceof MenuError ? err.message : 'the store is not an Arch ISO'}\n` : `${STORE_ERROR_TEXT[500]}\n`;
+      return this.sendText(req, res, c, status === 404 ? 404 : 500, text, {}, null, `cannot generate ${this.ipxePath}: ${(err as Error).message}`);
+    }
     this.sendText(req, res, c, 200, script, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-cache' });
   }
 
