@@ -5,9 +5,9 @@ import type { NodeStatus } from './red';
  * flight and a byte rate smoothed over the last few seconds, and shows it at most once a second
  * (a status goes to every open editor; a hundred transfers must not mean a hundred updates).
  *
- * Bytes are credited as the node learns of them: `progress` with a transfer's running total (HTTP,
- * NBD, NFS), or, for a transfer that only reports its end (TFTP), spread over its whole duration
- * at `end`. The node words the text through its own locale file.
+ * Bytes are credited as the node learns of them: `progress` with a transfer's running total, or,
+ * for a transfer that only reports its end (a TFTP transfer shorter than its progress interval),
+ * spread over its whole duration at `end`. The node words the text through its own locale file.
  */
 export interface ActivityStatusOptions {
   /** Sets the node's status (`node.status`). */
@@ -108,14 +108,14 @@ export class ActivityStatus {
   }
 
   /**
-   * The transfer ended with `bytes` sent in all (undefined: as last reported). Bytes never
-   * reported by progress are spread over the transfer's duration (from `startedAt`, else from
-   * its begin).
+   * The transfer ended with `bytes` sent in all (undefined: as last reported). Bytes not yet
+   * reported by progress are spread over the time since its last progress report, or, if it
+   * had none, over its whole duration (from `startedAt`, else from its begin).
    */
   end(key: string, bytes?: number, startedAt?: number): void {
     const now = this.now();
     const t = this.transfers.get(key);
-    const from = startedAt ?? t?.startedAt ?? now;
+    const from = t && t.bytes > 0 ? t.lastAt : (startedAt ?? t?.startedAt ?? now);
     const before = t?.bytes ?? 0;
     if (bytes !== undefined && bytes > before) this.credit(bytes - before, from, now);
     this.transfers.delete(key);
