@@ -296,9 +296,10 @@ describe('the PXE sidebar in chromium', { skip, timeout: 300000 }, () => {
     assert.match(await page.locator('.pxe-boot-empty').innerText(), /No PXE client seen yet/);
     assert.equal(await page.locator('.pxe-boot-clear').isEnabled(), true);
     // The help of every serving node links here: its link opens the tab.
-    for (const type of ['pxe-boot-events', 'pxe-dhcp', 'pxe-tftp', 'pxe-http', 'pxe-nbd', 'pxe-nfs']) {
+    for (const type of ['pxe-boot-events', 'pxe-dhcp', 'pxe-tftp', 'pxe-http', 'pxe-nbd', 'pxe-nfs', 'pxe-files']) {
       await page.evaluate((t) => (RED.sidebar as unknown as { help: { show(t: string): void } }).help.show(t), type);
-      const link = page.locator('#red-ui-sidebar a[data-pxe-sidebar]');
+      // (pxe-dhcp's help links twice: in its summary and where it tells of unattended boots.)
+      const link = page.locator('#red-ui-sidebar a[data-pxe-sidebar]').first();
       await link.waitFor({ state: 'visible' });
       assert.equal(await page.locator('.pxe-boot').isVisible(), false, type);
       await link.click();
