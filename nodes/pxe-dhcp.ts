@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { bootBus } from './lib/boot-events/bus';
+import { dhcpSignal } from './lib/boot-events/dhcp-signal';
 import { ARCH_BIOS_DEFAULTS, type BootAction } from './lib/dhcp/boot-rules';
 import type { DhcpEvent } from './lib/dhcp/events';
 import { menuChoiceOf, parseExtraOptions, toServiceConfig, type BiosDefaults, type DhcpNodeDef } from './lib/dhcp/node-config';
@@ -167,7 +168,7 @@ export = function register(RED: RedApi): void {
         // Offers and ACKs carry the boot information the boot-events node starts a timeline with;
         // a proxy offer carries no address.
         if (e.type === 'ack' || e.type === 'offer' || (e.type === 'request' && e.ip)) {
-          bootBus.publish({ source: 'dhcp', kind: e.type, mac: e.mac, ip: e.ip ?? undefined, arch: e.archName ?? undefined, bootFile: e.bootFile ?? undefined, at: Date.now() });
+          bootBus.publish(dhcpSignal(e, cfg.mode));
         }
         if (e.type === 'ack' || e.type === 'offer') this.status({ fill: 'green', shape: 'dot', text: `${e.type} ${e.ip ?? ''}`.trim() });
       });

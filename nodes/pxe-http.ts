@@ -1,3 +1,4 @@
+import { ActivityStatus } from './lib/activity-status';
 import { bootBus } from './lib/boot-events/bus';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostFor } from './lib/http/ipxe-script';
@@ -65,11 +66,17 @@ export = function register(RED: RedWithHttpNode): void {
     let listener: HttpListener | undefined;
     let middleware: Middleware | undefined;
     let idleText = '';
+    // "3 active, 41 MB/s", at most once a second: the service counts the downloads in flight
+    // (onActive) and reports each one's running total every progress step.
+    const activity = new ActivityStatus({
+      show: (s) => this.status(s),
+      idle: () => ({ fill: 'green', shape: 'dot', text: idleText }),
+      busyText: (count, rate) => RED._('pxe-http.status.busy', { count, rate }),
+    });
 
     const send = (topic: string, payload: object): void => this.send({ topic, payload } as NodeMessage);
     const bootSignal = (kind: 'progress' | 'done', client: string, file: string, bytes: number, size: number): void =>
       bootBus.publish({ source: 'http', kind, ip: client.replace(/^::ffff:/, ''), file, bytes, size, at: Date.now() });
-    const idle = (): void => this.status({ fill: 'green', shape: 'dot', text: idleText });
     // One warning per kind a minute: a client repeating a failing request must not flood the log.
     const warned = new Map<string, { at: number; more: number }>();
     const warnOnce = (kind: string, text: string): void => {
@@ -87,7 +94,7 @@ export = function register(RED: RedWithHttpNode): void {
     const start = async (): Promise<void> => {
       if (!storeNode) throw new Error('no pxe-iso-store selected: choose the ISO or folder to serve');
       if (port < 0 || port > 65535) throw new Error(`port ${def.port} is not a port number (0-65535)`);
-      this.status({ fill: 'yellow', shape: 'ring', text: 'starting' });
+      this.status({ fill: 'yellow', shape: 'ring', text: RED._('pxe-http.status.starting') });
       const store = await storeNode.acquire(this);
       const nodeRoot = typeof RED.settings.httpNodeRoot === 'string' ? mountPath(RED.settings.httpNodeRoot) : '';
       service = new HttpFileService({
@@ -102,22 +109,25 @@ export = function register(RED: RedWithHttpNode): void {
           onRequest: (e) => send('http/request', e),
           onProgress: (e) => {
             send('http/progress', e);
+            activity.progress(String(e.id), e.bytes);
             bootSignal('progress', e.client, e.path, e.bytes, e.total);
           },
           onDone: (e) => {
             send('http/done', e);
+            activity.end(String(e.id), e.bytes, Date.now() - e.durationMs);
             // A whole file (not a range) sent in full: a finished download for the boot timeline.
             if (e.status === 200) bootSignal('done', e.client, e.path, e.bytes, e.bytes);
           },
           onFail: (e) => {
             send('http/error', e);
+            activity.end(String(e.id), e.bytes);
             // What went wrong on our side (a store error, memory for stalled clients spent) is
             // the log's to tell; clients only get a generic answer.
             if (e.status >= 500 && e.status !== 503) warnOnce(e.error, RED._('pxe-http.warn.failed', { status: e.status, client: e.client, path: e.path, error: e.error }));
             else if (e.error.includes('memory for stalled clients')) warnOnce('stalled', RED._('pxe-http.warn.failed', { status: e.status, client: e.client, path: e.path, error: e.error }));
           },
           onLog: (line) => this.debug(line),
-          onActive: (n) => (n === 0 ? idle() : this.status({ fill: 'blue', shape: 'dot', text: n === 1 ? '1 download' : `${n} downloads` })),
+          onActive: (n) => activity.setCount(n),
         },
       });
       if (mode === 'httpNode') {
@@ -129,23 +139,24 @@ export = function register(RED: RedWithHttpNode): void {
         // Other methods fall through to the rest of the flows' routes.
         middleware = (req, res, next) => (req.method === 'GET' || req.method === 'HEAD' ? svc.handle(req, res) : next());
         app.use(mount || '/', middleware);
-        idleText = `on ${nodeRoot + mount || '/'}`.slice(0, 19);
+        idleText = RED._('pxe-http.status.mounted', { path: nodeRoot + mount || '/' });
       } else {
         listener = new HttpListener(service.handle);
         const bound = await listener.listen({ address, port });
         this.boundPort = bound.port;
-        idleText = `listening :${bound.port}`;
+        idleText = RED._('pxe-http.status.listening', { port: bound.port });
       }
-      idle();
+      activity.update();
     };
 
     this.ready = start().catch((err: NodeJS.ErrnoException) => {
-      const text = err.code === 'EACCES' ? `no permission :${port}` : err.code === 'EADDRINUSE' ? `port ${port} in use` : 'not serving';
-      this.status({ fill: 'red', shape: 'ring', text });
+      const key = err.code === 'EACCES' ? 'noPermission' : err.code === 'EADDRINUSE' ? 'inUse' : 'notServing';
+      this.status({ fill: 'red', shape: 'ring', text: RED._(`pxe-http.status.${key}`, { port }) });
       this.error(err.message);
     });
 
     this.on('close', (_removed: boolean, done: () => void) => {
+      activity.close();
       (async () => {
         await this.ready;
         if (middleware && RED.httpNode) removeMiddleware(RED.httpNode, middleware);

@@ -1,3 +1,4 @@
+import { ActivityStatus } from './lib/activity-status';
 import { bindErrorKind } from './lib/bind-error';
 import { bootBus } from './lib/boot-events/bus';
 import { NfsServer, type NfsClientInfo, type NfsListening, type NfsMountEvent, type NfsReadProgress } from './lib/nfs/server';
@@ -37,10 +38,20 @@ export = function register(RED: RedApi): void {
       this.status({ fill: 'red', shape: 'ring', text: RED._(`pxe-nfs.status.${statusKey}`) });
       this.error(message);
     };
-    const showMounts = (): void => {
-      const count = server?.mountCount ?? 0;
-      this.status({ fill: count > 0 ? 'blue' : 'green', shape: 'dot', text: RED._('pxe-nfs.status.mounted', { count }) });
-    };
+    // "2 reading, 41 MB/s (3 mounted)", at most once a second. NFS has no transfers of its own:
+    // a client+file pair counts from its first read report until it has read every byte, or
+    // until it has read nothing for a few report intervals (a client reads what it needs and stops).
+    // Bytes are the server's own count: distinct bytes of the file read so far.
+    const activity = new ActivityStatus({
+      show: (s) => this.status(s),
+      idle: () => {
+        const count = server?.mountCount ?? 0;
+        return { fill: count > 0 ? 'blue' : 'green', shape: 'dot', text: RED._('pxe-nfs.status.mounted', { count }) };
+      },
+      busyText: (count, rate) => RED._('pxe-nfs.status.busy', { count, rate, mounts: server?.mountCount ?? 0 }),
+      staleMs: Math.max(5000, 3 * progressIntervalMs),
+    });
+    const showMounts = (): void => activity.update();
 
     const start = async (): Promise<void> => {
       if (nfsPort === undefined) return fail('badConfig', RED._('pxe-nfs.errors.port', { port: String(def.nfsPort) }));
@@ -71,6 +82,9 @@ export = function register(RED: RedApi): void {
       // The boot-events node sees NFS reads like HTTP downloads: airootfs.sfs read whole = complete.
       srv.on('read', (p: NfsReadProgress) => {
         this.send({ topic: 'nfs/read', payload: p });
+        const key = `${p.address} ${p.path}`;
+        if (p.done) activity.end(key, p.bytes);
+        else activity.progress(key, p.bytes);
         bootBus.publish({ source: 'nfs', kind: p.done ? 'done' : 'progress', ip: p.address, file: p.path, bytes: p.bytes, size: p.size, at: Date.now() });
       });
       srv.on('clientError', (e: NfsClientInfo & { message: string }) => this.debug(`NFS client ${e.address}:${e.port}: ${e.message}`));
@@ -103,6 +117,7 @@ export = function register(RED: RedApi): void {
 
     this.on('close', (_removed: boolean, done: () => void) => {
       closed = true;
+      activity.close();
       void (async () => {
         await starting;
         await server?.close();

@@ -5,7 +5,7 @@ import type { NodeDef, RedApi, RedNode } from './lib/red';
 import { getStoreNode, type IsoStoreNode } from './lib/store-node';
 import { ErrorCode } from './lib/tftp/codec';
 import { MAX_GRANTED_WINDOWSIZE } from './lib/tftp/options';
-import { TftpServer, type TftpEvent } from './lib/tftp/server';
+import { TftpServer, type ProgressEvent, type TftpEvent } from './lib/tftp/server';
 import { bindErrorKind } from './lib/bind-error';
 
 interface TftpDef extends NodeDef {
@@ -47,14 +47,15 @@ export = function register(RED: RedApi): void {
       this.status({ fill: 'red', shape: 'ring', text: RED._(`pxe-tftp.status.${statusKey}`) });
       this.error(message);
     };
-    // "3 active, 41 MB/s", at most once a second; bytes are known when each transfer ends.
+    // "3 active, 41 MB/s", at most once a second, from the server's progress reports (a few a
+    // second per running transfer) and each transfer's end.
     const activity = new ActivityStatus({
       show: (s) => this.status(s),
       idle: () => ({ fill: 'green', shape: 'dot', text: RED._('pxe-tftp.status.listening', { port: settings.port }) }),
       busyText: (count, rate) => RED._('pxe-tftp.status.busy', { count, rate }),
     });
     const store = storeNode?.source ? path.basename(storeNode.source) : undefined;
-    const signal = (ev: TftpEvent, kind: TransferSignal['kind'], bytes: number, extra: Partial<TransferSignal> = {}): void =>
+    const signal = (ev: TftpEvent | ProgressEvent, kind: TransferSignal['kind'], bytes: number, extra: Partial<TransferSignal> = {}): void =>
       bootBus.publish({ source: 'tftp', kind, ip: ev.client.address.replace(/^::ffff:/, ''), file: ev.file, bytes, size: ev.size ?? bytes, at: Date.now(), ...(store ? { store } : {}), ...extra });
 
     const onEvent = (ev: TftpEvent): void => {
@@ -86,6 +87,13 @@ export = function register(RED: RedApi): void {
       }
     };
 
+    // Large files (kernel, initramfs) move the sidebar's progress bar while they load; no
+    // message goes out for them (a flow gets tftp/start and tftp/done).
+    const onProgress = (ev: ProgressEvent): void => {
+      activity.progress(String(ev.id), ev.bytesSent);
+      signal(ev, 'progress', ev.bytesSent);
+    };
+
     const start = async (): Promise<void> => {
       const bad = Object.entries(settings).find(([, v]) => v === undefined);
       if (bad) return fail('badConfig', RED._('pxe-tftp.errors.setting', { name: bad[0], value: String(def[bad[0]]) }));
@@ -108,6 +116,7 @@ export = function register(RED: RedApi): void {
       };
       const srv = new TftpServer({ store, address: address || undefined, workerStore, ...settings });
       srv.on('transfer', onEvent);
+      srv.on('progress', onProgress);
       srv.on('warning', (err) => this.warn(RED._('pxe-tftp.errors.socket', { message: err.message })));
       try {
         await srv.listen();

@@ -5,9 +5,9 @@ import type { NodeStatus } from './red';
  * flight and a byte rate smoothed over the last few seconds, and shows it at most once a second
  * (a status goes to every open editor; a hundred transfers must not mean a hundred updates).
  *
- * Bytes are credited as the node learns of them: `progress` with a transfer's running total (HTTP,
- * NBD, NFS), or, for a transfer that only reports its end (TFTP), spread over its whole duration
- * at `end`. The node words the text through its own locale file.
+ * Bytes are credited as the node learns of them: `progress` with a transfer's running total, or,
+ * for a transfer that only reports its end (a TFTP transfer shorter than its progress interval),
+ * spread over its whole duration at `end`. The node words the text through its own locale file.
  */
 export interface ActivityStatusOptions {
   /** Sets the node's status (`node.status`). */
@@ -20,6 +20,12 @@ export interface ActivityStatusOptions {
   intervalMs?: number;
   /** How far back the rate looks (default 5000 ms). */
   windowMs?: number;
+  /**
+   * A transfer with no news for this long is no longer counted (default: never). For servers
+   * whose transfers have no end of their own: an NFS client reads a file and simply stops, an
+   * NBD client stays connected long after it last read.
+   */
+  staleMs?: number;
   now?: () => number;
   setTimer?: (fn: () => void, ms: number) => unknown;
   clearTimer?: (t: unknown) => void;
@@ -48,6 +54,8 @@ export function formatBytes(n: number): string {
 interface Transfer {
   bytes: number;
   startedAt: number;
+  /** When the node last heard of it (begin or progress). */
+  lastAt: number;
 }
 
 export class ActivityStatus {
@@ -76,7 +84,10 @@ export class ActivityStatus {
 
   /** A transfer started. */
   begin(key: string): void {
-    if (!this.transfers.has(key)) this.add(key, { bytes: 0, startedAt: this.now() });
+    const now = this.now();
+    const t = this.transfers.get(key);
+    if (t) t.lastAt = now;
+    else this.add(key, { bytes: 0, startedAt: now, lastAt: now });
     this.update();
   }
 
@@ -85,9 +96,10 @@ export class ActivityStatus {
     const now = this.now();
     let t = this.transfers.get(key);
     if (!t) {
-      t = { bytes: 0, startedAt: now };
+      t = { bytes: 0, startedAt: now, lastAt: now };
       this.add(key, t);
     }
+    t.lastAt = now;
     if (bytes > t.bytes) {
       this.credit(bytes - t.bytes, now, now);
       t.bytes = bytes;
@@ -96,14 +108,14 @@ export class ActivityStatus {
   }
 
   /**
-   * The transfer ended with `bytes` sent in all (undefined: as last reported). Bytes never
-   * reported by progress are spread over the transfer's duration (from `startedAt`, else from
-   * its begin).
+   * The transfer ended with `bytes` sent in all (undefined: as last reported). Bytes not yet
+   * reported by progress are spread over the time since its last progress report, or, if it
+   * had none, over its whole duration (from `startedAt`, else from its begin).
    */
   end(key: string, bytes?: number, startedAt?: number): void {
     const now = this.now();
     const t = this.transfers.get(key);
-    const from = startedAt ?? t?.startedAt ?? now;
+    const from = t && t.bytes > 0 ? t.lastAt : (startedAt ?? t?.startedAt ?? now);
     const before = t?.bytes ?? 0;
     if (bytes !== undefined && bytes > before) this.credit(bytes - before, from, now);
     this.transfers.delete(key);
@@ -153,6 +165,12 @@ export class ActivityStatus {
     if (this.transfers.size > MAX_TRANSFERS) this.transfers.delete(this.transfers.keys().next().value as string);
   }
 
+  private dropStale(now: number): void {
+    const staleMs = this.opts.staleMs;
+    if (staleMs === undefined) return;
+    for (const [key, t] of this.transfers) if (now - t.lastAt >= staleMs) this.transfers.delete(key);
+  }
+
   private credit(bytes: number, from: number, to: number): void {
     const a = Math.floor(from / BUCKET_MS);
     const b = Math.floor(to / BUCKET_MS);
@@ -164,6 +182,7 @@ export class ActivityStatus {
   private render(): void {
     if (this.closed) return;
     this.lastShown = this.now();
+    this.dropStale(this.lastShown);
     const n = this.count;
     const rate = this.rate();
     // Nothing in flight is idle at once: a rate fading over the window would read as activity.

@@ -197,8 +197,8 @@ const ipOf = (i: number): string => `10.50.${i >> 8}.${(i & 255) + 1}`;
 
 /**
  * Each client's boot as a list of signals with their time offsets: DHCP, the loader, a few
- * not-found probes, kernel and initramfs over TFTP, the root filesystem over HTTP/NFS/NBD in
- * 10 % steps every 250 ms. Every 20th client's kernel is missing.
+ * not-found probes, kernel and initramfs over TFTP (progress every 250 ms), the root filesystem
+ * over HTTP/NFS/NBD in 10 % steps every 250 ms. Every 20th client's kernel is missing.
  */
 function clientScript(i: number, t0: number): { at: number; s: BootSignal }[] {
   const mac = macOf(i);
@@ -209,8 +209,26 @@ function clientScript(i: number, t0: number): { at: number; s: BootSignal }[] {
   const at = (dt: number): number => (t += dt);
   const loader = uefi ? 'snponly.efi' : 'boot/syslinux/lpxelinux.0';
   out.push({ at: at(0), s: { source: 'dhcp', kind: 'offer', mac, ip, arch: uefi ? 'x64 UEFI' : 'x86 BIOS', bootFile: loader, mode: 'full', at: 0 } });
-  out.push({ at: at(40), s: { source: 'dhcp', kind: 'ack', mac, ip, arch: uefi ? 'x64 UEFI' : 'x86 BIOS', bootFile: loader, mode: 'full', configFile: uefi ? undefined : 'syslinux.cfg', pathPrefix: uefi ? undefined : '/boot/syslinux/', at: 0 } });
-  const tftp = (kind: 'start' | 'done' | 'error', file: string, size: number, extra: Partial<BootSignal> = {}): { at: number; s: BootSignal } => ({
+  out.push({
+    at: at(40),
+    s: {
+      source: 'dhcp',
+      kind: 'ack',
+      mac,
+      ip,
+      arch: uefi ? 'x64 UEFI' : 'x86 BIOS',
+      bootFile: loader,
+      mode: 'full',
+      configFile: uefi ? undefined : 'syslinux.cfg',
+      pathPrefix: uefi ? undefined : '/boot/syslinux/',
+      bootRule: uefi ? 'uefi' : 'bios',
+      vendorClass: uefi ? 'PXEClient:Arch:00007:UNDI:003016' : 'PXEClient:Arch:00000:UNDI:002001',
+      userClass: i % 2 ? ['lab-rack-2'] : undefined,
+      hostname: `node-${i}`,
+      at: 0,
+    },
+  });
+  const tftp = (kind: 'start' | 'progress' | 'done' | 'error', file: string, size: number, extra: Partial<BootSignal> = {}): { at: number; s: BootSignal } => ({
     at: t,
     s: { source: 'tftp', kind, ip, file, bytes: kind === 'done' ? size : 0, size, at: 0, store: 'archlinux-2024.12.01-x86_64.iso', ...extra } as BootSignal,
   });
@@ -232,13 +250,19 @@ function clientScript(i: number, t0: number): { at: number; s: BootSignal }[] {
     out.push(tftp('error', kernel, 0, { error: 'File not found', notFound: true }));
     return out;
   }
-  out.push(tftp('start', kernel, 13_500_000));
-  at(2500 + (i % 7) * 200);
-  out.push(tftp('done', kernel, 13_500_000));
+  // Kernel and initramfs over TFTP, with the server's progress reports every 250 ms.
+  const large = (file: string, size: number, ms: number): void => {
+    out.push(tftp('start', file, size));
+    for (let done = 250; done < ms; done += 250) {
+      at(250);
+      out.push(tftp('progress', file, size, { bytes: Math.floor((size * done) / ms) }));
+    }
+    at(ms - Math.floor((ms - 1) / 250) * 250);
+    out.push(tftp('done', file, size));
+  };
+  large(kernel, 13_500_000, 2500 + (i % 7) * 200);
   at(100);
-  out.push(tftp('start', 'arch/boot/x86_64/initramfs-linux.img', 90_000_000));
-  at(3000 + (i % 5) * 300);
-  out.push(tftp('done', 'arch/boot/x86_64/initramfs-linux.img', 90_000_000));
+  large('arch/boot/x86_64/initramfs-linux.img', 90_000_000, 3000 + (i % 5) * 300);
   const via = (['http', 'nfs', 'nbd'] as const)[i % 3]!;
   const file = via === 'nbd' ? '' : 'arch/x86_64/airootfs.sfs';
   const size = via === 'nbd' ? 1_200_000_000 : 850_000_000;
@@ -271,13 +295,16 @@ describe('the PXE sidebar in chromium', { skip, timeout: 300000 }, () => {
     assert.equal(await page.locator('#red-ui-tab-pxe-boot').count(), 1);
     assert.match(await page.locator('.pxe-boot-empty').innerText(), /No PXE client seen yet/);
     assert.equal(await page.locator('.pxe-boot-clear').isEnabled(), true);
-    // The help of pxe-boot-events links here: its link opens the tab.
-    await page.evaluate(() => (RED.sidebar as unknown as { help: { show(t: string): void } }).help.show('pxe-boot-events'));
-    const link = page.locator('#red-ui-sidebar a[data-pxe-sidebar]');
-    await link.waitFor({ state: 'visible' });
-    assert.equal(await page.locator('.pxe-boot').isVisible(), false);
-    await link.click();
-    await page.locator('.pxe-boot').waitFor({ state: 'visible' });
+    // The help of every serving node links here: its link opens the tab.
+    for (const type of ['pxe-boot-events', 'pxe-dhcp', 'pxe-tftp', 'pxe-http', 'pxe-nbd', 'pxe-nfs', 'pxe-files']) {
+      await page.evaluate((t) => (RED.sidebar as unknown as { help: { show(t: string): void } }).help.show(t), type);
+      // (pxe-dhcp's help links twice: in its summary and where it tells of unattended boots.)
+      const link = page.locator('#red-ui-sidebar a[data-pxe-sidebar]').first();
+      await link.waitFor({ state: 'visible' });
+      assert.equal(await page.locator('.pxe-boot').isVisible(), false, type);
+      await link.click();
+      await page.locator('.pxe-boot').waitFor({ state: 'visible' });
+    }
     assert.deepEqual(ed!.problems, []);
   });
 
@@ -399,7 +426,7 @@ describe('the PXE sidebar in chromium', { skip, timeout: 300000 }, () => {
     const detail = row.locator('.pxe-boot-detail');
     await detail.locator('table').first().waitFor();
     const text = await detail.innerText();
-    for (const s of ['DHCP offer', 'full DHCP', 'Option 209 (config)', 'syslinux.cfg', 'Option 210 (path prefix)', 'Timeline', 'boot loader', 'kernel', 'initramfs', 'root filesystem 50%', 'complete', 'vmlinuz-linux', 'not found']) {
+    for (const s of ['DHCP offer', 'full DHCP', 'Option 209 (config)', 'syslinux.cfg', 'Option 210 (path prefix)', 'Boot rule', 'bios', 'Vendor class', 'PXEClient:Arch:00000:UNDI:002001', 'Host name', 'node-', 'Timeline', 'boot loader', 'kernel', 'initramfs', 'root filesystem 50%', 'complete', 'vmlinuz-linux', 'not found']) {
       assert.ok(text.includes(s), `${s} in:\n${text}`);
     }
     assert.ok((await detail.locator('tr.quiet').count()) >= 2, 'the probes, greyed');
@@ -598,6 +625,10 @@ describe('the PXE sidebar watching real QEMU boots in the lab', { skip: labSkip,
       // The bar moved: in flight, then done, for more than one transfer.
       const bars = seen.map((s) => s.split('|')[2]!).filter(Boolean);
       assert.ok(new Set(bars).size >= 2 && bars.includes('100%'), `progress drawn: ${bars.join(', ')}`);
+      // The kernel and initramfs come over TFTP, which reports progress while it sends: a part of
+      // one of them was drawn (a share, not only 'in flight' and then done).
+      const partial = seen.filter((s) => /^(kernel|initramfs)/.test(s.split('|')[1]!) && /^[1-9]\d?%$/.test(s.split('|')[2]!));
+      assert.ok(partial.length > 0, `a TFTP transfer drawn part way: ${seen.join(' → ')}`);
       assert.match(await goodRow.locator('.pxe-boot-meta').innerText(), /^BIOS( → iPXE)? · HTTP root · vmlinuz-linux · archiso-current\.iso$/);
       // The example's pxe-boot-events node saw the same boots from the same tracker.
       const events = readEvents(eventsFile) as (ReturnType<typeof readEvents>[number] & { stalledStage?: string; error?: { via: string; notFound?: boolean } })[];

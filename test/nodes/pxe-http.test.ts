@@ -10,6 +10,7 @@ const helper = require('node-red-node-test-helper');
 import httpNode from '../../nodes/pxe-http';
 import storeNode from '../../nodes/pxe-iso-store';
 import { writeTree, xorrisoImage } from '../helpers/iso-images';
+import { waitFor, withLocale } from './node-helpers';
 
 helper.init(require.resolve('node-red'));
 
@@ -98,7 +99,7 @@ describe('pxe-http node', () => {
   });
 
   it('reports a missing file as http/error and keeps a green status when idle', async () => {
-    await helper.load([storeNode, httpNode], flow({}));
+    await helper.load([withLocale, storeNode, httpNode], flow({}));
     const n = helper.getNode('h1');
     await n.ready;
     const errMsg = new Promise<Msg>((resolve) => helper.getNode('out').on('input', (m: Msg) => m.topic === 'http/error' && resolve(m)));
@@ -109,6 +110,51 @@ describe('pxe-http node', () => {
     const last = n.status.lastCall.args[0];
     assert.equal(last.fill, 'green');
     assert.ok(last.text.length < 20);
+  });
+
+  it('shows the downloads in flight and their rate on its status dot, then idle again', async () => {
+    const huge = path.join(dir, 'huge.bin');
+    fs.writeFileSync(huge, Buffer.alloc(48 * 1024 * 1024, 3));
+    try {
+      await helper.load([withLocale, storeNode, httpNode], flow({ progressStep: 1 }));
+      const n = helper.getNode('h1');
+      await n.ready;
+      const port = n.boundPort as number;
+      const idleText = `listening :${port}`;
+      assert.equal(n.status.lastCall.args[0].text, idleText);
+      // Two downloads whose clients read slowly: both stay in flight for seconds.
+      const reads: Promise<number>[] = [];
+      const busy = waitFor(n, 'status', (a) => /^2 active, [\d.]+ [kMG]?B\/s$/.test(String((a[0] as { text?: string }).text)), 8000);
+      for (let i = 0; i < 2; i++) {
+        reads.push(
+          new Promise<number>((resolve, reject) => {
+            http
+              .get({ host: '127.0.0.1', port, path: '/huge.bin', agent: false }, (res) => {
+                let got = 0;
+                res.on('data', (d: Buffer) => {
+                  got += d.length;
+                  // About 8 MB/s per download: the 48 MB take ~6 s.
+                  res.pause();
+                  setTimeout(() => res.resume(), Math.ceil(d.length / 8000));
+                });
+                res.on('end', () => resolve(got));
+              })
+              .on('error', reject);
+          }),
+        );
+      }
+      const [busyArgs] = await busy;
+      assert.equal((busyArgs as { fill: string }).fill, 'blue');
+      // The rate comes from the service's progress reports: not zero while bytes flow.
+      const rates = n.status.getCalls().map((c: { args: [{ text?: string }] }) => String(c.args[0].text)).filter((t: string) => /active/.test(t));
+      await waitFor(n, 'status', (a) => /active, [1-9][\d.]* [kMG]?B\/s$/.test(String((a[0] as { text?: string }).text)), 8000).catch(() => assert.fail(`no rate shown: ${rates.join(' | ')}`));
+      assert.deepEqual(await Promise.all(reads), [48 * 1024 * 1024, 48 * 1024 * 1024]);
+      // Nothing in flight: back to the idle text.
+      if (n.status.lastCall.args[0].text !== idleText) await waitFor(n, 'status', (a) => (a[0] as { text?: string }).text === idleText, 3000);
+      assert.equal(n.status.lastCall.args[0].fill, 'green');
+    } finally {
+      fs.rmSync(huge, { force: true });
+    }
   });
 
   it('mounts on Node-RED own web server and removes its route on close', async () => {
@@ -141,7 +187,7 @@ describe('pxe-http node', () => {
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
     const port = (blocker.address() as net.AddressInfo).port;
     try {
-      await helper.load([storeNode, httpNode], flow({ port }));
+      await helper.load([withLocale, storeNode, httpNode], flow({ port }));
       const n = helper.getNode('h1');
       await n.ready;
       assert.deepEqual(n.status.lastCall.args[0], { fill: 'red', shape: 'ring', text: `port ${port} in use` });

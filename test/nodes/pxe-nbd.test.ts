@@ -11,7 +11,7 @@ import type { FileStore } from '../../nodes/lib/store/types';
 import { WireClient } from '../unit/nbd-wire';
 import nbdNode from '../../nodes/pxe-nbd';
 import isoStoreNode from '../../nodes/pxe-iso-store';
-import { freePort, waitFor } from './node-helpers';
+import { freePort, waitFor, withLocale } from './node-helpers';
 
 /** The part of node-red-node-test-helper used here (it ships no types). */
 interface TestHelper {
@@ -94,6 +94,38 @@ describe('pxe-nbd node', () => {
     assert.equal(progress.share, 4096 / image.length);
     assert.equal(progress.address, '127.0.0.1');
     assert.equal(progress.export, 'archiso');
+  });
+
+  it('shows a client reading, with a rate, on its status dot; connected but quiet is not busy', async () => {
+    const port = await freePort();
+    await helper.load([withLocale, nbdNode, fakeIsoStoreNode], flow(port, iso));
+    const n1 = helper.getNode('n1') as RedNode;
+    const text = (a: unknown[]): string => String((a[0] as { text?: string }).text);
+    await waitFor(n1, 'status', (a) => text(a) === '0 client(s)');
+    const c = await WireClient.connect(port);
+    try {
+      await c.handshake();
+      await c.go('archiso');
+      await waitFor(n1, 'status', (a) => text(a) === '1 client(s)');
+      // Reading: one client busy, bytes per second from its progress reports.
+      const busy = waitFor(n1, 'status', (a) => /^1 reading, [1-9][\d.]* [kMG]?B\/s \(1 connected\)$/.test(text(a)));
+      for (let off = 0; off + 65536 <= image.length; off += 65536) {
+        c.request(P.NBD_CMD_READ, off, 65536);
+        assert.equal((await c.simpleReply()).error, 0);
+        assert.deepEqual(await c.read(65536), image.subarray(off, off + 65536));
+      }
+      const [s] = await busy;
+      assert.equal((s as { fill: string }).fill, 'blue');
+      // It stops reading but stays connected (a booted kernel's client does): after a few quiet
+      // seconds it is only connected.
+      await waitFor(n1, 'status', (a) => text(a) === '1 client(s)', 9000);
+      // It leaves: idle.
+      c.request(P.NBD_CMD_DISC, 0, 0);
+      await c.waitEnd();
+      await waitFor(n1, 'status', (a) => text(a) === '0 client(s)' && (a[0] as { fill?: string }).fill === 'green');
+    } finally {
+      c.destroy();
+    }
   });
 
   it('refuses a folder store with a clear error and a red status', async () => {

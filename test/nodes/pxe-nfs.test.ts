@@ -12,7 +12,7 @@ import type { NodeMessage, RedNode } from '../../nodes/lib/red';
 import nfsNode from '../../nodes/pxe-nfs';
 import isoStoreNode from '../../nodes/pxe-iso-store';
 import { lookupPath, mnt, read, RpcTcp, umnt } from '../net/nfs-rpc';
-import { freePort, waitFor } from './node-helpers';
+import { freePort, waitFor, withLocale } from './node-helpers';
 
 /** The part of node-red-node-test-helper used here (it ships no types). */
 interface TestHelper {
@@ -95,6 +95,39 @@ describe('pxe-nfs node', () => {
     const last = reads.at(-1)!;
     assert.deepEqual([last.path, last.bytes, last.size, last.done, last.address], ['arch/x86_64/airootfs.sfs', file.length, file.length, true, '127.0.0.1']);
     assert.deepEqual((msgs[0]!.payload as { path: string }).path, '/run/archiso/bootmnt');
+  });
+
+  it('shows a file being read, with a rate, on its status dot, and idle once it is read whole', async () => {
+    const [nfsPort, mountPort] = [await freePort(), await freePort()];
+    await helper.load([withLocale, nfsNode, isoStoreNode], flow(nfsPort, mountPort));
+    const n1 = helper.getNode('n1') as RedNode;
+    const text = (a: unknown[]): string => String((a[0] as { text?: string }).text);
+    await waitFor(n1, 'status', (a) => text(a) === '0 mounted');
+    const m = await RpcTcp.connect('127.0.0.1', mountPort);
+    const c = await RpcTcp.connect('127.0.0.1', nfsPort);
+    try {
+      const root = await mnt(m, '/run/archiso/bootmnt');
+      await waitFor(n1, 'status', (a) => text(a) === '1 mounted');
+      const f = await lookupPath(c, root.fh!, 'arch/x86_64/airootfs.sfs');
+      // Half the file: one file being read.
+      const busy = waitFor(n1, 'status', (a) => /^1 reading, [1-9][\d.]* [kMG]?B\/s \(1 mounted\)$/.test(text(a)));
+      const r = await read(c, f.fh!, 0, 128 * 1024);
+      assert.equal(r.status, 0);
+      const [s] = await busy;
+      assert.equal((s as { fill: string }).fill, 'blue');
+      // The rest: read whole, nothing in flight, the mount remains.
+      for (let off = r.count!; off < file.length; ) {
+        const more = await read(c, f.fh!, off, 128 * 1024);
+        off += more.count!;
+        if (more.eof) break;
+      }
+      await waitFor(n1, 'status', (a) => text(a) === '1 mounted');
+      await umnt(m, '/run/archiso/bootmnt');
+      await waitFor(n1, 'status', (a) => text(a) === '0 mounted' && (a[0] as { fill?: string }).fill === 'green');
+    } finally {
+      m.close();
+      c.close();
+    }
   });
 
   it('explains a port already in use, and bad settings, with a red status', async () => {

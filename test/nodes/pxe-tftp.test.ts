@@ -10,7 +10,8 @@ import { encodeError, encodeRequest, Opcode } from '../../nodes/lib/tftp/codec';
 import { get, TestClient } from '../unit/tftp-helpers';
 import tftpNode from '../../nodes/pxe-tftp';
 import isoStoreNode from '../../nodes/pxe-iso-store';
-import { waitFor } from './node-helpers';
+import { waitFor, withLocale } from './node-helpers';
+import { bootBus, type BootSignal, type TransferSignal } from '../../nodes/lib/boot-events/bus';
 
 /** The part of node-red-node-test-helper used here (it ships no types). */
 interface TestHelper {
@@ -106,6 +107,46 @@ describe('pxe-tftp node', () => {
     assert.equal((msgs[2]!.payload as { quiet: boolean }).quiet, true);
     assert.deepEqual(spied(n1, 'warn'), []);
     assert.deepEqual(spied(n1, 'error'), []);
+  });
+
+  it('reports a long transfer as it goes: progress to the boot view, a busy dot with its rate, then idle', async () => {
+    const port = await freeUdpPort();
+    await helper.load([withLocale, tftpNode, isoStoreNode], flow(port));
+    const n1 = helper.getNode('n1') as RedNode;
+    const text = (a: unknown[]): string => String((a[0] as Status).text);
+    if (!spied(n1, 'status').some((a) => text(a) === `listening :${port}`)) await waitFor(n1, 'status', (a) => text(a) === `listening :${port}`);
+    await new Promise((r) => setTimeout(r, 1100));
+    const msgs: NodeMessage[] = [];
+    (helper.getNode('h1') as RedNode).on('input', (m: NodeMessage) => msgs.push(m));
+    const signals: TransferSignal[] = [];
+    const off = bootBus.subscribe((x: BootSignal) => {
+      if (x.source === 'tftp') signals.push(x);
+    });
+    const c = await TestClient.open();
+    try {
+      // A slow client: 137 blocks, each ACK 8 ms late, over a second in all.
+      const busy = waitFor(n1, 'status', (a) => /^1 active, [1-9][\d.]* [kMG]?B\/s$/.test(text(a)), 5000);
+      const r = await get(c, port, '/arch/boot/vmlinuz-linux', { options: [{ name: 'blksize', value: '1468' }, { name: 'tsize', value: '0' }], ackDelayMs: 8 });
+      assert.deepEqual(r.data, file);
+      await busy;
+      await waitFor(n1, 'status', (a) => text(a) === `listening :${port}`, 3000);
+    } finally {
+      off();
+      await c.close();
+    }
+    const kinds = signals.map((x) => x.kind);
+    assert.equal(kinds[0], 'start');
+    assert.equal(kinds.at(-1), 'done');
+    const progress = signals.filter((x) => x.kind === 'progress');
+    assert.ok(progress.length >= 2, kinds.join(','));
+    for (const p of progress) {
+      assert.equal(p.file, '/arch/boot/vmlinuz-linux');
+      assert.equal(p.size, file.length);
+      assert.equal(p.ip, '127.0.0.1');
+      assert.ok(p.bytes > 0 && p.bytes < file.length);
+    }
+    // No extra messages for progress: a flow still gets one start and one done.
+    assert.deepEqual(msgs.map((m) => m.topic), ['tftp/start', 'tftp/done']);
   });
 
   it('explains a port already in use with a red status', async () => {

@@ -65,7 +65,7 @@ describe('ActivityStatus: a serving node status dot', () => {
     assert.equal(formatBytes(0), '0 B');
   });
 
-  function setup(): { clock: FakeClock; shown: NodeStatus[]; a: ActivityStatus } {
+  function setup(staleMs?: number): { clock: FakeClock; shown: NodeStatus[]; a: ActivityStatus } {
     const clock = new FakeClock();
     const shown: NodeStatus[] = [];
     const a = new ActivityStatus({
@@ -75,6 +75,7 @@ describe('ActivityStatus: a serving node status dot', () => {
       now: clock.now,
       setTimer: clock.setTimeout,
       clearTimer: clock.clearTimeout,
+      ...(staleMs !== undefined ? { staleMs } : {}),
     });
     return { clock, shown, a };
   }
@@ -110,6 +111,33 @@ describe('ActivityStatus: a serving node status dot', () => {
     // 8 MB over 4 s, seen through a 5 s window one second later: about 1.2–1.6 MB/s, not 8 MB at once.
     const m = /^1 active, ([\d.]+) MB\/s$/.exec(shown.at(-1)!.text!);
     assert.ok(m && Number(m[1]) >= 1.2 && Number(m[1]) <= 1.6, shown.at(-1)!.text);
+  });
+
+  it('forgets transfers that went quiet when told to (NFS and NBD reads have no end)', () => {
+    const { clock, shown, a } = setup(3000);
+    a.progress('a', 1_000_000);
+    a.progress('b', 1_000_000);
+    for (let ms = 0; ms < 2000; ms += 500) {
+      clock.advance(500);
+      a.progress('a', 1_000_000 + ms * 1000);
+    }
+    assert.match(shown.at(-1)!.text!, /^2 active, /);
+    // 'b' has had no news for 3 s: one transfer left; then 'a' goes quiet too: idle.
+    clock.advance(1500);
+    assert.match(shown.at(-1)!.text!, /^1 active, /);
+    clock.advance(3000);
+    assert.deepEqual(shown.at(-1), { fill: 'green', shape: 'dot', text: 'listening :69' });
+    // News again: counted again.
+    a.progress('a', 9_000_000);
+    clock.advance(1000);
+    assert.match(shown.at(-1)!.text!, /^1 active, /);
+  });
+
+  it('without staleMs a quiet transfer stays counted until its end', () => {
+    const { clock, shown, a } = setup();
+    a.begin('slow');
+    clock.advance(60_000);
+    assert.match(shown.at(-1)!.text!, /^1 active, /);
   });
 
   it('stops after close', () => {

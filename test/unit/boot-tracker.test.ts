@@ -210,6 +210,30 @@ describe('boot tracker: what the sidebar shows', () => {
     assert.equal(r.endedAt, 12000);
   });
 
+  it('moves a TFTP kernel and initramfs transfer with its progress reports (bytes, %, rate) before its end', () => {
+    const t = new BootTracker({ stallAfterMs: 60000, rootfsStep: 1 });
+    const k = 'arch/boot/x86_64/vmlinuz-linux';
+    run(t, [ack(0), sig('tftp', 'start', k, 0, 8_000_000, 1000), sig('tftp', 'progress', k, 1_000_000, 8_000_000, 1250), sig('tftp', 'progress', k, 2_000_000, 8_000_000, 1500)]);
+    let r = only(t);
+    assert.deepEqual(pickT(r.transfers.kernel), { file: k, via: 'tftp', bytes: 2_000_000, size: 8_000_000, state: 'active', rate: 4_000_000 });
+    run(t, [sig('tftp', 'progress', k, 4_000_000, 8_000_000, 2000)]);
+    r = only(t);
+    assert.equal(r.transfers.kernel!.bytes, 4_000_000, 'half way');
+    assert.equal(r.stage, 'kernel');
+    assert.equal(r.timeline.filter((e) => e.stage === 'kernel').length, 0, 'the stage is reached at its end, not by progress');
+    run(t, [sig('tftp', 'done', k, 8_000_000, 8_000_000, 3000)]);
+    r = only(t);
+    assert.equal(r.transfers.kernel!.state, 'done');
+    assert.equal(r.transfers.kernel!.bytes, 8_000_000);
+    assert.ok(r.transfers.kernel!.rate > 3_000_000, String(r.transfers.kernel!.rate));
+    assert.equal(r.timeline.filter((e) => e.stage === 'kernel').length, 1);
+    const i = 'arch/boot/x86_64/initramfs-linux.img';
+    run(t, [sig('tftp', 'start', i, 0, 20_000_000, 3100), sig('tftp', 'progress', i, 5_000_000, 20_000_000, 3600)]);
+    r = only(t);
+    assert.equal(r.stage, 'initrd');
+    assert.deepEqual([r.transfers.initrd!.bytes, r.transfers.initrd!.size, r.transfers.initrd!.state], [5_000_000, 20_000_000, 'active']);
+  });
+
   it('keeps the not-found probes quietly (the last few), without stalling the boot', () => {
     const t = new BootTracker({ stallAfterMs: 60000, rootfsStep: 10, failAfterMs: 5000 });
     run(t, [ack(0), sig('tftp', 'done', 'boot/syslinux/lpxelinux.0', 1, 1, 1)]);

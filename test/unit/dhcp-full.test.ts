@@ -63,6 +63,9 @@ describe('DHCP full mode', () => {
     assert.equal(getString(o.options, 209), 'boot/syslinux/archiso.cfg');
     assert.equal(getString(o.options, 210), '/arch/');
     assert.equal(s.log.state.leases.size, 0, 'an offer is not a lease');
+    await new Promise((r) => setImmediate(r));
+    const offered = s.events.find((e) => e.type === 'offer')!;
+    assert.deepEqual([offered.bootFile, offered.configFile, offered.pathPrefix, offered.hostname], ['pxelinux.0', 'boot/syslinux/archiso.cfg', '/arch/', 'alpha']);
 
     // Hold the lease write: the ACK must wait for it.
     let release!: () => void;

@@ -3,6 +3,8 @@ import { describe, it } from 'node:test';
 import { ARCH_BIOS_DEFAULTS, BootRules } from '../../nodes/lib/dhcp/boot-rules';
 import { decode, encode } from '../../nodes/lib/dhcp/codec';
 import type { DhcpEvent } from '../../nodes/lib/dhcp/events';
+import { dhcpSignal } from '../../nodes/lib/boot-events/dhcp-signal';
+import { BootTracker } from '../../nodes/lib/boot-events/tracker';
 import { getMessageType, getPxeVendorOptions, getString, MessageType as T } from '../../nodes/lib/dhcp/options';
 import { ProxyResponder } from '../../nodes/lib/dhcp/proxy';
 import { DhcpServer } from '../../nodes/lib/dhcp/server';
@@ -48,6 +50,28 @@ describe('proxyDHCP', () => {
       ['discover', 'x86 BIOS', null],
       ['offer', 'x86 BIOS', '/arch/boot/syslinux/lpxelinux.0'],
     ]);
+    // The offer's event says what was sent: options 209/210 and the rule, for the boot view.
+    const sent = s.events[1]!;
+    assert.deepEqual([sent.configFile, sent.pathPrefix, sent.bootRule], ['boot/syslinux/archiso.cfg', '/arch/', 'bios']);
+    const sig = dhcpSignal(sent, 'proxy', 5);
+    assert.deepEqual(sig, {
+      source: 'dhcp',
+      kind: 'offer',
+      mac: sent.mac,
+      at: 5,
+      mode: 'proxy',
+      arch: 'x86 BIOS',
+      bootFile: '/arch/boot/syslinux/lpxelinux.0',
+      bootRule: 'bios',
+      configFile: 'boot/syslinux/archiso.cfg',
+      pathPrefix: '/arch/',
+      vendorClass: PXE_BIOS,
+    });
+    // The boot view keeps it as the client's DHCP offer.
+    const tracker = new BootTracker({ stallAfterMs: 60000, rootfsStep: 10 });
+    tracker.handle(sig);
+    const dhcp = tracker.records()[0]!.dhcp!;
+    assert.deepEqual([dhcp.kind, dhcp.mode, dhcp.bootFile, dhcp.configFile, dhcp.pathPrefix, dhcp.bootRule, dhcp.vendorClass], ['offer', 'proxy', '/arch/boot/syslinux/lpxelinux.0', 'boot/syslinux/archiso.cfg', '/arch/', 'bios', PXE_BIOS]);
   });
 
   it('answers the port-4011 REQUEST with an ACK sent back to its source', async () => {

@@ -89,7 +89,7 @@ export interface GetResult {
  * Downloads `file` as an RFC 7440 receiver: ACKs every `windowsize`-th block and the last one,
  * ACKs the last in-order block on a gap, and resends its last ACK after `timeoutMs` of silence.
  */
-export async function get(client: TestClient, serverPort: number, file: string, opts: { mode?: string; options?: TftpOption[]; timeoutMs?: number; maxTimeouts?: number } = {}): Promise<GetResult> {
+export async function get(client: TestClient, serverPort: number, file: string, opts: { mode?: string; options?: TftpOption[]; timeoutMs?: number; maxTimeouts?: number; ackDelayMs?: number } = {}): Promise<GetResult> {
   const timeoutMs = opts.timeoutMs ?? 1000;
   client.send(encodeRequest(Opcode.RRQ, file, opts.mode ?? 'octet', opts.options ?? []), serverPort);
   let blksize = 512;
@@ -145,6 +145,8 @@ export async function get(client: TestClient, serverPort: number, file: string, 
       return { data: Buffer.concat(chunks), oack, dataPackets, tid };
     }
     if (inWindow >= windowsize) {
+      // A slow client (tests of progress): it takes this long before each ACK.
+      if (opts.ackDelayMs) await sleep(opts.ackDelayMs);
       ack(p.block);
       inWindow = 0;
     }

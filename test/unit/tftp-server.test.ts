@@ -10,7 +10,7 @@ import { FolderStore } from '../../nodes/lib/store/folder-store';
 import type { FileStore, StoreFile } from '../../nodes/lib/store/types';
 import { encodeAck, encodeError, encodeRequest, ErrorCode, Opcode } from '../../nodes/lib/tftp/codec';
 import { netasciiEncode } from '../../nodes/lib/tftp/netascii';
-import { TftpServer, type TftpEvent, type TftpServerOptions } from '../../nodes/lib/tftp/server';
+import { TftpServer, type ProgressEvent, type TftpEvent, type TftpServerOptions } from '../../nodes/lib/tftp/server';
 import { get, sleep, TestClient } from './tftp-helpers';
 
 const fdCount = (): number => fs.readdirSync('/proc/self/fd').length;
@@ -97,6 +97,55 @@ for (const nativeIo of nativeUdp() ? [true, false] : [false]) describe(`tftp ser
     assert.ok(done.durationMs >= 0);
     assert.equal(events.filter((e) => e.type === 'start').length, 27);
     assert.equal(events.filter((e) => e.type === 'error' || e.type === 'declined').length, 0);
+  });
+
+  it('reports progress of a long transfer at most once per interval, between its start and its end; a short one has none', async () => {
+    const { server, port, events } = await start({ progressIntervalMs: 50 });
+    const progress: (ProgressEvent & { t: number })[] = [];
+    const order: string[] = [];
+    server.on('transfer', (e) => order.push(e.type));
+    server.on('progress', (e) => {
+      progress.push({ ...e, t: performance.now() });
+      order.push('progress');
+    });
+    const c = await client();
+    // 100 000 bytes in 69 blocks, each ACK 5 ms late: the transfer takes about 400 ms.
+    const t0 = performance.now();
+    const r = await get(c, port, 'f100000', { options: [{ name: 'blksize', value: '1468' }, { name: 'tsize', value: '0' }], ackDelayMs: 5 });
+    const took = performance.now() - t0;
+    assert.deepEqual(r.data, files.f100000);
+    await waitFor(() => events.some((e) => e.type === 'done'));
+    assert.ok(progress.length >= 2, `progress events: ${progress.length} in ${took.toFixed(0)} ms`);
+    assert.ok(progress.length <= took / 50 + 1, `at most one per 50 ms: ${progress.length} in ${took.toFixed(0)} ms`);
+    for (let i = 1; i < progress.length; i++) {
+      assert.ok(progress[i]!.bytesSent > progress[i - 1]!.bytesSent, 'only when bytes moved');
+      assert.ok(progress[i]!.t - progress[i - 1]!.t >= 45, `spaced by the interval: ${(progress[i]!.t - progress[i - 1]!.t).toFixed(1)} ms`);
+    }
+    const begun = events.find((e) => e.type === 'start')!;
+    for (const p of progress) {
+      assert.equal(p.type, 'progress');
+      assert.equal(p.id, begun.id);
+      assert.equal(p.file, 'f100000');
+      assert.equal(p.size, 100_000);
+      assert.ok(p.bytesSent > 0 && p.bytesSent < 100_000 && p.bytesSent % 1468 === 0, String(p.bytesSent));
+    }
+    assert.equal(order[0], 'start');
+    assert.equal(order.at(-1), 'done');
+    // A transfer shorter than the interval: start and done only.
+    progress.length = 0;
+    assert.deepEqual((await get(c, port, 'f1468')).data, files.f1468);
+    await sleep(120);
+    assert.equal(progress.length, 0);
+  });
+
+  it('reports no progress with progressIntervalMs 0', async () => {
+    const { server, port } = await start({ progressIntervalMs: 0 });
+    let n = 0;
+    server.on('progress', () => n++);
+    const c = await client();
+    assert.deepEqual((await get(c, port, 'f100000', { options: [{ name: 'blksize', value: '1468' }], ackDelayMs: 5 })).data, files.f100000);
+    await sleep(100);
+    assert.equal(n, 0);
   });
 
   it('rolls block numbers over from 65535 to 0, windowsize 1 and 16', async () => {

@@ -12,7 +12,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { FolderStore } from '../../nodes/lib/store/folder-store';
 import { encodeError, encodeRequest, ErrorCode, Opcode } from '../../nodes/lib/tftp/codec';
 import { netasciiEncode } from '../../nodes/lib/tftp/netascii';
-import { TftpServer, type TftpEvent, type TftpServerOptions } from '../../nodes/lib/tftp/server';
+import { TftpServer, type ProgressEvent, type TftpEvent, type TftpServerOptions } from '../../nodes/lib/tftp/server';
 import { get, sleep, TestClient } from './tftp-helpers';
 
 const fdCount = (): number => fs.readdirSync('/proc/self/fd').length;
@@ -88,6 +88,25 @@ describe('tftp server with transfer workers (127.0.0.1)', () => {
     } finally {
       fs.rmSync(published, { recursive: true, force: true });
     }
+  });
+
+  it('passes the progress of a worker transfer back, between its start and its end', async () => {
+    const { server, port, events } = await start({ progressIntervalMs: 50 });
+    const order: string[] = [];
+    const progress: ProgressEvent[] = [];
+    server.on('transfer', (e) => order.push(e.type));
+    server.on('progress', (e) => {
+      progress.push(e);
+      order.push('progress');
+    });
+    const c = await client();
+    const r = await get(c, port, 'f100000', { options: [{ name: 'blksize', value: '1468' }], ackDelayMs: 5 });
+    assert.deepEqual(r.data, files.f100000);
+    for (let i = 0; i < 200 && !events.some((e) => e.type === 'done'); i++) await sleep(10);
+    assert.ok(progress.length >= 2, `progress events: ${progress.length}`);
+    assert.deepEqual([order[0], order.at(-1)], ['start', 'done']);
+    for (let i = 1; i < progress.length; i++) assert.ok(progress[i]!.bytesSent > progress[i - 1]!.bytesSent);
+    assert.ok(progress.every((p) => p.file === 'f100000' && p.size === 100_000 && p.bytesSent < 100_000));
   });
 
   it('refuses missing files (1, quietly) and paths out of the store (2) from a worker', async () => {

@@ -1,6 +1,6 @@
 /** The event the server reports for every DHCP message it receives or sends. */
 import { archName, type ClientInfo } from './client';
-import type { MessageTypeName } from './options';
+import { getString, Opt, type MessageTypeName, type Options } from './options';
 
 export interface DhcpEvent {
   type: MessageTypeName;
@@ -16,6 +16,10 @@ export interface DhcpEvent {
   bootFile: string | null;
   /** Which boot rule or override chose the boot file. */
   bootRule: string | null;
+  /** Offers and ACKs: option 209 sent (PXELINUX configuration file), when it was. */
+  configFile?: string;
+  /** Offers and ACKs: option 210 sent (PXELINUX path prefix), when it was. */
+  pathPrefix?: string;
   xid: number;
   /** The relay agent's address when relayed. */
   relay: string | null;
@@ -46,4 +50,11 @@ export function makeEvent(
     relay: giaddr === '0.0.0.0' ? null : giaddr,
     ...extra,
   };
+}
+
+/** Options 209/210 as a reply carries them, for its event (whatever set them: a rule or an extra option). */
+export function sentPxelinuxOptions(options: Options): Pick<DhcpEvent, 'configFile' | 'pathPrefix'> {
+  const configFile = getString(options, Opt.PXELINUX_CONFIG_FILE);
+  const pathPrefix = getString(options, Opt.PXELINUX_PATH_PREFIX);
+  return { ...(configFile ? { configFile } : {}), ...(pathPrefix ? { pathPrefix } : {}) };
 }

@@ -13,7 +13,7 @@
 import { applyBoot, type BootRules } from './boot-rules';
 import type { ClientInfo } from './client';
 import type { DhcpPacket } from './codec';
-import { makeEvent, type DhcpEvent } from './events';
+import { makeEvent, sentPxelinuxOptions, type DhcpEvent } from './events';
 import { intToIp, ipToInt } from './ip';
 import type { LogRecord } from './lease-store';
 import { getMessageType, getRequestedIp, getServerId, ips, MessageType, messageTypeName, Opt, str, u32 } from './options';
@@ -107,6 +107,7 @@ export class FullResponder implements Responder {
       hostname: this.cfg.pool.hostnameFor(c.mac, c.hostname),
       bootFile,
       bootRule: rule,
+      ...sentPxelinuxOptions(reply.options),
     });
     return { events: [received, sent], reply, replyType: type };
   }

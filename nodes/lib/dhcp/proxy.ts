@@ -18,7 +18,7 @@ import type { BootRules } from './boot-rules';
 import { applyBoot } from './boot-rules';
 import type { ClientInfo } from './client';
 import type { DhcpPacket } from './codec';
-import { makeEvent } from './events';
+import { makeEvent, sentPxelinuxOptions } from './events';
 import {
   encodeSubOptions,
   getMessageType,
@@ -81,6 +81,7 @@ export class ProxyResponder implements Responder {
       ip,
       bootFile,
       bootRule: decision.source,
+      ...sentPxelinuxOptions(reply.options),
     });
     return { events: [{ ...received, bootRule: decision.source }, sent], reply, replyType };
   }

@@ -35,6 +35,7 @@ export type FromWorker =
   | { type: 'refused'; id: number; name: string; code?: string; message: string }
   | { type: 'failed'; id: number; message: string }
   | { type: 'started'; id: number; size?: number; options: NegotiatedOptions }
+  | { type: 'progress'; id: number; bytes: number }
   | { type: 'ended'; id: number; result: JobResult }
   | { type: 'closed'; id: number }
   | { type: 'bye' };
@@ -134,6 +135,9 @@ class TransferWorker {
       case 'started':
         p.options = m.options;
         p.report.started(m.size, m.options);
+        break;
+      case 'progress':
+        if (!p.ended) p.report.progress?.(m.bytes);
         break;
       case 'ended':
         p.ended = true;

@@ -31,7 +31,15 @@ export interface RunnerConfig {
   readAheadBytes: number;
   /** Use the native UDP addon for transfer sockets when it is built (false: always dgram). */
   nativeIo: boolean;
+  /**
+   * Least time between two progress reports of one transfer, ms (default 250; 0: none). A
+   * transfer shorter than this reports only its start and end.
+   */
+  progressIntervalMs?: number;
 }
+
+/** Default least time between two progress reports of a transfer: at most 4 a second each. */
+export const PROGRESS_INTERVAL_MS = 250;
 
 /** What ends a job, with the counters the done/error events need. */
 export interface JobResult {
@@ -50,6 +58,8 @@ export interface JobReport {
   /** No transfer socket could be opened. */
   failed(message: string): void;
   started(size: number | undefined, options: NegotiatedOptions): void;
+  /** Bytes the client has acknowledged so far; between started and ended, only when they grew. */
+  progress?(bytesAcked: number): void;
   ended(result: JobResult): void;
 }
 
@@ -86,6 +96,7 @@ export class TransferRunner {
     }
     let socket: TransferSocket | undefined;
     let transfer: ReadTransfer | undefined;
+    let ticker: NodeJS.Timeout | undefined;
     try {
       if (this.closing) return;
       // The same local address as port 69, so the client sees replies from the address it asked.
@@ -114,6 +125,7 @@ export class TransferRunner {
           onStart: () => report.started(size, options),
           onEnd: (outcome) => {
             this.running.delete(t);
+            clearInterval(ticker);
             try {
               report.ended({ outcome, options, size, bytesAcked: t.bytesAcked, packetsSent: t.packetsSent, retransmits: t.retransmits });
             } finally {
@@ -124,6 +136,19 @@ export class TransferRunner {
       );
       transfer = t;
       this.running.add(t);
+      // Progress is sampled on a timer, not per ACK: the packet path stays as it was, and a
+      // transfer reports at most once per interval however fast it runs.
+      const every = this.cfg.progressIntervalMs ?? PROGRESS_INTERVAL_MS;
+      let reported = 0;
+      if (report.progress && every > 0) {
+        ticker = setInterval(() => {
+          const bytes = t.bytesAcked;
+          if (bytes <= reported || !this.running.has(t)) return;
+          reported = bytes;
+          report.progress!(bytes);
+        }, every);
+        ticker.unref();
+      }
       t.start();
       await done;
       // The socket closes now; only the file waits for a read still in flight (a stalled store
@@ -134,6 +159,7 @@ export class TransferRunner {
       // Socket setup failed (no free port, address gone).
       if (!transfer) report.failed(`cannot open a transfer socket: ${(err as Error).message}`);
     } finally {
+      clearInterval(ticker);
       if (socket) await socket.close();
       await file.close().catch(() => undefined);
     }

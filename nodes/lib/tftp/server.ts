@@ -12,7 +12,7 @@ import { decode, encodeError, ErrorCode, Opcode, peekOpcode, TftpDecodeError, ty
 import { clampLimits, type NegotiatedOptions, type NegotiationLimits } from './options';
 import { WorkerPool, type WorkerStoreSpec } from './pool';
 import { transferSocketIo } from './transfer-socket';
-import { TransferRunner, type JobReport, type JobResult, type Peer, type TransferJob } from './runner';
+import { PROGRESS_INTERVAL_MS, TransferRunner, type JobReport, type JobResult, type Peer, type TransferJob } from './runner';
 import { isStoreError, type FileStore } from '../store/types';
 
 export type { Peer } from './runner';
@@ -51,6 +51,8 @@ export interface TftpServerOptions {
   workers?: number;
   /** How workers open the store; must name what `store` serves. */
   workerStore?: WorkerStoreSpec;
+  /** Least time between two progress events of one transfer, ms (default 250; 0: none). */
+  progressIntervalMs?: number;
   /** With workers: transfers this thread still runs itself before handing more out (default 2). */
   localTransfers?: number;
   /**
@@ -115,8 +117,22 @@ export interface DeclinedEvent extends EventBase {
 
 export type TftpEvent = StartEvent | DoneEvent | ErrorEvent | DeclinedEvent;
 
+/**
+ * A transfer under way: what the client has acknowledged so far. At most one per
+ * `progressIntervalMs` per transfer, only while bytes move, never before 'start' or after its end;
+ * a transfer shorter than the interval has none.
+ */
+export interface ProgressEvent extends EventBase {
+  type: 'progress';
+  bytesSent: number;
+  /** Since the request came. */
+  durationMs: number;
+}
+
 export interface TftpServerEvents {
   transfer: (event: TftpEvent) => void;
+  /** Progress of running transfers (a separate event: 'transfer' stays one start and one end). */
+  progress: (event: ProgressEvent) => void;
   /** A problem of the listening socket after it started (it keeps serving). */
   warning: (err: Error) => void;
 }
@@ -133,6 +149,8 @@ interface Slot {
   /** A next request from the same port that came before this transfer's end was known. */
   queued?: { msg: Buffer; rinfo: dgram.RemoteInfo };
   startedAt: number;
+  /** File size as reported at start (octet mode). */
+  size?: number;
   /** Resolves when the slot's socket and file are closed. */
   closed: Promise<void>;
 }
@@ -200,6 +218,7 @@ export class TftpServer {
       maxRetries: this.cfg.maxRetries,
       readAheadBytes: this.cfg.readAheadBytes,
       nativeIo: opts.nativeIo !== false,
+      progressIntervalMs: typeof opts.progressIntervalMs === 'number' && opts.progressIntervalMs >= 0 ? opts.progressIntervalMs : PROGRESS_INTERVAL_MS,
     };
     this.nativeIo = runnerCfg.nativeIo;
     this.runner = new TransferRunner(opts.store, runnerCfg, this.poller);
@@ -223,9 +242,9 @@ export class TftpServer {
     return this;
   }
 
-  private emit(event: TftpEvent): void {
+  private emit(event: TftpEvent | ProgressEvent): void {
     try {
-      this.emitter.emit('transfer', event);
+      this.emitter.emit(event.type === 'progress' ? 'progress' : 'transfer', event);
     } catch (err) {
       // A listener's bug must not leave a transfer half-ended (its socket and file open, close()
       // waiting forever): it is reported as a warning instead.
@@ -433,7 +452,13 @@ export class TftpServer {
       },
       started: (size, options) => {
         slot.started = true;
+        slot.size = size;
         this.emit({ ...this.base(slot.id, peer, req), size, type: 'start', options });
+      },
+      progress: (bytesSent) => {
+        // A report that crossed the end (from a worker) is dropped: the end is already out.
+        if (!slot.started || this.slots.get(slot.key) !== slot || this.closing) return;
+        this.emit({ ...this.base(slot.id, peer, req), size: slot.size, type: 'progress', bytesSent, durationMs: Date.now() - slot.startedAt });
       },
       ended: (result) => {
         this.forget(slot);

@@ -38,6 +38,7 @@ async function main(): Promise<void> {
           },
           failed: (message) => post({ type: 'failed', id, message }),
           started: (size, options) => post({ type: 'started', id, size, options }),
+          progress: (bytes) => post({ type: 'progress', id, bytes }),
           ended: (result) => post({ type: 'ended', id, result }),
         })
         .finally(() => {
