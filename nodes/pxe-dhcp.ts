@@ -77,23 +77,6 @@ function overrideFrom(p: Record<string, unknown>): BootAction | null {
 
 export = function register(RED: RedApi): void {
   registerInterfacesEndpoint(RED, 'pxe-dhcp.read');
-  // The rule editor offers the entries of the chosen store's ISO menu (a deployed store only).
-  let lookups = 0;
-  RED.httpAdmin.get('/pxe-dhcp/menu-entries', RED.auth.needsPermission('pxe-dhcp.read'), (req, res) => {
-    const storeNode = getStoreNode(RED, req.query.store);
-    // Each lookup holds the store as its own user, so one finishing does not close it under another.
-    const editorUser = { id: `pxe-dhcp-menu-entries-${++lookups}` } as RedNode;
-    if (!storeNode) return res.json({ ok: false, entries: [] });
-    storeNode
-      .acquire(editorUser)
-      .then((store) => BootMenus.load(store))
-      .then(
-        (menus) => res.json({ ok: true, entries: menus.choices }),
-        () => res.json({ ok: false, entries: [] }),
-      )
-      .finally(() => storeNode.release(editorUser).catch(() => undefined));
-  });
-
   function PxeDhcpNode(this: RedNode, def: PxeDhcpDef): void {
     RED.nodes.createNode(this, def);
     let service: DhcpService | null = null;

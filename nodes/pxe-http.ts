@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostFor } from './lib/http/ipxe-script';
 import { HttpFileService } from './lib/http/serve-file';
 import { HttpListener } from './lib/http/server';
+import type { MenuChoice } from './lib/menus/pxelinux-config';
 import type { NodeDef, NodeMessage, RedApi, RedNode } from './lib/red';
 import { getStoreNode } from './lib/store-node';
 
@@ -17,7 +18,24 @@ interface PxeHttpDef extends NodeDef {
   listing?: boolean;
   ipxePath?: string;
   kernelArgs?: string;
+  /** What the iPXE script boots: 'http' (the ISO over HTTP, no menu), or the ISO's menu: 'iso', 'timeout', 'now'. */
+  ipxeMenu?: string;
+  ipxeEntry?: string;
+  ipxeSeconds?: number | string;
   progressStep?: number | string;
+}
+
+/** The iPXE script's menu choice from the node's settings; undefined for the plain HTTP boot. */
+function ipxeMenuOf(def: PxeHttpDef): MenuChoice | undefined {
+  const mode = def.ipxeMenu || 'http';
+  if (mode === 'http') return undefined;
+  if (mode === 'iso') return { mode: 'menu' };
+  const entry = String(def.ipxeEntry ?? '').trim();
+  if (!entry) throw new Error('choose the menu entry the iPXE script boots');
+  if (mode === 'now') return { mode: 'now', entry };
+  const seconds = Number(def.ipxeSeconds ?? 10);
+  if (mode !== 'timeout' || !Number.isFinite(seconds) || seconds < 1 || seconds > 3600) throw new Error(`iPXE menu: "${mode}" with ${def.ipxeSeconds} s is not a choice (timeout: 1 to 3600 s)`);
+  return { mode: 'timeout', entry, seconds };
 }
 
 type Middleware = (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
@@ -102,6 +120,7 @@ export = function register(RED: RedWithHttpNode): void {
         listing: def.listing === true,
         ipxePath: def.ipxePath === undefined ? '/boot.ipxe' : String(def.ipxePath),
         kernelArgs: String(def.kernelArgs ?? ''),
+        ipxeMenu: ipxeMenuOf(def),
         basePath: mode === 'httpNode' ? nodeRoot + mount : '',
         publicHost: mode === 'listen' && !WILDCARD.has(address) ? hostFor(address, port) : undefined,
         progressStep: def.progressStep === undefined || def.progressStep === '' ? 10 : Number(def.progressStep),

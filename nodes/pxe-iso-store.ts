@@ -1,10 +1,11 @@
-import type { NodeDef, RedApi } from './lib/red';
+import { BootMenus } from './lib/menus/boot-menus';
+import type { NodeDef, RedApi, RedNode } from './lib/red';
 import { PublishedFiles, publishedFolder } from './lib/store/published-files';
 import { SharedResource } from './lib/shared-resource';
 import { describeStore } from './lib/store/describe';
 import { openConfiguredStore } from './lib/store/open-store';
 import type { FileStore } from './lib/store/types';
-import type { IsoStoreNode } from './lib/store-node';
+import { getStoreNode, type IsoStoreNode } from './lib/store-node';
 
 interface IsoStoreDef extends NodeDef {
   path: string;
@@ -35,6 +36,24 @@ export = function register(RED: RedApi): void {
     });
   }
   RED.nodes.registerType('pxe-iso-store', PxeIsoStoreNode);
+
+  // The DHCP rule editor and the HTTP node's iPXE menu offer the entries of a deployed store's
+  // ISO menu. Each lookup holds the store as its own user, so one finishing does not close it
+  // under another.
+  let lookups = 0;
+  RED.httpAdmin.get('/pxe-iso-store/menu-entries', RED.auth.needsPermission('pxe-iso-store.read'), (req, res) => {
+    const storeNode = getStoreNode(RED, req.query.store);
+    if (!storeNode) return res.json({ ok: false, entries: [] });
+    const lookup = { id: `pxe-iso-store-menu-entries-${++lookups}` } as RedNode;
+    storeNode
+      .acquire(lookup)
+      .then((store) => BootMenus.load(store))
+      .then(
+        (menus) => res.json({ ok: true, entries: menus.choices }),
+        () => res.json({ ok: false, entries: [] }),
+      )
+      .finally(() => storeNode.release(lookup).catch(() => undefined));
+  });
 
   // The editor asks what a path holds before the user deploys it. Opening a path on this host is
   // configuration, so it takes the right to change such nodes (a read-only editor user cannot),

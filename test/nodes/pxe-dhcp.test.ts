@@ -92,12 +92,12 @@ describe('pxe-dhcp node in a Node-RED runtime', () => {
       ];
       await helper.load([storeNode, dhcpNode], flow);
       await errorMatching(helper.getNode('n1'), /lab: choose the menu entry/);
-      const res = await helper.request().get('/pxe-dhcp/menu-entries').query({ store: 's1' }).expect(200);
+      const res = await helper.request().get('/pxe-iso-store/menu-entries').query({ store: 's1' }).expect(200);
       assert.deepEqual(
         (res.body.entries as { label: string }[]).map((e) => e.label),
         ['arch_nbd', 'arch_nfs', 'arch_http', 'memtest'],
       );
-      const none = await helper.request().get('/pxe-dhcp/menu-entries').query({ store: 'nope' }).expect(200);
+      const none = await helper.request().get('/pxe-iso-store/menu-entries').query({ store: 'nope' }).expect(200);
       assert.deepEqual(none.body, { ok: false, entries: [] });
     } finally {
       await helper.unload();

@@ -10,6 +10,7 @@ const helper = require('node-red-node-test-helper');
 import httpNode from '../../nodes/pxe-http';
 import storeNode from '../../nodes/pxe-iso-store';
 import { writeTree, xorrisoImage } from '../helpers/iso-images';
+import { ensureFixtures, fixturePath } from '../fixtures/fixtures';
 import { waitFor, withLocale } from './node-helpers';
 
 helper.init(require.resolve('node-red'));
@@ -225,5 +226,29 @@ describe('pxe-http node', () => {
     await n.ready;
     assert.equal(n.status.lastCall.args[0].fill, 'red');
     assert.match(String(n.error.lastCall.args[0]), /no pxe-iso-store selected/);
+  });
+
+  it("iPXE menu: the script offers the ISO's entries and boots the chosen one after the timeout; a choice without an entry is refused", async () => {
+    const iso = fixturePath(ensureFixtures().isos.current!.file);
+    await helper.load(
+      [storeNode, httpNode],
+      [
+        { id: 's9', type: 'pxe-iso-store', path: iso },
+        { id: 'h1', type: 'pxe-http', store: 's9', mode: 'listen', address: '127.0.0.1', port: 0, ipxeMenu: 'timeout', ipxeEntry: 'arch_nbd', ipxeSeconds: 3, wires: [] },
+        { id: 'h2', type: 'pxe-http', store: 's9', mode: 'listen', address: '127.0.0.1', port: 0, ipxeMenu: 'now', ipxeEntry: '', wires: [] },
+      ],
+    );
+    const n = helper.getNode('h1');
+    await n.ready;
+    const r = await get(n.boundPort as number, '/boot.ipxe');
+    assert.equal(r.status, 200);
+    assert.match(r.body, /^item e_arch_nfs /m);
+    assert.match(r.body, /^choose --default e_arch_nbd --timeout 3000 /m);
+    assert.match(r.body, /archiso_nbd_srv=127\.0\.0\.1 /);
+    const bad = helper.getNode('h2');
+    await bad.ready;
+    // (The test helper's spies are shared by the nodes of a flow: look through all calls.)
+    assert.ok(bad.error.args.some((a: unknown[]) => /choose the menu entry/.test(String(a[0]))), JSON.stringify(bad.error.args));
+    assert.ok(bad.status.args.some((a: { fill?: string }[]) => a[0]?.fill === 'red'));
   });
 });
