@@ -16,6 +16,10 @@ interface TftpDef extends NodeDef {
   maxWindowsize?: string | number;
   maxTransfers?: string | number;
   maxPerClient?: string | number;
+  /** Transfer worker threads: '' for automatic (up to 4 with 2+ cores), 0 for none. */
+  workers?: string | number;
+  /** false: Node's dgram sockets even when the native addon is built. */
+  nativeIo?: boolean;
 }
 
 const DEFAULT_PORT = 69;
@@ -37,6 +41,9 @@ export = function register(RED: RedApi): void {
       maxTransfers: intSetting(def.maxTransfers, 100, 1, 100000),
       maxPerClient: intSetting(def.maxPerClient, 8, 1, 100000),
     };
+    // Empty: the server's own choice of worker threads; a number (0: none) overrides it.
+    const workers = def.workers === undefined || def.workers === '' ? undefined : intSetting(def.workers, 0, 0, 64);
+    const badWorkers = workers === undefined && def.workers !== undefined && def.workers !== '';
     const storeNode: IsoStoreNode | null = getStoreNode(RED, def.store);
 
     let server: TftpServer | undefined;
@@ -95,7 +102,7 @@ export = function register(RED: RedApi): void {
     };
 
     const start = async (): Promise<void> => {
-      const bad = Object.entries(settings).find(([, v]) => v === undefined);
+      const bad = Object.entries({ ...settings, ...(badWorkers ? { workers: undefined } : {}) }).find(([, v]) => v === undefined);
       if (bad) return fail('badConfig', RED._('pxe-tftp.errors.setting', { name: bad[0], value: String(def[bad[0]]) }));
       if (!storeNode) return fail('noStore', RED._('pxe-tftp.errors.noStore'));
       this.status({ fill: 'yellow', shape: 'ring', text: RED._('pxe-tftp.status.starting') });
@@ -114,7 +121,7 @@ export = function register(RED: RedApi): void {
         ...(storeNode.extra ? { extraFolder: storeNode.extra } : {}),
         ...(storeNode.published ? { publishedFolder: storeNode.published.folder } : {}),
       };
-      const srv = new TftpServer({ store, address: address || undefined, workerStore, ...settings });
+      const srv = new TftpServer({ store, address: address || undefined, workerStore, ...settings, ...(workers !== undefined ? { workers } : {}), nativeIo: def.nativeIo !== false });
       srv.on('transfer', onEvent);
       srv.on('progress', onProgress);
       srv.on('warning', (err) => this.warn(RED._('pxe-tftp.errors.socket', { message: err.message })));

@@ -22,6 +22,8 @@ export interface ArchPxeFlowOptions {
   /** Boot rules for pxe-dhcp; the example's own (BIOS from the ISO) when absent. */
   rules?: Record<string, unknown>[];
   kernelArgs?: string;
+  /** The HTTP node's iPXE menu settings (ipxeMenu, ipxeEntry, ipxeSeconds). */
+  ipxeMenu?: Record<string, unknown>;
   /**
    * Make sure the ISO is exported over NBD (export 'archiso', port 10809). The example has its own
    * pxe-nbd node now; one is added only when it has none.
@@ -42,7 +44,7 @@ export function archPxeFlow(o: ArchPxeFlowOptions): FlowNode[] {
       case 'pxe-dhcp':
         return { ...n, iface: o.iface, mode: o.mode, poolStart: o.poolStart ?? '', poolEnd: o.poolEnd ?? '', ...(o.rules ? { rules: o.rules } : {}) };
       case 'pxe-http':
-        return { ...n, kernelArgs: o.kernelArgs ?? '' };
+        return { ...n, kernelArgs: o.kernelArgs ?? '', ...(o.ipxeMenu ?? {}) };
       default:
         return n;
     }

@@ -220,6 +220,30 @@ describe('PXE boots of the Arch PXE example flow', { skip: skip ?? false }, () =
     assertStagesInOrder(r.stages, STAGES.http);
   });
 
+  it("UEFI x64 unattended: the HTTP node's iPXE script is the ISO's menu and boots its NFS entry after 2 s", async (t) => {
+    const r = await boot(
+      {
+        flow: {
+          iso: fixturePath(manifest.isos.current.file),
+          extra: fixturePath('ipxe'),
+          mode: 'full',
+          poolStart: '10.123.0.100',
+          poolEnd: '10.123.0.150',
+          rules: uefiRules(),
+          kernelArgs: 'console=ttyS0',
+          ipxeMenu: { ipxeMenu: 'timeout', ipxeEntry: manifest.isos.current.pxeEntries[pxeEntryIndex(manifest.isos.current, 'nfs')]!.label, ipxeSeconds: 2 },
+        },
+        vm: { mac: '52:54:00:12:34:07', firmware: 'uefi', rom: 'none' },
+      },
+      STAGES.nfs,
+    );
+    t.diagnostic(`marker after ${(r.elapsedMs / 1000).toFixed(1)} s, no keys pressed`);
+    assert.equal(r.marker?.method, 'nfs');
+    assert.equal(r.marker?.server, SERVER, 'the NFS server named in the script is ours');
+    assert.equal(r.marker?.sha256, manifest.marker.sha256);
+    assertStagesInOrder(r.stages, STAGES.nfs);
+  });
+
   it('BIOS with the iPXE ROM, the "Arch PXE (NBD)" example\'s iPXE kernel line: the whole ISO exported by pxe-nbd, mounted by the initramfs', async (t) => {
     if (!manifest.nbdClient) return t.skip('the initramfs has no nbd-client (the build host lacked it)');
     // The iPXE kernel line of the "Arch PXE (NBD)" example, served beside the ISO.

@@ -172,6 +172,23 @@ describe('pxe-tftp node', () => {
     const n2 = helper.getNode('n1') as RedNode;
     await waitFor(n2, 'error', (a) => a[0] === 'pxe-tftp.errors.setting');
     assert.ok(spied(n2, 'status').some((a) => (a[0] as Status).text === 'pxe-tftp.status.badConfig'));
+    await helper.unload();
+    await helper.load([tftpNode, isoStoreNode], flow(6969, { workers: 'many' }));
+    await waitFor(helper.getNode('n1') as RedNode, 'error', (a) => a[0] === 'pxe-tftp.errors.setting');
+  });
+
+  it('runs on Node-RED\'s thread with dgram sockets when threads are 0 and native I/O is off, and still serves', async () => {
+    const port = await freeUdpPort();
+    await helper.load([tftpNode, isoStoreNode], flow(port, { workers: 0, nativeIo: false }));
+    const n1 = helper.getNode('n1') as RedNode;
+    await waitFor(n1, 'log', (a) => a[0] === 'pxe-tftp.log.dgramIo');
+    const c = await TestClient.open();
+    try {
+      const r = await get(c, port, '/arch/boot/vmlinuz-linux', { options: [{ name: 'blksize', value: '1468' }] });
+      assert.deepEqual(r.data, file);
+    } finally {
+      await c.close();
+    }
   });
 
   it('redeploys 20 times on the same port with a transfer in flight: no EADDRINUSE, no leaked descriptors', async () => {
