@@ -49,6 +49,8 @@ export interface ClientResult {
   tftpRetries: number;
   corrupt: number;
   bytes: number;
+  /** ms spent in each protocol's steps. */
+  phases: { dhcp: number; tftp: number; http: number };
 }
 
 const TRIES = 6;
@@ -86,14 +88,14 @@ function dhcpPacket(type: number, xid: number, mac: Buffer, step: DhcpStep, secs
   return encodeDhcp(p);
 }
 
-/** Sends `pkt` and waits for a reply of `want` type to `xid`, resending as a PXE ROM does (4, 8, 16 s…, shortened to 1 s steps). */
+/** Sends `pkt` and waits for a reply of `want` type to `xid`, resending as iPXE does (after 1, 2, 4, 8, 10, 10 s). */
 async function dhcpAsk(pkt: () => Buffer, xid: number, want: number): Promise<ReturnType<typeof decodeDhcp>> {
   for (let t = 0; t < TRIES; t++) {
     const reply = new Promise<ReturnType<typeof decodeDhcp> | null>((resolve) => {
       const timer = setTimeout(() => {
         waiting.delete(xid);
         resolve(null);
-      }, RETRANSMIT_MS * (t + 1));
+      }, Math.min(10, 2 ** t) * 1000);
       waiting.set(xid, (p) => {
         if (getMessageType(p.options) !== want && getMessageType(p.options) !== MessageType.NAK) return;
         clearTimeout(timer);
@@ -227,9 +229,9 @@ function addAddress(ipAddr: string, prefix: number): Promise<void> {
 }
 
 // ---------------------------------------------------------------- one client
-async function runClient(i: number, t0: number): Promise<ClientResult> {
+async function runClient(i: number): Promise<ClientResult> {
   const mac = macOf(i);
-  const r: ClientResult = { i, mac: [...mac].map((b) => b.toString(16).padStart(2, '0')).join(':'), ip: null, ok: false, ms: 0, errors: [], tftpRetries: 0, corrupt: 0, bytes: 0 };
+  const r: ClientResult = { i, mac: [...mac].map((b) => b.toString(16).padStart(2, '0')).join(':'), ip: null, ok: false, ms: 0, errors: [], tftpRetries: 0, corrupt: 0, bytes: 0, phases: { dhcp: 0, tftp: 0, http: 0 } };
   const start = performance.now();
   const verify = (file: string, sha: string | undefined): void => {
     const want = cfg.expect[normalisePath(file)];
@@ -238,46 +240,51 @@ async function runClient(i: number, t0: number): Promise<ClientResult> {
       r.errors.push(`${file}: sha256 mismatch`);
     }
   };
+  let n = 0;
   try {
-    let n = 0;
     for (const step of cfg.steps) {
-      if (step.proto === 'dhcp') {
-        const xid = ((cfg.round & 0xff) << 24) | (i << 8) | n++;
-        const secs = (): number => Math.floor((performance.now() - start) / 1000);
-        const offer = await dhcpAsk(() => dhcpPacket(MessageType.DISCOVER, xid, mac, step, secs()), xid, MessageType.OFFER);
-        const server = getIp(offer.options, Opt.SERVER_ID) ?? cfg.server;
-        const ack = await dhcpAsk(() => dhcpPacket(MessageType.REQUEST, xid, mac, step, secs(), { ip: offer.yiaddr, server }), xid, MessageType.ACK);
-        const boot = getString(ack.options, Opt.BOOTFILE_NAME) ?? ack.file;
-        if (normalisePath(boot) !== normalisePath(cfg.bootFile)) r.errors.push(`DHCP boot file ${JSON.stringify(boot)}, expected ${cfg.bootFile}`);
-        if (r.ip === null) {
-          r.ip = ack.yiaddr;
-          const mask = getIp(ack.options, Opt.SUBNET_MASK) ?? '255.255.255.0';
-          await addAddress(r.ip, maskToPrefix(ipToInt(mask) >>> 0));
-        }
-      } else if (step.proto === 'tftp') {
-        const out = await tftp(r.ip!, step);
-        r.tftpRetries += out.retries;
-        r.bytes += out.bytes;
-        if (step.outcome === 'done') verify(step.file, out.sha);
-      } else {
-        const out = await httpGet(r.ip!, step);
-        r.bytes += out.bytes;
-        if (step.range) {
-          if (out.status !== 206 || out.bytes !== 1) r.errors.push(`HTTP ${step.path} ${step.range}: status ${out.status}, ${out.bytes} bytes`);
-        } else if (out.status !== step.status) {
-          r.errors.push(`HTTP ${step.path}: status ${out.status}, recorded ${step.status}`);
-        } else if (out.status === 200) {
-          verify(step.path, out.sha);
-        }
-      }
+      const t = performance.now();
+      await runStep(step);
+      r.phases[step.proto] += performance.now() - t;
     }
     r.ok = r.errors.length === 0;
   } catch (err) {
     r.errors.push((err as Error).message);
   }
   r.ms = performance.now() - start;
-  void t0;
   return r;
+
+  async function runStep(step: Step): Promise<void> {
+    if (step.proto === 'dhcp') {
+      const xid = (((cfg.round & 0xff) << 24) | (i << 8) | n++) >>> 0;
+      const secs = (): number => Math.floor((performance.now() - start) / 1000);
+      const offer = await dhcpAsk(() => dhcpPacket(MessageType.DISCOVER, xid, mac, step, secs()), xid, MessageType.OFFER);
+      const server = getIp(offer.options, Opt.SERVER_ID) ?? cfg.server;
+      const ack = await dhcpAsk(() => dhcpPacket(MessageType.REQUEST, xid, mac, step, secs(), { ip: offer.yiaddr, server }), xid, MessageType.ACK);
+      const boot = getString(ack.options, Opt.BOOTFILE_NAME) ?? ack.file;
+      if (normalisePath(boot) !== normalisePath(cfg.bootFile)) r.errors.push(`DHCP boot file ${JSON.stringify(boot)}, expected ${cfg.bootFile}`);
+      if (r.ip === null) {
+        r.ip = ack.yiaddr;
+        const mask = getIp(ack.options, Opt.SUBNET_MASK) ?? '255.255.255.0';
+        await addAddress(r.ip, maskToPrefix(ipToInt(mask) >>> 0));
+      }
+    } else if (step.proto === 'tftp') {
+      const out = await tftp(r.ip!, step);
+      r.tftpRetries += out.retries;
+      r.bytes += out.bytes;
+      if (step.outcome === 'done') verify(step.file, out.sha);
+    } else {
+      const out = await httpGet(r.ip!, step);
+      r.bytes += out.bytes;
+      if (step.range) {
+        if (out.status !== 206 || out.bytes !== 1) r.errors.push(`HTTP ${step.path} ${step.range}: status ${out.status}, ${out.bytes} bytes`);
+      } else if (out.status !== step.status) {
+        r.errors.push(`HTTP ${step.path}: status ${out.status}, recorded ${step.status}`);
+      } else if (out.status === 200) {
+        verify(step.path, out.sha);
+      }
+    }
+  }
 }
 
 async function main(): Promise<void> {
@@ -296,8 +303,8 @@ async function main(): Promise<void> {
   const runs = Array.from({ length: cfg.clients }, (_, i) =>
     sleep((i * cfg.spreadMs) / cfg.clients).then(() =>
       Promise.race([
-        runClient(i, t0),
-        deadline.then((): ClientResult => ({ i, mac: '', ip: null, ok: false, ms: cfg.clientTimeoutMs, errors: ['client timed out'], tftpRetries: 0, corrupt: 0, bytes: 0 })),
+        runClient(i),
+        deadline.then((): ClientResult => ({ i, mac: '', ip: null, ok: false, ms: cfg.clientTimeoutMs, errors: ['client timed out'], tftpRetries: 0, corrupt: 0, bytes: 0, phases: { dhcp: 0, tftp: 0, http: 0 } })),
       ]),
     ),
   );

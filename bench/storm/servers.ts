@@ -114,16 +114,20 @@ export function installPacked(work: string): string {
 
 /**
  * settings.js for the storm: the event-loop delay is measured inside Node-RED's own process with
- * perf_hooks.monitorEventLoopDelay (10 ms resolution), reset on SIGUSR2 (the storm's start) and
- * written with the RSS to `lagFile` every 250 ms.
+ * perf_hooks.monitorEventLoopDelay (10 ms resolution), reset when `<lagFile>.reset` appears (the
+ * storm's start; Node-RED itself exits on SIGUSR2) and written with the RSS to `lagFile` every 250 ms.
  */
-function settingsJs(lagFile: string): string {
+export function settingsJs(lagFile: string): string {
   return `const { monitorEventLoopDelay } = require('perf_hooks');
 const fs = require('fs');
 const h = monitorEventLoopDelay({ resolution: 10 });
 h.enable();
-process.on('SIGUSR2', () => h.reset());
+const resetFile = ${JSON.stringify(lagFile + '.reset')};
 setInterval(() => {
+  if (fs.existsSync(resetFile)) {
+    fs.rmSync(resetFile, { force: true });
+    h.reset();
+  }
   const ms = (ns) => ns / 1e6;
   fs.writeFileSync(${JSON.stringify(lagFile)}, JSON.stringify({ p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max), count: h.count, rss: process.memoryUsage.rss() }));
 }, 250).unref();
