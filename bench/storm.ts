@@ -161,6 +161,7 @@ async function main(): Promise<void> {
         await sleep(300);
         r.lag = JSON.parse(fs.readFileSync(lagFile, 'utf8'));
       }
+      if (results.some((x) => !x.ok)) console.log(`  ${server} log tail:\n${running.log().split('\n').filter((l) => !/\[debug\]/.test(l)).slice(-15).join('\n')}`);
       await running.stop();
       running = undefined;
       const ok = results.filter((x) => x.ok).length;
