@@ -126,7 +126,7 @@ async function main(): Promise<void> {
     const sizesText = Object.entries(files.sizes).map(([p, s]) => `${path.basename(p)} ${fmt(s / MiB)} MiB`).join(', ');
     console.log(`${CLIENTS} clients started within 1 s, ${PAIRS} pair(s) of rounds; files scaled ×${fmt(SCALE, 3)} from kernel ${FULL_SIZES.kernel / MiB} MiB, initramfs ${FULL_SIZES.initramfs / MiB} MiB, rootfs ${FULL_SIZES.rootfs / MiB} MiB: ${sizesText}`);
     console.log(`each client replays ${describeSteps(recording.steps)} (recorded ${recording.date} by ${recording.recordedWith}: ${recording.how})`);
-    console.log(`servers on CPU ${SERVER_CPU}, clients on CPU ${CLIENT_CPU}; stack = dnsmasq ${execFileSync('/usr/sbin/dnsmasq', ['--version'], { encoding: 'utf8' }).split('\n')[0]!.replace(/^Dnsmasq version /, '')} (DHCP + TFTP, the wiki's dnsmasq.conf) + nginx (the wiki's darkhttpd is not packaged in Debian 12)`);
+    console.log(`servers on CPU ${SERVER_CPU}, clients on CPU ${CLIENT_CPU}; stack = dnsmasq ${execFileSync('/usr/sbin/dnsmasq', ['--version'], { encoding: 'utf8' }).split(/\s+/)[2]} (DHCP + TFTP, the wiki's dnsmasq.conf) + nginx (the wiki's darkhttpd is not packaged in Debian 12)`);
     console.log(`load average ${os.loadavg().map((x) => fmt(x)).join(' ')} on ${os.cpus().length} CPUs`);
 
     let round = 0;
@@ -195,6 +195,10 @@ async function main(): Promise<void> {
     const cpuPerGib = (rs: Round[]): number => rs.reduce((s, r) => s + r.cpuSeconds, 0) / (rs.reduce((s, r) => s + r.bytes, 0) / (1024 * MiB));
     console.log(`all-complete ours ${ours.map((r) => fmt(r.allMs / 1000)).join(' ')} s, stack ${stack.map((r) => fmt(r.allMs / 1000)).join(' ')} s; stack/ours per pair ${ratios.map((x) => fmt(x)).join(' ')} (spread ${fmt(Math.min(...ratios))}–${fmt(Math.max(...ratios))})`);
     console.log(`per-client boot p50/p95: ours ${fmt(pct(times(ours), 0.5))}/${fmt(pct(times(ours), 0.95))} s, stack ${fmt(pct(times(stack), 0.5))}/${fmt(pct(times(stack), 0.95))} s`);
+    // dnsmasq pings every address before offering it (the wiki leaves that on): the transfer phases alone, for the servers' TFTP and HTTP.
+    const transfer = (rs: Round[]): number[] => rs.flatMap((r) => r.results.filter((x) => x.ok).map((x) => (x.phases.tftp + x.phases.http) / 1000));
+    const dhcpP50 = (rs: Round[]): number => pct(rs.flatMap((r) => r.results.map((x) => x.phases.dhcp / 1000)), 0.5);
+    console.log(`per-client DHCP p50: ours ${fmt(dhcpP50(ours))} s, stack ${fmt(dhcpP50(stack))} s; TFTP + HTTP phases p50/p95: ours ${fmt(pct(transfer(ours), 0.5))}/${fmt(pct(transfer(ours), 0.95))} s, stack ${fmt(pct(transfer(stack), 0.5))}/${fmt(pct(transfer(stack), 0.95))} s`);
     console.log(`server CPU per GiB served: ours ${fmt(cpuPerGib(ours), 1)} CPU-s/GiB, stack ${fmt(cpuPerGib(stack), 1)} CPU-s/GiB; stack lost or corrupt clients ${bad(stack)}, peak RSS (dnsmasq + nginx) ${fmt(Math.max(...stack.map((r) => r.peakRssBytes)) / MiB, 1)} MiB`);
     console.log('event-loop delay: perf_hooks.monitorEventLoopDelay (10 ms resolution) started by settings.js inside the Node-RED process, reset at the storm start, read at its end');
 
@@ -204,6 +208,7 @@ async function main(): Promise<void> {
     figure(`storm${CLIENTS}_client_boot_p95_ours`, pct(times(ours), 0.95), 's', 0, 'none');
     figure(`storm${CLIENTS}_client_boot_p50_stack`, pct(times(stack), 0.5), 's', 0, 'none');
     figure(`storm${CLIENTS}_client_boot_p95_stack`, pct(times(stack), 0.95), 's', 0, 'none');
+    figure(`storm${CLIENTS}_client_transfer_p95_stack_over_ours`, pct(transfer(stack), 0.95) / pct(transfer(ours), 0.95), 'x', 0, 'none');
     figure(`storm${CLIENTS}_nodered_event_loop_delay_p99`, Math.max(...ours.map((r) => r.lag?.p99 ?? Infinity)), 'ms', 100, 'ceiling');
     figure(`storm${CLIENTS}_nodered_peak_rss`, Math.max(...ours.map((r) => r.peakRssBytes)) / MiB, 'MiB', 300, 'ceiling');
     figure(`storm${CLIENTS}_lost_or_corrupt_clients_ours`, bad(ours) + corrupt(ours), 'clients', 0, 'ceiling');
