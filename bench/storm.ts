@@ -170,7 +170,7 @@ async function main(): Promise<void> {
       console.log(
         `round ${round} ${server.padEnd(5)}: all ${CLIENTS} done in ${fmt(allMs / 1000)} s, ok ${ok}/${CLIENTS}, per client p50 ${fmt(pct(ms, 0.5) / 1000)} s p95 ${fmt(pct(ms, 0.95) / 1000)} s ` +
           `(p50 DHCP ${fmt(pct(results.map((x) => x.phases.dhcp), 0.5) / 1000)} s, TFTP ${fmt(pct(results.map((x) => x.phases.tftp), 0.5) / 1000)} s, HTTP ${fmt(pct(results.map((x) => x.phases.http), 0.5) / 1000)} s), ` +
-          `${fmt(r.bytes / MiB / (allMs / 1000), 1)} MiB/s, server CPU ${fmt(r.cpuSeconds)} s (${fmt(r.cpuSeconds / gib, 1)} CPU-s/GiB), peak RSS ${fmt(r.peakRssBytes / MiB, 1)} MiB, TFTP client retransmits ${results.reduce((s, x) => s + x.tftpRetries, 0)}` +
+          `${fmt(r.bytes / MiB / (allMs / 1000), 1)} MiB/s, server CPU ${fmt(r.cpuSeconds)} s (${fmt(r.cpuSeconds / gib, 1)} CPU-s/GiB), peak RSS ${fmt(r.peakRssBytes / MiB, 1)} MiB, TFTP client retransmits ${results.reduce((s, x) => s + x.tftpRetries, 0)}, DHCP NAKs ${results.reduce((s, x) => s + (x.dhcpNaks ?? 0), 0)}` +
           (r.lag ? `, event-loop delay p50 ${fmt(r.lag.p50, 1)} p99 ${fmt(r.lag.p99, 1)} max ${fmt(r.lag.max, 1)} ms, boot/complete ${r.complete}, boot/stalled ${r.stalled}` : ''),
       );
       for (const x of results.filter((y) => !y.ok).slice(0, 5)) console.log(`  client ${x.i} (${x.mac} ${x.ip}): ${x.errors.slice(0, 3).join('; ')}`);

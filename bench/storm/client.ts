@@ -47,6 +47,8 @@ export interface ClientResult {
   ms: number;
   errors: string[];
   tftpRetries: number;
+  /** DHCP NAKs answered by starting over. */
+  dhcpNaks: number;
   corrupt: number;
   bytes: number;
   /** ms spent in each protocol's steps. */
@@ -231,7 +233,7 @@ function addAddress(ipAddr: string, prefix: number): Promise<void> {
 // ---------------------------------------------------------------- one client
 async function runClient(i: number): Promise<ClientResult> {
   const mac = macOf(i);
-  const r: ClientResult = { i, mac: [...mac].map((b) => b.toString(16).padStart(2, '0')).join(':'), ip: null, ok: false, ms: 0, errors: [], tftpRetries: 0, corrupt: 0, bytes: 0, phases: { dhcp: 0, tftp: 0, http: 0 } };
+  const r: ClientResult = { i, mac: [...mac].map((b) => b.toString(16).padStart(2, '0')).join(':'), ip: null, ok: false, ms: 0, errors: [], tftpRetries: 0, dhcpNaks: 0, corrupt: 0, bytes: 0, phases: { dhcp: 0, tftp: 0, http: 0 } };
   const start = performance.now();
   const verify = (file: string, sha: string | undefined): void => {
     const want = cfg.expect[normalisePath(file)];
@@ -256,11 +258,20 @@ async function runClient(i: number): Promise<ClientResult> {
 
   async function runStep(step: Step): Promise<void> {
     if (step.proto === 'dhcp') {
-      const xid = (((cfg.round & 0xff) << 24) | (i << 8) | n++) >>> 0;
       const secs = (): number => Math.floor((performance.now() - start) / 1000);
-      const offer = await dhcpAsk(() => dhcpPacket(MessageType.DISCOVER, xid, mac, step, secs()), xid, MessageType.OFFER);
-      const server = getIp(offer.options, Opt.SERVER_ID) ?? cfg.server;
-      const ack = await dhcpAsk(() => dhcpPacket(MessageType.REQUEST, xid, mac, step, secs(), { ip: offer.yiaddr, server }), xid, MessageType.ACK);
+      let ack: ReturnType<typeof decodeDhcp> | undefined;
+      // A NAK sends the client back to DISCOVER (RFC 2131 4.4.1), as iPXE does; three rounds at most.
+      for (let attempt = 0; !ack; attempt++) {
+        const xid = (((cfg.round & 0xff) << 24) | (i << 8) | n++) >>> 0;
+        const offer = await dhcpAsk(() => dhcpPacket(MessageType.DISCOVER, xid, mac, step, secs()), xid, MessageType.OFFER);
+        const server = getIp(offer.options, Opt.SERVER_ID) ?? cfg.server;
+        try {
+          ack = await dhcpAsk(() => dhcpPacket(MessageType.REQUEST, xid, mac, step, secs(), { ip: offer.yiaddr, server }), xid, MessageType.ACK);
+        } catch (err) {
+          if (!/NAK/.test((err as Error).message) || attempt >= 2) throw err;
+          r.dhcpNaks++;
+        }
+      }
       const boot = getString(ack.options, Opt.BOOTFILE_NAME) ?? ack.file;
       if (normalisePath(boot) !== normalisePath(cfg.bootFile)) r.errors.push(`DHCP boot file ${JSON.stringify(boot)}, expected ${cfg.bootFile}`);
       if (r.ip === null) {
@@ -304,7 +315,7 @@ async function main(): Promise<void> {
     sleep((i * cfg.spreadMs) / cfg.clients).then(() =>
       Promise.race([
         runClient(i),
-        deadline.then((): ClientResult => ({ i, mac: '', ip: null, ok: false, ms: cfg.clientTimeoutMs, errors: ['client timed out'], tftpRetries: 0, corrupt: 0, bytes: 0, phases: { dhcp: 0, tftp: 0, http: 0 } })),
+        deadline.then((): ClientResult => ({ i, mac: '', ip: null, ok: false, ms: cfg.clientTimeoutMs, errors: ['client timed out'], tftpRetries: 0, dhcpNaks: 0, corrupt: 0, bytes: 0, phases: { dhcp: 0, tftp: 0, http: 0 } })),
       ]),
     ),
   );
