@@ -150,7 +150,7 @@ async function main(): Promise<void> {
       const cpu0 = running.cpu.seconds();
       const cfg: ClientConfig = { iface: cliIf, server: SERVER, clients: CLIENTS, round, spreadMs: 1000, steps: recording.steps, expect: files.expect, bootFile: firstTftp.file, clientTimeoutMs: 600_000 };
       const { allMs, results } = await runClients(cli, path.join(work, `client-${round}.json`), cfg);
-      const r: Round = { server, round, allMs, results, cpuSeconds: running.cpu.seconds() - cpu0, peakRssBytes: peakRss(running.pid), bytes: bytesPerClient(results) };
+      const r: Round = { server, round, allMs, results, cpuSeconds: running.cpu.seconds() - cpu0, peakRssBytes: running.pids.reduce((sum, pid) => sum + peakRss(pid), 0), bytes: bytesPerClient(results) };
       if (server === 'ours') {
         // The last events follow the last byte: wait (bounded) for every client's boot/complete.
         const macs = new Set(results.map((x) => x.mac));

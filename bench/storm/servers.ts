@@ -71,7 +71,8 @@ export function peakRss(pid: number): number {
 
 export interface Running {
   proc: ChildProcess;
-  pid: number;
+  /** The server's processes (peak RSS is summed over them and their children). */
+  pids: number[];
   cpu: CpuGroup;
   stop(): Promise<void>;
   log(): string;
@@ -168,7 +169,7 @@ export async function startOurs(ns: Netns, o: OursOptions): Promise<Running> {
     cpu.remove();
     throw new Error(`Node-RED did not start serving: ${(err as Error).message}\n${log().slice(-4000)}`);
   }
-  return { proc, pid: proc.pid!, cpu, stop: async () => { await stop(); cpu.remove(); }, log };
+  return { proc, pids: [proc.pid!], cpu, stop: async () => { await stop(); cpu.remove(); }, log };
 }
 
 // ---------------------------------------------------------------- the seed's stack
@@ -236,24 +237,33 @@ export async function startStack(ns: Netns, o: StackOptions): Promise<Running> {
   fs.writeFileSync(path.join(o.work, 'dnsmasq.conf'), dnsmasqConf(o));
   fs.writeFileSync(path.join(o.work, 'nginx.conf'), nginxConf(o));
   const cpu = new CpuGroup('stack');
-  // One shell in the group starts both, so both (and nginx's workers) are counted and pinned.
-  const script = `/usr/sbin/dnsmasq --no-daemon --conf-file=${o.work}/dnsmasq.conf & /usr/sbin/nginx -c ${o.work}/nginx.conf & trap 'kill $(jobs -p) 2>/dev/null; wait' TERM; wait`;
-  const [cmd, args] = cpu.wrap(o.cpu, '/bin/sh', ['-c', script]);
-  const proc = ns.spawn(cmd, args);
-  cpu.join(proc);
-  const log = collect(proc);
-  const stop = stopper(proc);
+  // Two processes, one group: each is stopped by its own PID (nginx's master takes its workers along).
+  const procs = [
+    ['/usr/sbin/dnsmasq', ['--no-daemon', `--conf-file=${o.work}/dnsmasq.conf`]],
+    ['/usr/sbin/nginx', ['-c', `${o.work}/nginx.conf`]],
+  ].map(([bin, args]) => {
+    const [cmd, argv] = cpu.wrap(o.cpu, bin as string, args as string[]);
+    const proc = ns.spawn(cmd, argv);
+    cpu.join(proc);
+    return proc;
+  });
+  const logs = procs.map(collect);
+  const stops = procs.map(stopper);
+  const stopAll = async (): Promise<void> => {
+    await Promise.all(stops.map((f) => f()));
+    cpu.remove();
+  };
+  const log = (): string => logs.map((l) => l()).join('\n');
   // Both listening: dnsmasq binds 67/69, nginx 80.
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const r = await ns.run('/usr/bin/ss', ['-lnu4t']);
-    if (/:67\b/.test(r.stdout) && /:69\b/.test(r.stdout) && /:80\b/.test(r.stdout)) break;
-    if (Date.now() > deadline || proc.exitCode !== null) {
-      await stop();
-      cpu.remove();
+    const r = await ns.run('/usr/bin/ss', ['-lnu4tp']);
+    if (/:67\b.*dnsmasq/.test(r.stdout) && /:69\b.*dnsmasq/.test(r.stdout) && /:80\b.*nginx/.test(r.stdout)) break;
+    if (Date.now() > deadline || procs.some((p) => p.exitCode !== null)) {
+      await stopAll();
       throw new Error(`dnsmasq/nginx did not start:\n${log()}\n${fs.existsSync(path.join(o.work, 'dnsmasq.log')) ? fs.readFileSync(path.join(o.work, 'dnsmasq.log'), 'utf8').slice(-2000) : ''}`);
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  return { proc, pid: proc.pid!, cpu, stop: async () => { await stop(); cpu.remove(); }, log };
+  return { proc: procs[0]!, pids: procs.map((p) => p.pid!), cpu, stop: stopAll, log };
 }
