@@ -3,8 +3,10 @@
  * (bench/storm/client.ts) start within one second, each replaying what a real BIOS client did
  * in a full Arch boot of our own end-to-end lab (bench/storm/recorded-boot.json, recorded by
  * bench/storm/record.ts): DHCP DISCOVER/REQUEST, pxelinux's TFTP sequence with its not-found
- * probes, tsize queries and aborted ldlinux.c32 transfers, kernel and initramfs over TFTP
- * (blksize 1468), then archiso's HTTP requests for the root image.
+ * probes (tsize queries and aborted transfers too when a recording has them: the committed one,
+ * an iPXE NIC ROM with lpxelinux.0, has none), kernel and initramfs over TFTP with the options
+ * recorded (blksize 1408, tsize), then archiso's HTTP requests for the root image (a 1-byte range
+ * probe, an airootfs.erofs probe, the image).
  *
  * Two servers, one after the other in each pair of rounds (A B A B …, the order swapped every
  * pair), same files, same namespaces, each pinned to CPU 0 with the clients on CPU 1:
