@@ -3,7 +3,7 @@
  * each replaying the recorded steps (bench/storm/script.ts) against one server address:
  *   DHCP DISCOVER → OFFER → REQUEST → ACK (broadcast flag set, as PXE ROMs do), the leased
  *   address added to the interface (a real client configures it too), then every TFTP request
- *   in order from that address (lock-step ACKs, windowsize 1, 1 s retransmit, 6 tries), then
+ *   in order from that address (lock-step ACKs, windowsize 1, resent on pxelinux's timeout table), then
  *   the HTTP requests (one connection each, as archiso's curl does).
  * Every file read whole is checked against its SHA-256. Runs inside the clients' namespace:
  *
@@ -56,7 +56,11 @@ export interface ClientResult {
 }
 
 const TRIES = 6;
-const RETRANSMIT_MS = 1000;
+/**
+ * pxelinux's TFTP timeouts (TimeoutTable in syslinux's core/fs/pxe, BIOS ticks of 1/18.2 s): a
+ * request or ACK is resent after each in turn, 110 ms first, about 90 s in all, then the file fails.
+ */
+const TFTP_TIMEOUTS_MS = [2, 2, 3, 3, 4, 5, 6, 7, 9, 10, 12, 14, 17, 20, 24, 29, 35, 42, 50, 60, 72, 86, 103, 123, 148, 177, 213, 255].map((t) => Math.round((t * 1000) / 18.2));
 const IP = '/usr/sbin/ip';
 
 const cfg = JSON.parse(fs.readFileSync(process.argv[2]!, 'utf8')) as ClientConfig;
@@ -152,11 +156,11 @@ function tftp(local: string, step: TftpStep): Promise<TftpOutcome> {
     const arm = (): void => {
       clearTimeout(timer);
       timer = setTimeout(() => {
-        if (++tries >= TRIES) return finish(new Error(`TFTP ${step.file}: timed out after ${bytes} bytes`));
+        if (++tries >= TFTP_TIMEOUTS_MS.length) return finish(new Error(`TFTP ${step.file}: timed out after ${bytes} bytes`));
         retries++;
         sock.send(last, peer?.port ?? 69, cfg.server);
         arm();
-      }, RETRANSMIT_MS);
+      }, TFTP_TIMEOUTS_MS[tries]);
     };
     const abort = (): void => {
       sock.send(encodeError(0, ''), peer!.port, cfg.server, () => finish(null, { retries, bytes }));
