@@ -122,8 +122,6 @@ async function main(): Promise<void> {
     const srv = lab.netns('srv');
     const cli = lab.netns('cli');
     const { a: srvIf, b: cliIf } = lab.veth(srv, `${SERVER}/16`, cli, `${CLIENT_BASE}/16`, { mtu: 1500 });
-    // Neighbour table room for 250 clients and the server's ARP for each.
-    for (const ns of [srv, cli]) await ns.run('/usr/sbin/sysctl', ['-q', '-w', 'net.ipv4.neigh.default.gc_thresh1=2048', 'net.ipv4.neigh.default.gc_thresh2=4096', 'net.ipv4.neigh.default.gc_thresh3=8192']);
 
     const sizesText = Object.entries(files.sizes).map(([p, s]) => `${path.basename(p)} ${fmt(s / MiB)} MiB`).join(', ');
     console.log(`${CLIENTS} clients started within 1 s, ${PAIRS} pair(s) of rounds; files scaled ×${fmt(SCALE, 3)} from kernel ${FULL_SIZES.kernel / MiB} MiB, initramfs ${FULL_SIZES.initramfs / MiB} MiB, rootfs ${FULL_SIZES.rootfs / MiB} MiB: ${sizesText}`);
