@@ -1,0 +1,75 @@
+/**
+ * The replay script of one simulated BIOS PXE client, made from a recording
+ * (bench/storm/recorded-boot.json, written by bench/storm/record.ts from a real QEMU boot).
+ * Pure: no I/O, so the replay's shape is unit-tested.
+ */
+
+export interface DhcpStep {
+  proto: 'dhcp';
+  /** The vendor class the client sends (option 60), e.g. PXEClient:Arch:00000:UNDI:002001. */
+  vendorClass: string;
+  /** User class (option 77) entries, e.g. ['iPXE']. */
+  userClass: string[];
+  /** Client system architecture (option 93): 0 = BIOS. */
+  arch: number;
+}
+
+export interface TftpStep {
+  proto: 'tftp';
+  file: string;
+  /** Options in the order the client sent them (blksize, tsize, ...). */
+  options: { name: string; value: string }[];
+  /**
+   * done: read to the end and checked; not-found: the server must answer an ERROR;
+   * declined: the client ends after the OACK (a tsize query); aborted: the client sends an ERROR
+   * after about `abortAfterBytes` bytes (pxelinux's ldlinux.c32 after each CONFIG).
+   */
+  outcome: 'done' | 'not-found' | 'declined' | 'aborted';
+  abortAfterBytes?: number;
+}
+
+export interface HttpStep {
+  proto: 'http';
+  path: string;
+  /** A Range header value (archiso's 1-byte probe: bytes=0-0). */
+  range?: string;
+  /** The status the server answered in the recording (archiso also probes airootfs.erofs: 404). */
+  status: number;
+}
+
+export type Step = DhcpStep | TftpStep | HttpStep;
+
+export interface Recording {
+  recordedWith: string;
+  how: string;
+  iso: string;
+  date: string;
+  steps: Step[];
+}
+
+/** Files of a step list, as the server sees them (leading slashes and // collapsed). */
+export function normalisePath(file: string): string {
+  return ('/' + file).replace(/\/+/g, '/');
+}
+
+/** Every file the replay reads to the end (TFTP done, HTTP without a range), normalised, once each. */
+export function filesRead(steps: Step[]): string[] {
+  const out = new Set<string>();
+  for (const s of steps) {
+    if (s.proto === 'tftp' && s.outcome === 'done') out.add(normalisePath(s.file));
+    if (s.proto === 'http' && !s.range && s.status === 200) out.add(normalisePath(s.path));
+  }
+  return [...out];
+}
+
+/** A short human summary: counts per kind. */
+export function describeSteps(steps: Step[]): string {
+  const n = (f: (s: Step) => boolean): number => steps.filter(f).length;
+  return [
+    `${n((s) => s.proto === 'dhcp')} DHCP exchange(s)`,
+    `${n((s) => s.proto === 'tftp')} TFTP requests (${n((s) => s.proto === 'tftp' && s.outcome === 'done')} read whole, ` +
+      `${n((s) => s.proto === 'tftp' && s.outcome === 'not-found')} not-found probes, ${n((s) => s.proto === 'tftp' && s.outcome === 'declined')} tsize queries, ` +
+      `${n((s) => s.proto === 'tftp' && s.outcome === 'aborted')} aborted)`,
+    `${n((s) => s.proto === 'http')} HTTP requests (${n((s) => s.proto === 'http' && !!s.range)} range probes)`,
+  ].join(', ');
+}
