@@ -65,9 +65,28 @@ export = function register(RED: RedApi): void {
     const signal = (ev: TftpEvent | ProgressEvent, kind: TransferSignal['kind'], bytes: number, extra: Partial<TransferSignal> = {}): void =>
       bootBus.publish({ source: 'tftp', kind, ip: ev.client.address.replace(/^::ffff:/, ''), file: ev.file, bytes, size: ev.size ?? bytes, at: Date.now(), ...(store ? { store } : {}), ...extra });
 
+    // Requests dropped at the transfer limits (no ERROR sent: the firmware resends and is served a
+    // moment later) are routine in a boot storm: one warning a minute says how many, not one each.
+    const DROP_WARN_MS = 60_000;
+    let dropped = 0;
+    let dropWarnAt = -Infinity;
+    const onDropped = (ev: TftpEvent & { type: 'error' }): void => {
+      this.debug(RED._('pxe-tftp.log.dropped', { who: `${ev.client.address}:${ev.client.port}`, file: ev.file, message: ev.message }));
+      dropped++;
+      if (Date.now() - dropWarnAt < DROP_WARN_MS) return;
+      this.warn(RED._('pxe-tftp.warn.dropped', { count: dropped, message: ev.message }));
+      dropWarnAt = Date.now();
+      dropped = 0;
+    };
+
     const onEvent = (ev: TftpEvent): void => {
       const who = `${ev.client.address}:${ev.client.port}`;
       const key = String(ev.id);
+      if (ev.type === 'error' && ev.stage === 'request' && ev.code === undefined) {
+        // Not a failure of the boot: the client waits its turn, so no error goes to the boot view.
+        this.send({ topic: 'tftp/error', payload: ev });
+        return onDropped(ev);
+      }
       switch (ev.type) {
         case 'declined':
           // A PXE ROM asked for the size and hung up: routine, not a failure.

@@ -149,6 +149,35 @@ describe('pxe-tftp node', () => {
     assert.deepEqual(msgs.map((m) => m.topic), ['tftp/start', 'tftp/done']);
   });
 
+  it('a request dropped at the transfer limit is not a boot error, and is warned about once a minute, not each time', async () => {
+    const port = await freeUdpPort();
+    await helper.load([tftpNode, isoStoreNode], flow(port, { maxTransfers: 1 }));
+    const n1 = helper.getNode('n1') as RedNode;
+    if (!spied(n1, 'status').some(fill('green'))) await waitFor(n1, 'status', fill('green'));
+    const signals: TransferSignal[] = [];
+    const off = bootBus.subscribe((x: BootSignal) => {
+      if (x.source === 'tftp') signals.push(x);
+    });
+    const busy = await TestClient.open();
+    const waiting = await TestClient.open();
+    try {
+      // One transfer holds the only slot (its client never acknowledges the first block).
+      busy.send(encodeRequest(Opcode.RRQ, 'arch/boot/vmlinuz-linux', 'octet'), port);
+      assert.equal((await busy.recv())?.pkt?.op, Opcode.DATA);
+      const warned = waitFor(n1, 'warn', (a) => a[0] === 'pxe-tftp.warn.dropped');
+      for (let i = 0; i < 3; i++) waiting.send(encodeRequest(Opcode.RRQ, 'arch/boot/vmlinuz-linux', 'octet'), port);
+      await warned;
+      assert.equal(await waiting.recv(300), null, 'no ERROR: the client is left to resend');
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(spied(n1, 'warn').filter((a) => a[0] === 'pxe-tftp.warn.dropped').length, 1);
+      assert.deepEqual(signals.filter((x) => x.kind === 'error'), [], 'the boot view sees no error');
+    } finally {
+      off();
+      await busy.close();
+      await waiting.close();
+    }
+  });
+
   it('explains a port already in use with a red status', async () => {
     const blocker = dgram.createSocket('udp4');
     await new Promise<void>((r) => blocker.bind(0, '127.0.0.1', () => r()));
