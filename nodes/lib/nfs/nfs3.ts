@@ -577,11 +577,17 @@ export class Nfs3Program implements RpcProgram {
     const total = listing.entries.length + 2;
     const room0 = dirRoom(count, ctx);
     let room = room0 - DIR_FIXED;
-    // Sized for the whole reply at once: no regrowth while entries are written.
-    const w = this.reply(call, C.NFS3_OK, R.ACCEPTED_HEADER_SIZE + 16 + Math.max(DIR_FIXED, room0));
+    const start = Math.min(cookie, total);
+    const enc = start < total ? this.encoded(listing, plus) : undefined;
+    // Sized for the whole reply at once (no regrowth while entries are written), and no larger than
+    // what is left of the listing: clients ask for up to 64 KiB per call, and a buffer that size
+    // per call for a 50-entry directory is mostly garbage to collect.
+    let left = enc ? enc.buf.length - enc.offsets[Math.max(0, start - 2)]! : 0;
+    for (let k = start; k < 2; k++) left += entrySize(k + 1, plus);
+    const w = this.reply(call, C.NFS3_OK, R.ACCEPTED_HEADER_SIZE + 16 + DIR_FIXED + Math.max(0, Math.min(room, left)));
     writePostOpAttr(w, dir.attrs, this.fsid);
     w.opaqueFixed(listing.verf);
-    let i = Math.min(cookie, total);
+    let i = start;
     let sent = 0;
     // '.' and '..' (the root's parent is the root), written for this request.
     for (; i < 2; i++) {
@@ -601,8 +607,7 @@ export class Nfs3Program implements RpcProgram {
       sent++;
     }
     // The listing's entries: as many whole pre-encoded entries as fit, in one copy.
-    if (i >= 2 && i < total) {
-      const enc = this.encoded(listing, plus);
+    if (i >= 2 && i < total && enc) {
       const first = i - 2;
       let last = first;
       const limit = enc.offsets[first]! + room;
