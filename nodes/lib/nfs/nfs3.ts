@@ -405,7 +405,7 @@ export class Nfs3Program implements RpcProgram {
       writePostOpAttr(w, attrs, this.fsid);
       w.uint32(got).bool(offset + got >= size).uint32(got);
       this.opts.onRead?.(ctx, res.path, offset, got, size);
-      this.startReadAhead(ctx, res.path, cached, offset + got, got);
+      this.deferReadAhead(ctx, res.path, cached, offset + got, got);
       return buf.subarray(0, READ_HEADER_SIZE + got + p);
     } catch (err) {
       const w = this.reply(call, statusOf(err, true));
@@ -450,10 +450,34 @@ export class Nfs3Program implements RpcProgram {
     session.track(done);
   }
 
+  /**
+   * Starts the read ahead once this READ's reply has been handed to the socket (setImmediate runs
+   * after the reply's write): with the server on one CPU, the store read (a thread-pool job)
+   * would otherwise run first and delay the reply the client is waiting for.
+   */
+  private deferReadAhead(ctx: RpcContext, path: string, cached: CachedFile, next: number, length: number): void {
+    const session = ctx.session;
+    if (!session || session.closed || length < READ_AHEAD_MIN || next >= cached.file.size) return;
+    this.opts.files.retain(cached);
+    session.track(
+      new Promise<void>((resolve) =>
+        setImmediate(() => {
+          try {
+            this.startReadAhead(ctx, path, cached, next, length);
+          } finally {
+            this.opts.files.release(cached);
+            resolve();
+          }
+        }),
+      ),
+    );
+  }
+
   private startReadAhead(ctx: RpcContext, path: string, cached: CachedFile, next: number, length: number): void {
     const session = ctx.session;
     const size = cached.file.size;
-    if (!session || session.closed || session.inflight > 1 || length < READ_AHEAD_MIN || next >= size) return;
+    // Only when nothing else runs on the connection (this READ has ended).
+    if (!session || session.closed || session.inflight > 0 || this.aheads.has(session) || length < READ_AHEAD_MIN || next >= size) return;
     const want = Math.min(length, size - next, rtmaxOf(ctx));
     const total = READ_HEADER_SIZE + want + 4;
     if (!session.tryReserve(total)) return;
