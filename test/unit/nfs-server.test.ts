@@ -612,6 +612,14 @@ describe('nfs server (loopback)', () => {
     // Each hog alone could hold 2 MiB + 1 MiB: together they get their reserves and the pool.
     assert.ok(server.stats.replyBytesPeak <= 6 * TCP_MAX_REPLY + shared + 64 * 1024, `peak ${server.stats.replyBytesPeak}`);
     assert.ok(server.stats.budgetWaiters > 0, 'hogs wait for shared bytes');
+    // The shared pool is spent, yet a newcomer is served at once from its own reserve.
+    const early = await tcp();
+    const t0 = Date.now();
+    const efh = await C.walk(early, root, 'arch/boot/x86_64/vmlinuz-linux');
+    assert.equal(sha(await C.readAll(early, efh, KERNEL.length, 65536, 2)), sha(KERNEL));
+    assert.ok(Date.now() - t0 < 1000, `a reader beside the hogs took ${Date.now() - t0} ms`);
+    assert.ok(server.connectionCount >= baseline + 6, 'the hogs were still connected meanwhile');
+    early.sock.destroy();
     // The hogs are cut off after the stall timeout (they do not read, so they do not notice);
     // then a reader is served.
     for (let i = 0; i < 200 && server.connectionCount > baseline; i++) await sleep(50);
