@@ -423,8 +423,8 @@ export class Nfs3Program implements RpcProgram {
   // the next piece of the same size is read into a reply-shaped buffer at once; the next READ of
   // exactly that offset only has to write it. Clients that keep several READs in flight (the
   // Linux kernel) hide the latency themselves and get no read ahead. Bounds: one read ahead per
-  // connection, at most rtmax bytes, reserved from the connection's budget and from the first
-  // quarter of the server's (skipped otherwise), dropped when another READ comes or the connection
+  // connection, at most rtmax bytes, reserved from the connection's budget while the server's reply
+  // bytes stay under half its shared pool (skipped otherwise), dropped when another READ comes or the connection
   // ends.
 
   private takeReadAhead(ctx: RpcContext, path: string, cached: CachedFile, offset: number): ReadAhead | undefined {

@@ -709,10 +709,12 @@ class Connection implements ConnectionSession {
 
   tryReserve(n: number): boolean {
     if (this.closed || this.reserved + this.queued + n > this.server.opts.maxQueuedBytesPerConnection) return false;
-    // Optional work (a read ahead) takes the connection's reserve, or at most the first quarter of
-    // the shared pool: with many readers the replies themselves keep the pipe full, and memory
-    // stays low.
-    if (!this.account.tryAcquire(n, this.server.budget.shared / 4)) return false;
+    // Optional work (a read ahead) only while the server's reply bytes stay under half the shared
+    // pool (16 MiB by default): with many readers the replies themselves keep the pipe full, and
+    // memory stays low (each one's reserve would otherwise hold a read ahead beside its reply).
+    const budget = this.server.budget;
+    if (budget.used + n > budget.shared / 2) return false;
+    if (!this.account.tryAcquire(n)) return false;
     this.reserved += n;
     return true;
   }
