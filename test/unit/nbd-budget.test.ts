@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ReplyBudget } from '../../nodes/lib/nbd/budget';
+import { ReplyBudget } from '../../nodes/lib/reply-budget';
 
 describe('nbd reply budget', () => {
   it('a connection always gets its reserve; beyond it, the shared pool decides', () => {

@@ -1,9 +1,9 @@
 // The NFS library's parts on their own: handles and the id → path index, read coverage and
-// progress events, the byte budget, the reply buffer pool, the open-file cache, attributes
+// progress events, the reply budget, the reply buffer pool, the open-file cache, attributes
 // (sizes over 4 GiB), export path mapping.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ByteBudget } from '../../nodes/lib/nfs/budget';
+import { ReplyAccount, ReplyBudget } from '../../nodes/lib/reply-budget';
 import { MAX_PARTIAL, ReadCoverage, ReadTracker, type ReadProgress } from '../../nodes/lib/nfs/coverage';
 import { FATTR_SIZE, writeFattr } from '../../nodes/lib/nfs/fattr';
 import { FileCache } from '../../nodes/lib/nfs/file-cache';
@@ -213,30 +213,70 @@ describe('nfs read coverage', () => {
   });
 });
 
-describe('nfs byte budget', () => {
-  it('grants in order while there is room, waits otherwise, and never lets one huge request starve', async () => {
-    const b = new ByteBudget(100);
-    await b.acquire(60);
+describe('nfs reply budget (ReplyAccount over a ReplyBudget)', () => {
+  const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+  it('a connection always gets its reserve, however much the others hold', async () => {
+    const b = new ReplyBudget(100, 50);
+    const hog = new ReplyAccount(b);
+    await hog.acquire(100);
+    await hog.acquire(50); // all of the shared pool
+    let hogMore = false;
+    void hog.acquire(10).then(() => (hogMore = true));
+    const other = new ReplyAccount(b);
+    await other.acquire(100); // its own reserve: granted at once
+    assert.equal(b.used, 250);
+    await tick();
+    assert.equal(hogMore, false, 'the hog waits for shared bytes');
+    assert.equal(b.waiting, 1);
+    other.release(100); // reserve bytes only: the pool gets nothing back
+    await tick();
+    assert.equal(hogMore, false);
+    hog.release(50); // shared bytes back: its waiting call goes on
+    await tick();
+    assert.equal(hogMore, true);
+    assert.equal(b.peak, 250);
+  });
+
+  it("a connection's own waiting calls proceed when it gives back bytes of its reserve", async () => {
+    const b = new ReplyBudget(100, 0);
+    const c = new ReplyAccount(b);
+    await c.acquire(60);
     let got = '';
-    const p1 = b.acquire(50).then(() => (got += '1'));
-    const p2 = b.acquire(10).then(() => (got += '2')); // fits, but waits its turn (FIFO)
-    await new Promise((r) => setImmediate(r));
+    const p1 = c.acquire(50).then(() => (got += '1'));
+    const p2 = c.acquire(10).then(() => (got += '2')); // fits, but waits its turn (in order)
+    await tick();
     assert.equal(got, '');
-    assert.equal(b.waiting, 2);
-    b.release(60);
+    assert.equal(c.waiting, 2);
+    c.release(60);
     await Promise.all([p1, p2]);
     assert.equal(got, '12');
-    assert.equal(b.used, 60);
-    b.release(60);
-    assert.equal(b.tryAcquire(30, 25), false); // over the ceiling
-    assert.equal(b.tryAcquire(20, 25), true);
-    b.release(20);
-    await b.acquire(500); // larger than the budget: granted when nothing else is held
-    assert.equal(b.peak, 500);
-    assert.equal(b.tryAcquire(1), false);
-    const p3 = b.acquire(1);
-    b.close();
-    await assert.rejects(p3);
+    assert.equal(c.held, 60);
+  });
+
+  it('optional work (tryAcquire) uses the reserve, or the shared pool up to a ceiling, never waits', async () => {
+    const b = new ReplyBudget(100, 80);
+    const c = new ReplyAccount(b);
+    assert.equal(c.tryAcquire(100, 0), true); // within the reserve
+    assert.equal(c.tryAcquire(30, 20), false); // 30 shared > ceiling 20
+    assert.equal(c.tryAcquire(20, 20), true);
+    assert.equal(b.sharedUsed, 20);
+    const d = new ReplyAccount(b);
+    await d.acquire(100);
+    await d.acquire(60); // the rest of the pool
+    const w = d.acquire(1);
+    assert.equal(c.tryAcquire(1), false, 'not while someone waits for shared bytes');
+    c.force(5); // a built reply goes out even over the pool
+    assert.equal(b.sharedAvailable, -5);
+    c.release(125);
+    await w;
+    d.close();
+    await assert.rejects(d.acquire(1));
+    const e = new ReplyAccount(b);
+    await e.acquire(100);
+    const p = e.acquire(100);
+    e.close();
+    await assert.rejects(p, /closed/);
   });
 });
 

@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { IPPROTO_TCP, IPPROTO_UDP, NFS3ERR_BAD_COOKIE, NFS3ERR_BADHANDLE, NFS3ERR_INVAL, NFS3ERR_ISDIR, NFS3ERR_NAMETOOLONG, NFS3ERR_NOENT, NFS3ERR_NOTDIR, NFS3ERR_ROFS, NFS3ERR_STALE, NFS3ERR_TOOSMALL } from '../../nodes/lib/nfs/nfs3-const';
-import { NfsServer, type NfsListening, type NfsMountEvent, type NfsReadProgress, type NfsServerOptions } from '../../nodes/lib/nfs/server';
+import { NfsServer, TCP_MAX_REPLY, type NfsListening, type NfsMountEvent, type NfsReadProgress, type NfsServerOptions } from '../../nodes/lib/nfs/server';
 import * as R from '../../nodes/lib/nfs/rpc';
 import { FolderStore } from '../../nodes/lib/store/folder-store';
 import { IsoStore } from '../../nodes/lib/store/iso-store';
@@ -591,9 +591,9 @@ describe('nfs server (loopback)', () => {
     assert.equal(sha(await C.readAll(c, kfh, KERNEL.length, 65536, 2)), sha(KERNEL));
   });
 
-  it('the shared budget bounds many hogs together; a stalled connection is closed and frees its share', async () => {
-    const budget = 6 * 1024 * 1024;
-    await start({ maxQueuedBytesPerConnection: 2 * 1024 * 1024, replyBudgetBytes: budget, stallTimeoutMs: 1500 });
+  it('the reply budget bounds many hogs together (a reserve each + the shared pool); a stalled connection is closed and frees its share', async () => {
+    const shared = 3 * 1024 * 1024;
+    await start({ maxQueuedBytesPerConnection: 2 * 1024 * 1024, sharedReplyBytes: shared, stallTimeoutMs: 1500 });
     const errors: string[] = [];
     server.on('clientError', (e) => errors.push(e.message));
     const root = await rootFh();
@@ -609,7 +609,17 @@ describe('nfs server (loopback)', () => {
       hogs.push(hog);
     }
     await sleep(500);
-    assert.ok(server.stats.replyBytesPeak <= budget + 1024 * 1024 + 64 * 1024, `peak ${server.stats.replyBytesPeak}`);
+    // Each hog alone could hold 2 MiB + 1 MiB: together they get their reserves and the pool.
+    assert.ok(server.stats.replyBytesPeak <= 6 * TCP_MAX_REPLY + shared + 64 * 1024, `peak ${server.stats.replyBytesPeak}`);
+    assert.ok(server.stats.budgetWaiters > 0, 'hogs wait for shared bytes');
+    // The shared pool is spent, yet a newcomer is served at once from its own reserve.
+    const early = await tcp();
+    const t0 = Date.now();
+    const efh = await C.walk(early, root, 'arch/boot/x86_64/vmlinuz-linux');
+    assert.equal(sha(await C.readAll(early, efh, KERNEL.length, 65536, 2)), sha(KERNEL));
+    assert.ok(Date.now() - t0 < 1000, `a reader beside the hogs took ${Date.now() - t0} ms`);
+    assert.ok(server.connectionCount >= baseline + 6, 'the hogs were still connected meanwhile');
+    early.sock.destroy();
     // The hogs are cut off after the stall timeout (they do not read, so they do not notice);
     // then a reader is served.
     for (let i = 0; i < 200 && server.connectionCount > baseline; i++) await sleep(50);

@@ -15,7 +15,8 @@
  */
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
-import { PiecePool, ReplyBudget } from './budget';
+import { ReplyBudget } from '../reply-budget';
+import { PiecePool } from './budget';
 import { readFully, type NbdExport } from './export';
 import * as P from './protocol';
 

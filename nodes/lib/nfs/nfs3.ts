@@ -405,7 +405,7 @@ export class Nfs3Program implements RpcProgram {
       writePostOpAttr(w, attrs, this.fsid);
       w.uint32(got).bool(offset + got >= size).uint32(got);
       this.opts.onRead?.(ctx, res.path, offset, got, size);
-      this.startReadAhead(ctx, res.path, cached, offset + got, got);
+      this.deferReadAhead(ctx, res.path, cached, offset + got, got);
       return buf.subarray(0, READ_HEADER_SIZE + got + p);
     } catch (err) {
       const w = this.reply(call, statusOf(err, true));
@@ -423,8 +423,8 @@ export class Nfs3Program implements RpcProgram {
   // the next piece of the same size is read into a reply-shaped buffer at once; the next READ of
   // exactly that offset only has to write it. Clients that keep several READs in flight (the
   // Linux kernel) hide the latency themselves and get no read ahead. Bounds: one read ahead per
-  // connection, at most rtmax bytes, reserved from the connection's budget and from the first
-  // quarter of the server's (skipped otherwise), dropped when another READ comes or the connection
+  // connection, at most rtmax bytes, reserved from the connection's budget while the server's reply
+  // bytes stay under half its shared pool (skipped otherwise), dropped when another READ comes or the connection
   // ends.
 
   private takeReadAhead(ctx: RpcContext, path: string, cached: CachedFile, offset: number): ReadAhead | undefined {
@@ -450,10 +450,34 @@ export class Nfs3Program implements RpcProgram {
     session.track(done);
   }
 
+  /**
+   * Starts the read ahead once this READ's reply has been handed to the socket (setImmediate runs
+   * after the reply's write): with the server on one CPU, the store read (a thread-pool job)
+   * would otherwise run first and delay the reply the client is waiting for.
+   */
+  private deferReadAhead(ctx: RpcContext, path: string, cached: CachedFile, next: number, length: number): void {
+    const session = ctx.session;
+    if (!session || session.closed || length < READ_AHEAD_MIN || next >= cached.file.size) return;
+    this.opts.files.retain(cached);
+    session.track(
+      new Promise<void>((resolve) =>
+        setImmediate(() => {
+          try {
+            this.startReadAhead(ctx, path, cached, next, length);
+          } finally {
+            this.opts.files.release(cached);
+            resolve();
+          }
+        }),
+      ),
+    );
+  }
+
   private startReadAhead(ctx: RpcContext, path: string, cached: CachedFile, next: number, length: number): void {
     const session = ctx.session;
     const size = cached.file.size;
-    if (!session || session.closed || session.inflight > 1 || length < READ_AHEAD_MIN || next >= size) return;
+    // Only when nothing else runs on the connection (this READ has ended).
+    if (!session || session.closed || session.inflight > 0 || this.aheads.has(session) || length < READ_AHEAD_MIN || next >= size) return;
     const want = Math.min(length, size - next, rtmaxOf(ctx));
     const total = READ_HEADER_SIZE + want + 4;
     if (!session.tryReserve(total)) return;
@@ -577,11 +601,17 @@ export class Nfs3Program implements RpcProgram {
     const total = listing.entries.length + 2;
     const room0 = dirRoom(count, ctx);
     let room = room0 - DIR_FIXED;
-    // Sized for the whole reply at once: no regrowth while entries are written.
-    const w = this.reply(call, C.NFS3_OK, R.ACCEPTED_HEADER_SIZE + 16 + Math.max(DIR_FIXED, room0));
+    const start = Math.min(cookie, total);
+    const enc = start < total ? this.encoded(listing, plus) : undefined;
+    // Sized for the whole reply at once (no regrowth while entries are written), and no larger than
+    // what is left of the listing: clients ask for up to 64 KiB per call, and a buffer that size
+    // per call for a 50-entry directory is mostly garbage to collect.
+    let left = enc ? enc.buf.length - enc.offsets[Math.max(0, start - 2)]! : 0;
+    for (let k = start; k < 2; k++) left += entrySize(k + 1, plus);
+    const w = this.reply(call, C.NFS3_OK, R.ACCEPTED_HEADER_SIZE + 16 + DIR_FIXED + Math.max(0, Math.min(room, left)));
     writePostOpAttr(w, dir.attrs, this.fsid);
     w.opaqueFixed(listing.verf);
-    let i = Math.min(cookie, total);
+    let i = start;
     let sent = 0;
     // '.' and '..' (the root's parent is the root), written for this request.
     for (; i < 2; i++) {
@@ -601,8 +631,7 @@ export class Nfs3Program implements RpcProgram {
       sent++;
     }
     // The listing's entries: as many whole pre-encoded entries as fit, in one copy.
-    if (i >= 2 && i < total) {
-      const enc = this.encoded(listing, plus);
+    if (i >= 2 && i < total && enc) {
       const first = i - 2;
       let last = first;
       const limit = enc.offsets[first]! + room;

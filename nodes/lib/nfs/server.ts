@@ -10,9 +10,14 @@
  *   never reads the replies fills its own TCP window, not our heap. A call's reply bound (a READ's
  *   count, at most rtmax = 1 MiB) is reserved before the call runs, so one connection holds at
  *   most 4 MiB + 1 MiB + a little.
- * - over all connections: a shared budget (`replyBudgetBytes`, 64 MiB) of reserved + queued reply
- *   bytes; a call waits for its reservation (first come, first served). A connection whose queued
- *   replies make no progress for `stallTimeoutMs` (60 s) is closed, which returns its share.
+ * - over all connections: a ReplyBudget of reserved + queued reply bytes. Each connection has a
+ *   reserve of its own (`reservedReplyBytes`, one largest reply: 1 MiB + 4 KiB), so it can always
+ *   have one call running whatever other clients hold; beyond it, it borrows from one shared pool
+ *   (`sharedReplyBytes`, 32 MiB), and a call waits (in order, per connection) while the pool is
+ *   short. All together: at most maxConnections × reservedReplyBytes + sharedReplyBytes (64 ×
+ *   1 MiB + 4 KiB + 32 MiB ≈ 96.3 MiB by default), plus small already-built refusals. A connection
+ *   whose queued replies make no progress for `stallTimeoutMs` (60 s) is closed, which returns
+ *   what it holds.
  * - incoming: a TCP record over `maxCallBytes` (256 KiB; we advertise wtmax 64 KiB and never
  *   accept writes) closes the connection before anything is allocated for it.
  * - UDP: at most `maxUdpInflight` (64) calls at once per socket, replies ≤ 65,507 bytes (READ
@@ -25,7 +30,7 @@ import * as dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import type { FileStore } from '../store/types';
-import { ByteBudget } from './budget';
+import { ReplyAccount, ReplyBudget } from '../reply-budget';
 import { ReadTracker, type ReadProgress } from './coverage';
 import { dispatch, replyBound, type ConnectionSession, type RpcContext, type RpcProgram } from './dispatch';
 import { FileCache } from './file-cache';
@@ -49,8 +54,13 @@ export interface NfsServerOptions {
   maxInflightPerConnection?: number;
   /** Reply bytes reserved or unsent on one connection before it stops being read (default 4 MiB). */
   maxQueuedBytesPerConnection?: number;
-  /** Reply bytes reserved or unsent over all connections (default 64 MiB). */
-  replyBudgetBytes?: number;
+  /**
+   * Reply bytes reserved or unsent that each TCP connection may always hold, whatever the others
+   * hold (default and least: one largest reply, TCP_MAX_REPLY = 1 MiB + 4 KiB).
+   */
+  reservedReplyBytes?: number;
+  /** Reply bytes that connections past their reserve borrow from, all together (default 32 MiB). */
+  sharedReplyBytes?: number;
   /** Largest TCP record (call) accepted (default 256 KiB). */
   maxCallBytes?: number;
   /** A TCP connection with nothing running or queued is closed after this long (default 6 min, as Linux nfsd). */
@@ -124,7 +134,7 @@ export interface NfsServerStats {
   replyBytes: number;
   /** The most ever reserved or queued at once. */
   replyBytesPeak: number;
-  /** Calls waiting for reply budget now. */
+  /** Connections whose calls wait for shared reply bytes now. */
   budgetWaiters: number;
   /** UDP datagrams dropped (undecodable, or over maxUdpInflight). */
   droppedDatagrams: number;
@@ -146,7 +156,7 @@ function plainAddress(address: string | undefined): string {
 /** The largest UDP payload over IPv4. */
 const UDP_MAX_REPLY = 65507;
 /** The largest TCP reply: a READ of rtmax plus headers. */
-const TCP_MAX_REPLY = TCP_RTMAX + 4096;
+export const TCP_MAX_REPLY = TCP_RTMAX + 4096;
 
 type Resolved = Required<Omit<NfsServerOptions, 'store' | 'exportPaths' | 'handleIndex'>>;
 
@@ -188,9 +198,13 @@ export class NfsServer extends EventEmitter<NfsServerEvents> {
   readonly opts: Resolved;
   readonly handles: HandleIndex;
   readonly files: FileCache;
-  readonly budget: ByteBudget;
-  /** READ reply buffers, reused once written. */
-  readonly pool = new ReplyPool();
+  readonly budget: ReplyBudget;
+  /**
+   * READ reply buffers, reused once written. Up to the shared pool's size (32 MiB) is kept idle (for
+   * 10 s): with many readers, buffers the pool could not take back were left to the garbage
+   * collector, which frees them late (server RSS grew ~150 MiB with 20 readers).
+   */
+  readonly pool: ReplyPool;
   private readonly tracker: ReadTracker;
   private readonly nfs: Nfs3Program;
   private readonly mount: MountProgram;
@@ -216,7 +230,8 @@ export class NfsServer extends EventEmitter<NfsServerEvents> {
       progressIntervalMs: typeof options.progressIntervalMs === 'number' && options.progressIntervalMs >= 0 ? options.progressIntervalMs : 1000,
       maxInflightPerConnection: positive(options.maxInflightPerConnection, 16),
       maxQueuedBytesPerConnection: positive(options.maxQueuedBytesPerConnection, 4 * 1024 * 1024),
-      replyBudgetBytes: positive(options.replyBudgetBytes, 64 * 1024 * 1024),
+      reservedReplyBytes: Math.max(TCP_MAX_REPLY, positive(options.reservedReplyBytes, TCP_MAX_REPLY)),
+      sharedReplyBytes: positive(options.sharedReplyBytes, 32 * 1024 * 1024),
       maxCallBytes: positive(options.maxCallBytes, 256 * 1024),
       idleTimeoutMs: positive(options.idleTimeoutMs, 6 * 60_000),
       stallTimeoutMs: positive(options.stallTimeoutMs, 60_000),
@@ -225,7 +240,8 @@ export class NfsServer extends EventEmitter<NfsServerEvents> {
     };
     this.handles = new HandleIndex(this.store, options.handleIndex);
     this.files = new FileCache(this.store, { max: this.opts.maxOpenFiles });
-    this.budget = new ByteBudget(this.opts.replyBudgetBytes);
+    this.budget = new ReplyBudget(this.opts.reservedReplyBytes, this.opts.sharedReplyBytes);
+    this.pool = new ReplyPool(this.opts.sharedReplyBytes);
     this.tracker = new ReadTracker(this.opts.progressIntervalMs, (p) => this.notify('read', p));
     this.nfs = new Nfs3Program({
       store: this.store,
@@ -535,10 +551,9 @@ export class NfsServer extends EventEmitter<NfsServerEvents> {
     this.closing ??= (async () => {
       await this.binding;
       this.state = 'closed';
-      // Calls waiting for budget give up; running ones finish (their replies are not sent).
-      const network = this.releaseNetwork();
-      this.budget.close();
-      await network;
+      // Closing connections refuses their calls waiting for budget; running ones finish (their
+      // replies are not sent).
+      await this.releaseNetwork();
       this.tracker.close();
       await this.handles.idle();
       await this.files.close();
@@ -555,8 +570,10 @@ class Connection implements ConnectionSession {
   private readonly ctx: RpcContext;
   /** Calls running now. */
   inflight = 0;
-  /** Budget bytes held by calls that are running. */
+  /** Budget bytes held by calls that are running (and a read ahead). */
   private reserved = 0;
+  /** This connection's share of the server's reply budget: reserved + queued. */
+  private readonly account: ReplyAccount;
   /** Bytes written to the socket and not yet handed to the kernel. */
   private queued = 0;
   private paused = false;
@@ -576,6 +593,7 @@ class Connection implements ConnectionSession {
   ) {
     this.ctx = { transport: 'tcp', address: info.address, port: info.port, maxReply: TCP_MAX_REPLY, session: this };
     this.decoder = new RecordDecoder(server.opts.maxCallBytes);
+    this.account = new ReplyAccount(server.budget);
     this.done = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.setNoDelay(true);
     socket.on('data', (d: Buffer) => {
@@ -635,7 +653,7 @@ class Connection implements ConnectionSession {
       return;
     }
     if (parsed.kind === 'deny') {
-      this.server.budget.force(parsed.reply.length);
+      this.account.force(parsed.reply.length);
       this.send(parsed.reply);
       return;
     }
@@ -647,7 +665,7 @@ class Connection implements ConnectionSession {
   }
 
   private async run(call: RpcCall, bound: number): Promise<void> {
-    const budget = this.server.budget;
+    const budget = this.account;
     let granted = false;
     let reply: Buffer | null = null;
     try {
@@ -655,7 +673,7 @@ class Connection implements ConnectionSession {
       granted = true;
       if (!this.closed) reply = await dispatch(this.programs, call, this.ctx, (err) => this.server.reportError(this.ctx, err.message));
     } catch {
-      reply = null; // the budget closed: the server is going down
+      reply = null; // the connection closed while the call waited
     } finally {
       this.inflight--;
       this.reserved -= bound;
@@ -685,7 +703,7 @@ class Connection implements ConnectionSession {
       this.server.pool.release(reply);
       if (this.closed) return; // onClose returned what was still queued
       this.queued -= len;
-      this.server.budget.release(len);
+      this.account.release(len);
       this.lastProgress = Date.now();
       this.lastActivity = this.lastProgress;
       this.pump();
@@ -696,16 +714,19 @@ class Connection implements ConnectionSession {
 
   tryReserve(n: number): boolean {
     if (this.closed || this.reserved + this.queued + n > this.server.opts.maxQueuedBytesPerConnection) return false;
-    // Optional work (a read ahead) only takes the first quarter of the server's budget: with many
-    // readers the replies themselves keep the pipe full, and memory stays low.
-    if (!this.server.budget.tryAcquire(n, this.server.budget.max / 4)) return false;
+    // Optional work (a read ahead) only while the server's reply bytes stay under half the shared
+    // pool (16 MiB by default): with many readers the replies themselves keep the pipe full, and
+    // memory stays low (each one's reserve would otherwise hold a read ahead beside its reply).
+    const budget = this.server.budget;
+    if (budget.used + n > budget.shared / 2) return false;
+    if (!this.account.tryAcquire(n)) return false;
     this.reserved += n;
     return true;
   }
 
   unreserve(n: number): void {
     this.reserved -= n;
-    this.server.budget.release(n);
+    this.account.release(n);
     this.pump();
   }
 
@@ -743,8 +764,9 @@ class Connection implements ConnectionSession {
 
   private onClosed(): void {
     this.closed = true;
-    if (this.queued > 0) this.server.budget.release(this.queued);
+    if (this.queued > 0) this.account.release(this.queued);
     this.queued = 0;
+    this.account.close();
     for (const fn of this.closeHooks.splice(0)) fn();
   }
 }
