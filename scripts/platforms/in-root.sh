@@ -8,10 +8,14 @@ tests_file=$1
 export HOME=/root npm_config_cache=/tmp/npm-cache npm_config_update_notifier=false
 cd /opt/pxe
 echo "root: $(uname -m), Debian $(cat /etc/debian_version), Node $(node --version), npm $(npm --version)"
+# "No compiler" = the toolchain's compiler drivers moved aside (the root is cached between runs,
+# so they wait in /var/lib, not in /opt/pxe, and a run that was killed gets them back here).
+hidden=/var/lib/pxe-hidden-compilers
+for c in "$hidden"/*; do [ -e "$c" ] && mv "$c" /usr/bin/; done
 triplet=$(gcc -dumpmachine)
 compilers=$(ls /usr/bin/"$triplet"-gcc-1? /usr/bin/"$triplet"-g++-1? /usr/bin/"$triplet"-cpp-1?)
-hide() { mkdir -p /opt/pxe/hidden; for c in $compilers; do mv "$c" /opt/pxe/hidden/; done; }
-unhide() { for c in $compilers; do [ -e "$c" ] || mv "/opt/pxe/hidden/$(basename "$c")" "$c"; done; }
+hide() { mkdir -p "$hidden"; for c in $compilers; do mv "$c" "$hidden/"; done; }
+unhide() { for c in $compilers; do [ -e "$c" ] || mv "$hidden/$(basename "$c")" "$c"; done; }
 trap unhide EXIT
 user=/root/.node-red
 pkgdir=$user/node_modules/@pxe-flow/node-red-pxe

@@ -37,7 +37,7 @@ function stage(rel) {
 }
 
 fs.rmSync(dest, { recursive: true, force: true });
-for (const rel of ['nodes', 'test/unit', 'test/nodes', 'test/helpers', 'test/lab', 'test/fixtures/fixtures.ts', 'test/fixtures/syslinux', 'examples', 'icons', 'package.json']) {
+for (const rel of ['nodes', 'test/unit', 'test/nodes', 'test/platforms', 'test/helpers', 'test/lab', 'test/fixtures/fixtures.ts', 'test/fixtures/syslinux', 'examples', 'icons', 'package.json']) {
   if (fs.existsSync(path.join(root, rel))) stage(rel);
 }
 
