@@ -11,7 +11,7 @@ echo "root: $(uname -m), Debian $(cat /etc/debian_version), Node $(node --versio
 # "No compiler" = the toolchain's compiler drivers moved aside (the root is cached between runs,
 # so they wait in /var/lib, not in /opt/pxe, and a run that was killed gets them back here).
 hidden=/var/lib/pxe-hidden-compilers
-for c in "$hidden"/*; do [ -e "$c" ] && mv "$c" /usr/bin/; done
+for c in "$hidden"/*; do if [ -e "$c" ]; then mv "$c" /usr/bin/; fi; done
 triplet=$(gcc -dumpmachine)
 compilers=$(ls /usr/bin/"$triplet"-gcc-1? /usr/bin/"$triplet"-g++-1? /usr/bin/"$triplet"-cpp-1?)
 hide() { mkdir -p "$hidden"; for c in $compilers; do mv "$c" "$hidden/"; done; }
@@ -38,7 +38,7 @@ palette_install() {
 }
 
 red_pid=""
-stop_red() { [ -n "$red_pid" ] && kill "$red_pid" 2>/dev/null && wait "$red_pid" 2>/dev/null; red_pid=""; }
+stop_red() { if [ -n "$red_pid" ]; then kill "$red_pid" 2>/dev/null || true; wait "$red_pid" 2>/dev/null || true; fi; red_pid=""; }
 # Node-RED loads the package, runs the flow; a TFTP and an HTTP client fetch the file on loopback.
 load_and_serve() {
   cp /opt/pxe/flows.json "$user/flows.json"
@@ -47,7 +47,7 @@ load_and_serve() {
   red_pid=$!
   node /opt/pxe/src/probe.js "$red_port" "$tftp_port" "$http_port" /opt/pxe/www/kernel.bin || { cat /tmp/red.log; stop_red; return 1; }
   stop_red
-  grep -E "Node-RED version|Node.js  version|pxe-tftp|pxe-http" /tmp/red.log
+  grep -E "Node-RED version|Node.js  version|pxe-tftp|pxe-http" /tmp/red.log || true
   if grep -E "\[error\]" /tmp/red.log; then echo "Node-RED logged errors"; return 1; fi
 }
 

@@ -77,7 +77,7 @@ function tftpGet(name) {
   }
   if (!got.equals(want)) throw new Error(`TFTP: ${got.length} bytes, not the file's ${want.length}`);
   console.log(`TFTP: ${name}, ${got.length} bytes, identical`);
-  const r = await fetch(`http://127.0.0.1:${httpPort}/pxe/${name}`);
+  const r = await fetch(`http://127.0.0.1:${httpPort}/${name}`); // listen mode serves the store at /
   const body = Buffer.from(await r.arrayBuffer());
   if (r.status !== 200 || !body.equals(want)) throw new Error(`HTTP: ${r.status}, ${body.length} bytes`);
   console.log(`HTTP: ${name}, ${body.length} bytes, identical`);
