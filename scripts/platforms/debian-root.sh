@@ -33,7 +33,7 @@ deb http://deb.debian.org/debian-security bookworm-security main
 LIST
 cp /etc/resolv.conf "$dest/etc/resolv.conf"
 # shellcheck disable=SC2086
-chroot "$dest" /usr/bin/env DEBIAN_FRONTEND=noninteractive sh -c "apt-get update -q && apt-get install -y -q --no-install-recommends $pkgs && apt-get clean" >&2
+chroot "$dest" /usr/bin/env DEBIAN_FRONTEND=noninteractive sh -c "apt-get update -q -o Acquire::Languages=none && apt-get -f install -y -q --no-install-recommends && apt-get install -y -q --no-install-recommends $pkgs && apt-get clean" >&2
 rm -rf "$dest/debootstrap"
 echo "$pkgs" > "$dest/.pxe-root-complete"
 echo "debian-root: $arch ready in $(( $(date +%s) - start )) s" >&2
