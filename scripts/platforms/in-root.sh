@@ -79,7 +79,7 @@ fail=0
 while read -r f; do
   [ -n "$f" ] || continue
   t=$(date +%s)
-  if node --test --test-reporter=dot "$f" > /tmp/test.log 2>&1; then
+  if node --test "$f" > /tmp/test.log 2>&1; then
     echo "ok   $f ($(( $(date +%s) - t )) s)"
   else
     echo "FAIL $f ($(( $(date +%s) - t )) s)"; cat /tmp/test.log; fail=1
