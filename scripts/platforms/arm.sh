@@ -4,6 +4,7 @@
 # palette manager's install of the packed package without and with a C compiler, Node-RED loading
 # it and serving over TFTP and HTTP, and the test files listed below (in-root.sh).
 #   scripts/platforms/arm.sh [arm64] [armhf]      (default: both)
+#   PXE_ARM_TESTS='test/nodes/pxe-http.test.js ...' replaces the list of test files.
 # Needs root. Registers binfmt_misc handlers and mounts /proc, /dev, /tmp in the root only for the
 # run, and removes them on every exit path.
 set -euo pipefail
@@ -66,7 +67,7 @@ for a in "${arches[@]}"; do
   rm -rf "$rootdir/opt/pxe"; mkdir -p "$rootdir/opt"
   cp -a "$stage" "$rootdir/opt/pxe"
   var=TESTS_$a
-  tr ' ' '\n' <<< "${!var}" > "$rootdir/opt/pxe/tests.txt"
+  tr ' ' '\n' <<< "${PXE_ARM_TESTS:-${!var}}" > "$rootdir/opt/pxe/tests.txt"
   cp /etc/resolv.conf "$rootdir/etc/resolv.conf" 2>/dev/null || true
   if chroot "$rootdir" /bin/bash /opt/pxe/in-root.sh /opt/pxe/tests.txt; then r=ok; else r=FAILED; status=1; fi
   for m in dev/shm proc tmp; do if mountpoint -q "$rootdir/$m"; then umount -l "$rootdir/$m"; fi; done
