@@ -1,6 +1,6 @@
 // The whole suite, as `npm test` runs it: type-check, lint, build, fixtures, then every
 // test/**/*.test.ts with node's test runner (one file at a time: the network tests share the CPU
-// with QEMU, and a file's namespaces are its own).
+// with QEMU, and a file's namespaces are its own), then the platform steps at the end.
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -62,4 +62,11 @@ const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-conc
   cwd: root,
   stdio: 'inherit',
 });
-process.exit(r.status ?? 1);
+if (r.status !== 0 || only.length > 0) process.exit(r.status ?? 1);
+
+// Where users run it: the unit and Node-RED runtime tests on the other Node majors and under
+// Node-RED 5 (binaries from npm, cached in .cache/platforms). PXE_SKIP_PLATFORMS=1 leaves them out
+// of a local run.
+if (!process.env.PXE_SKIP_PLATFORMS) {
+  step('Node 18 and 22, Node-RED 5', process.execPath, [path.join(root, 'scripts', 'platforms', 'node-matrix.mjs')]);
+}
