@@ -18,7 +18,6 @@ PKGS=(
   libnbd-bin nbd-server nbd-client
   libnfs-utils nfs-ganesha nfs-ganesha-vfs rpcbind klibc-utils
   chromium
-  debootstrap qemu-user-static
 )
 missing=()
 for p in "${PKGS[@]}"; do

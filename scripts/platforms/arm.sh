@@ -41,7 +41,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-command -v debootstrap >/dev/null && [ -x /usr/bin/qemu-aarch64-static ] || { echo "needs debootstrap and qemu-user-static (.ci/install-deps.sh)"; exit 1; }
+command -v debootstrap >/dev/null && [ -x /usr/bin/qemu-aarch64-static ] || { echo "needs debootstrap and qemu-user-static: apt-get install debootstrap qemu-user-static"; exit 1; }
 timeout 20 apt-get -q --print-uris download base-files >/dev/null 2>&1 || curl -sfI http://deb.debian.org/debian/dists/bookworm/Release >/dev/null || { echo "deb.debian.org is not reachable"; exit 1; }
 
 stage=$(mktemp -d /tmp/pxe-arm-stage-XXXX)
