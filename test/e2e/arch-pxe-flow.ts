@@ -5,8 +5,10 @@
  * example's own.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { repoRoot } from '../fixtures/fixtures';
+import type { Lab, Netns } from '../lab/netns';
 
 type FlowNode = Record<string, unknown> & { id: string; type: string };
 
@@ -77,4 +79,21 @@ export function readEvents(file: string): BootEventLine[] {
     .split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l) as BootEventLine);
+}
+
+/** The boot rules of the "Arch PXE (UEFI via iPXE)" example. */
+export function uefiRules(): Record<string, unknown>[] {
+  const example = JSON.parse(fs.readFileSync(path.join(repoRoot, 'examples', 'Arch PXE (UEFI via iPXE).json'), 'utf8')) as { type: string; rules?: unknown }[];
+  return example.find((n) => n.type === 'pxe-dhcp')!.rules as Record<string, unknown>[];
+}
+
+/** A plain address-only DHCP server (busybox udhcpd) on the same segment, for proxy mode. */
+export function startAddressServer(lab: Lab, srv: Netns, br: string): void {
+  const router = lab.netns('router');
+  const dev = lab.attach(srv, br, router, '10.123.0.2/24');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pxe-udhcpd-'));
+  const conf = path.join(dir, 'udhcpd.conf');
+  fs.writeFileSync(conf, [`interface ${dev}`, 'start 10.123.0.160', 'end 10.123.0.199', `lease_file ${dir}/leases`, 'option subnet 255.255.255.0', 'option lease 600'].join('\n') + '\n');
+  fs.writeFileSync(path.join(dir, 'leases'), '');
+  router.spawn('/bin/busybox', ['udhcpd', '-f', conf]);
 }

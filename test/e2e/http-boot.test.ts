@@ -11,31 +11,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Lab, labAvailable, type Netns } from '../lab/netns';
+import { Lab, labAvailable } from '../lab/netns';
 import { startNodeRed, type RunningRed } from '../lab/node-red';
 import { startVm, waitForBootResult, type Vm } from '../lab/qemu';
 import { ensureFixtures, fixturePath, parseMarker, type FixtureManifest } from '../fixtures/fixtures';
-import { archPxeFlow, readEvents } from './arch-pxe-flow';
+import { archPxeFlow, readEvents, startAddressServer, uefiRules } from './arch-pxe-flow';
 
 const skip = labAvailable() ?? (fs.existsSync('/usr/bin/qemu-system-x86_64') ? null : 'qemu-system-x86_64 missing');
 const BOOT_TIMEOUT = 240_000;
 const SERVER = '10.123.0.1';
-
-function uefiRules(): Record<string, unknown>[] {
-  const example = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'examples', 'Arch PXE (UEFI via iPXE).json'), 'utf8')) as { type: string; rules?: unknown }[];
-  return example.find((n) => n.type === 'pxe-dhcp')!.rules as Record<string, unknown>[];
-}
-
-/** A plain address-only DHCP server (busybox udhcpd) on the same segment, for proxy mode. */
-function startAddressServer(lab: Lab, srv: Netns, br: string): void {
-  const router = lab.netns('router');
-  const dev = lab.attach(srv, br, router, '10.123.0.2/24');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pxe-udhcpd-'));
-  const conf = path.join(dir, 'udhcpd.conf');
-  fs.writeFileSync(conf, [`interface ${dev}`, 'start 10.123.0.160', 'end 10.123.0.199', `lease_file ${dir}/leases`, 'option subnet 255.255.255.0', 'option lease 600'].join('\n') + '\n');
-  fs.writeFileSync(path.join(dir, 'leases'), '');
-  router.spawn('/bin/busybox', ['udhcpd', '-f', conf]);
-}
 
 const readJsonLines = (file: string): Record<string, unknown>[] =>
   fs.existsSync(file)

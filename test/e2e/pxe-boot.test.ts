@@ -11,11 +11,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Lab, labAvailable, type Netns } from '../lab/netns';
+import { Lab, labAvailable } from '../lab/netns';
 import { startNodeRed, type RunningRed } from '../lab/node-red';
 import { chooseMenuEntry, startVm, waitForBootResult, type MenuChoice, type VmOptions } from '../lab/qemu';
 import { ensureFixtures, fixturePath, parseMarker, pxeEntryIndex, type FixtureIso, type FixtureManifest, type Marker } from '../fixtures/fixtures';
-import { archPxeFlow, readEvents, type ArchPxeFlowOptions } from './arch-pxe-flow';
+import { archPxeFlow, readEvents, startAddressServer, uefiRules, type ArchPxeFlowOptions } from './arch-pxe-flow';
 
 const skip = labAvailable() ?? (fs.existsSync('/usr/bin/qemu-system-x86_64') ? null : 'qemu-system-x86_64 missing');
 const BOOT_TIMEOUT = 240_000;
@@ -280,20 +280,3 @@ describe('PXE boots of the Arch PXE example flow', { skip: skip ?? false }, () =
     assertStagesInOrder(r.stages, ['dhcp', 'kernel', 'initrd', 'rootfs']);
   });
 });
-
-/** The boot rules of the "Arch PXE (UEFI via iPXE)" example. */
-function uefiRules(): Record<string, unknown>[] {
-  const example = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'examples', 'Arch PXE (UEFI via iPXE).json'), 'utf8')) as { type: string; rules?: unknown }[];
-  return example.find((n) => n.type === 'pxe-dhcp')!.rules as Record<string, unknown>[];
-}
-
-/** A plain address-only DHCP server (busybox udhcpd) on the same segment, for proxy mode. */
-function startAddressServer(lab: Lab, srv: Netns, br: string): void {
-  const router = lab.netns('router');
-  const dev = lab.attach(srv, br, router, '10.123.0.2/24');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pxe-udhcpd-'));
-  const conf = path.join(dir, 'udhcpd.conf');
-  fs.writeFileSync(conf, [`interface ${dev}`, 'start 10.123.0.160', 'end 10.123.0.199', `lease_file ${dir}/leases`, 'option subnet 255.255.255.0', 'option lease 600'].join('\n') + '\n');
-  fs.writeFileSync(path.join(dir, 'leases'), '');
-  router.spawn('/bin/busybox', ['udhcpd', '-f', conf]);
-}
