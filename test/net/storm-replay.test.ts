@@ -62,7 +62,7 @@ describe('boot-storm replay against dnsmasq + nginx', { skip: skip ?? false }, (
     assert.equal(results.filter((c) => c.ok && c.corrupt === 0).length, 2);
   });
 
-  it("dnsmasq's TFTP log shows each client's recorded files and outcomes, in order", () => {
+  it("dnsmasq's TFTP log shows each client's recorded files and outcomes, in order (per outcome)", () => {
     const log = fs.readFileSync(path.join(work, 'dnsmasq.log'), 'utf8');
     // dnsmasq names the file of a transfer the client ended (tsize query, aborted ldlinux.c32) only
     // in "failed sending"; "error 0 … received from" carries no file name and is not compared.
@@ -78,7 +78,13 @@ describe('boot-storm replay against dnsmasq + nginx', { skip: skip ?? false }, (
         m = /dnsmasq-tftp\[\d+\]: failed sending (\S+) to (\S+)$/.exec(line);
         if (m && m[2] === c.ip) got.push(`ended ${rel(m[1]!)}`);
       }
-      assert.deepEqual(got, want, `client ${c.ip}`);
+      // dnsmasq logs "sent" when the last ACK arrives and "not found" when the request does, so a
+      // client's next request can be logged before the end of the transfer it has just finished:
+      // each kind is compared in order on its own.
+      for (const kind of ['sent', 'missing', 'ended']) {
+        const only = (l: string[]): string[] => l.filter((x) => x.startsWith(`${kind} `));
+        assert.deepEqual(only(got), only(want), `client ${c.ip}: ${kind}`);
+      }
     }
   });
 
