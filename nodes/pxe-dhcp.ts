@@ -77,6 +77,7 @@ function overrideFrom(p: Record<string, unknown>): BootAction | null {
 
 export = function register(RED: RedApi): void {
   registerInterfacesEndpoint(RED, 'pxe-dhcp.read');
+
   function PxeDhcpNode(this: RedNode, def: PxeDhcpDef): void {
     RED.nodes.createNode(this, def);
     let service: DhcpService | null = null;
