@@ -3,16 +3,22 @@
  * FSAL, with rpcbind) serving the same files extracted from that ISO. Each server has a lab
  * namespace of its own with a veth (MTU 1500) to the client namespace, where libnfs's nfs-cp and
  * nfs-ls run. Servers are pinned to CPU 0 (with rpcbind, ganesha's portmapper), clients to CPU 1;
- * server CPU time comes from a cpuacct cgroup per server (cgroup v1). Ours and ganesha alternate
- * run by run (which goes first alternates too); figures are medians of per-run ratios.
+ * server CPU time comes from a cpuacct cgroup per server (cgroup v1). The machine is shared, so
+ * loads vary: ours and ganesha run in pairs (A B, then B A, …), and each figure is the median of
+ * the per-pair ratios, printed with its spread (interquartile range and a 95 % confidence interval
+ * of the median from order statistics). Pairs go on until that interval is within ±2.5 % of the
+ * median (two runs then agree within about 5 %), at least --pairs and at most --max-pairs of them.
+ * CPU-seconds per GiB (server CPU, from the cgroups) are printed beside every throughput: they
+ * move much less with the machine's load than wall-clock figures do.
  *
- *   node --import tsx bench/nfs.ts [--runs N] [--rev GIT-REV] [--profile] [--perf]
+ *   node --import tsx bench/nfs.ts [--pairs N] [--max-pairs N] [--rev GIT-REV] [--baseline GIT-REV] [--profile] [--perf]
  *
  * Our server runs as production does: compiled by tsc to CommonJS (with test/net/nfs-child.ts as
  * its driver) into a temporary folder — not through tsx, whose transform adds helpers (__name …)
  * to hot code. --rev builds nodes/ as committed at GIT-REV (git archive) instead of the working
- * tree, to bench a stable state while others edit. The bench's own process is pinned to the
- * client CPU.
+ * tree, to bench a stable state while others edit. --baseline REV adds our server as committed
+ * at REV as a third contestant, in the same rotation (A B C, B C A, …): before/after figures of a
+ * change from one run, under one load. The bench's own process is pinned to the client CPU.
  *
  * Figures (the last lines, `bench <figure> <value> <unit> floor <floor> ok|MISSED`, exit 1 if one
  * is missed):
@@ -48,27 +54,36 @@ const SERVER_CPU = '0';
 const CLIENT_CPU = '1';
 const root = path.dirname(__dirname);
 
-const argIndex = process.argv.indexOf('--runs');
-const RUNS = argIndex >= 0 ? Math.max(1, Number(process.argv[argIndex + 1])) : 3;
+const numArg = (name: string, dflt: number): number => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? Math.max(1, Number(process.argv[i + 1])) : dflt;
+};
+/** Pairs per figure: at least MIN_PAIRS, more until the median's CI is within ±CI_TARGET, at most MAX_PAIRS. */
+const MIN_PAIRS = numArg('--pairs', numArg('--runs', 7));
+const MAX_PAIRS = Math.max(MIN_PAIRS, numArg('--max-pairs', 21));
+const CI_TARGET = 0.025;
 const PROFILE = process.argv.includes('--profile');
 const PERF = process.argv.includes('--perf');
 const revIndex = process.argv.indexOf('--rev');
 const REV = revIndex >= 0 ? process.argv[revIndex + 1] : undefined;
+const baseIndex = process.argv.indexOf('--baseline');
+const BASE_REV = baseIndex >= 0 ? process.argv[baseIndex + 1] : undefined;
+const BASE = '10.95.3.1';
 const PERF_BIN = '/usr/bin/perf';
 
 /**
  * Compiles test/net/nfs-child.ts and the nodes/ code it imports with tsc (the build's options) into
  * `tmp`/build; with `rev`, nodes/ comes from that git revision. Returns the compiled child.
  */
-function buildOurs(tmp: string, rev?: string): string {
+function buildOurs(tmp: string, rev?: string, name = ''): string {
   let src = root;
   if (rev) {
-    src = path.join(tmp, 'rev');
+    src = path.join(tmp, `rev${name}`);
     fs.mkdirSync(path.join(src, 'test', 'net'), { recursive: true });
     execFileSync('/bin/sh', ['-c', `git -C "${root}" archive "${rev}" nodes | tar -x -C "${src}"`]);
     fs.copyFileSync(path.join(root, 'test', 'net', 'nfs-child.ts'), path.join(src, 'test', 'net', 'nfs-child.ts'));
   }
-  const out = path.join(tmp, 'build');
+  const out = path.join(tmp, `build${name}`);
   const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
   const flags = ['--target', 'ES2022', '--module', 'commonjs', '--moduleResolution', 'node', '--esModuleInterop', '--skipLibCheck', '--resolveJsonModule', '--strict', '--types', 'node', '--typeRoots', path.join(root, 'node_modules', '@types')];
   try {
@@ -83,7 +98,7 @@ function buildOurs(tmp: string, rev?: string): string {
   return child;
 }
 
-type Who = 'ours' | 'ganesha';
+type Who = 'ours' | 'ganesha' | 'base';
 const fmt = (x: number, d = 2): string => x.toFixed(d);
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -91,6 +106,31 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const quantile = (xs: number[], q: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (s.length - 1) * q;
+  const lo = Math.floor(at);
+  return s[lo]! + (s[Math.min(lo + 1, s.length - 1)]! - s[lo]!) * (at - lo);
+};
+/** Distribution-free ~95 % confidence interval of the median: order statistics n/2 ∓ 0.98·√n. */
+const medianCi = (xs: number[]): [number, number] => {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  const k = Math.max(0, Math.floor((n - 1.96 * Math.sqrt(n)) / 2));
+  return [s[k]!, s[Math.min(n - 1, n - 1 - k)]!];
+};
+/** "median 1.05× (CI95 1.01–1.08, IQR 0.98–1.12, 9 pairs)" */
+const spread = (xs: number[]): string => {
+  const [lo, hi] = medianCi(xs);
+  return `median ${fmt(median(xs))}× (CI95 ${fmt(lo)}–${fmt(hi)}, IQR ${fmt(quantile(xs, 0.25))}–${fmt(quantile(xs, 0.75))}, ${xs.length} pairs)`;
+};
+/** Whether the median of `xs` is known to ±CI_TARGET (relative). */
+const settled = (xs: number[]): boolean => {
+  if (xs.length < MIN_PAIRS) return false;
+  const [lo, hi] = medianCi(xs);
+  const m = median(xs);
+  return hi - m <= CI_TARGET * m && m - lo <= CI_TARGET * m;
+};
 
 function sha256File(file: string): string {
   const h = createHash('sha256');
@@ -220,6 +260,7 @@ async function main(): Promise<void> {
   let rpcbind: RpcbindHandle | undefined;
   let ganesha: GaneshaHandle | undefined;
   let ours: OurChild | undefined;
+  let base: OurChild | undefined;
   const results: string[] = [];
   let missed = false;
   const figure = (name: string, value: number, unit: string, floor: number, atMost = false): void => {
@@ -242,31 +283,41 @@ async function main(): Promise<void> {
       fs.writeFileSync(path.join(dir, `file-${String(i).padStart(4, '0')}.txt`), `${i}\n`);
     }
     const childJs = buildOurs(tmp, REV);
+    const baseJs = BASE_REV ? buildOurs(tmp, BASE_REV, '-base') : undefined;
     const iso = xorrisoImage(src, path.join(tmp, 'bench.iso'), ARCHISO_FLAGS, 'PXE_NFS_BENCH');
     fs.rmSync(src, { recursive: true });
     const extracted = extract(iso, path.join(tmp, 'extracted'));
     execChmod(extracted);
-    console.log(`content: ${BIG_MIB} MiB file + ${TREE_FILES} files in ${TREE_FILES / 50} dirs, ISO ${fmt(fs.statSync(iso).size / MiB, 0)} MiB; our server compiled from ${REV ? `revision ${REV}` : 'the working tree'}; ready in ${fmt((Date.now() - t0) / 1000, 1)} s`);
+    console.log(`content: ${BIG_MIB} MiB file + ${TREE_FILES} files in ${TREE_FILES / 50} dirs, ISO ${fmt(fs.statSync(iso).size / MiB, 0)} MiB; our server compiled from ${REV ? `revision ${REV}` : 'the working tree'}${BASE_REV ? `, baseline from revision ${BASE_REV}` : ''}; ready in ${fmt((Date.now() - t0) / 1000, 1)} s`);
 
     const ourNs = lab.netns('ours');
     const refNs = lab.netns('ref');
     const cli = lab.netns('cli');
     lab.veth(ourNs, `${OURS}/24`, cli, '10.95.1.2/24', { mtu: 1500 });
     lab.veth(refNs, `${REF}/24`, cli, '10.95.2.2/24', { mtu: 1500 });
+    const baseNs = BASE_REV ? lab.netns('base') : undefined;
+    if (baseNs) lab.veth(baseNs, `${BASE}/24`, cli, '10.95.3.2/24', { mtu: 1500 });
 
     const gOurs = new CpuGroup('ours');
     groups.push(gOurs);
     const gRef = new CpuGroup('ganesha');
     groups.push(gRef);
+    const gBase = new CpuGroup('base');
+    groups.push(gBase);
 
     const nodeArgs = [...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...(PERF ? ['--perf-basic-prof-only-functions'] : [])];
     const ourArgv = [process.execPath, ...nodeArgs, childJs, iso, '--address', OURS, '--portmap', 'own', '--no-events'];
     ours = new OurChild(launch(ourNs, ourArgv, { cpus: SERVER_CPU, cgroup: gOurs.dir }, { cwd: root }));
     await ours.wait('listening', 0);
+    if (baseNs) {
+      base = new OurChild(launch(baseNs, [process.execPath, baseJs!, iso, '--address', BASE, '--portmap', 'own', '--no-events'], { cpus: SERVER_CPU, cgroup: gBase.dir }, { cwd: root }));
+      await base.wait('listening', 0);
+    }
     rpcbind = await startRpcbind(refNs, { cpus: SERVER_CPU, cgroup: gRef.dir });
     ganesha = await startGanesha(refNs, { address: REF, root: extracted, workDir: tmp, cpus: SERVER_CPU, cgroup: gRef.dir });
-    const host: Record<Who, string> = { ours: OURS, ganesha: REF };
-    const group: Record<Who, CpuGroup> = { ours: gOurs, ganesha: gRef };
+    const host: Record<Who, string> = { ours: OURS, ganesha: REF, base: BASE };
+    const group: Record<Who, CpuGroup> = { ours: gOurs, ganesha: gRef, base: gBase };
+    const who3: Who[] = BASE_REV ? ['ours', 'ganesha', 'base'] : ['ours', 'ganesha'];
 
     let outN = 0;
     /** `n` nfs-cp of big.bin at once (pinned to the client CPU), timed inside the client namespace. */
@@ -320,41 +371,56 @@ async function main(): Promise<void> {
       return { secs: Number(m[2]) / 1e9 / n, cpu: cpu / (n + 1), n };
     };
 
-    // Correctness and warm caches first (both read from the page cache afterwards).
-    for (const who of ['ours', 'ganesha'] as const) {
+    // Correctness and warm caches first (all read from the page cache afterwards).
+    for (const who of who3) {
       await copies(who, 1, 'all');
       await listing(who, TREE_FILES, 0);
     }
-    console.log(`servers up and checked (sha256 of the copy, ${TREE_FILES} files listed); runs: ${RUNS}; servers on CPU ${SERVER_CPU}, clients on CPU ${CLIENT_CPU}`);
+    console.log(`servers up and checked (sha256 of the copy, ${TREE_FILES} files listed); ${MIN_PAIRS}–${MAX_PAIRS} pairs a figure until its median is within ±${CI_TARGET * 100} %; servers on CPU ${SERVER_CPU}, clients on CPU ${CLIENT_CPU}`);
 
-    const order = (i: number): Who[] => (i % 2 ? ['ganesha', 'ours'] : ['ours', 'ganesha']);
+    /** Run i's order: the contestants rotated by i, so none is always first (A B, B A / A B C, B C A, C A B). */
+    const order = (i: number): Who[] => who3.map((_, k) => who3[(i + k) % who3.length]!);
     const perGiB = (m: Measure, bytes: number): number => m.cpu / (bytes / GiB);
+    type Runs = Record<Who, Measure[]>;
+    interface Series {
+      runs: Runs;
+      /** ganesha time / our time per pair (> 1: ours faster), and the same for the baseline. */
+      ratio: number[];
+      baseRatio: number[];
+      /** baseline time / our time, per pair: the change's own effect. */
+      gain: number[];
+    }
+    /** Pairs (or triples) of `one` until the ratio's median is settled; `line` prints each. */
+    const series = async (what: string, one: (who: Who) => Promise<Measure>, line: (m: Record<Who, Measure>) => string): Promise<Series> => {
+      const out: Series = { runs: { ours: [], ganesha: [], base: [] }, ratio: [], baseRatio: [], gain: [] };
+      for (let i = 0; i < MAX_PAIRS; i++) {
+        const m = {} as Record<Who, Measure>;
+        for (const who of order(i)) m[who] = await one(who);
+        for (const who of who3) out.runs[who].push(m[who]);
+        out.ratio.push(m.ganesha.secs / m.ours.secs);
+        if (BASE_REV) {
+          out.baseRatio.push(m.ganesha.secs / m.base.secs);
+          out.gain.push(m.base.secs / m.ours.secs);
+        }
+        console.log(`${what} pair ${i + 1}: ${line(m)}, ratio ${fmt(m.ganesha.secs / m.ours.secs)}${BASE_REV ? `, baseline ratio ${fmt(m.ganesha.secs / m.base.secs)}` : ''}`);
+        if (settled(out.ratio) && (!BASE_REV || settled(out.baseRatio))) break;
+      }
+      console.log(`${what}: ours / ganesha ${spread(out.ratio)}${settled(out.ratio) ? '' : ' — not settled within ±2.5 % at the pair limit (uneven load)'}`);
+      if (BASE_REV) console.log(`${what}: baseline ${BASE_REV} / ganesha ${spread(out.baseRatio)}; ours / baseline ${spread(out.gain)}`);
+      return out;
+    };
+    const tput = (m: Measure, mib: number, bytes: number): string => `${fmt(mib / m.secs, 0)} MiB/s ${fmt(perGiB(m, bytes))} CPU-s/GiB`;
+    const named = (m: Record<Who, Measure>, f: (x: Measure) => string): string => who3.map((w) => `${w} ${f(m[w])}`).join(', ');
 
     // 1. One nfs-cp of 256 MiB.
-    const cp: Record<Who, Measure[]> = { ours: [], ganesha: [] };
-    const cpRatio: number[] = [];
-    for (let i = 0; i < RUNS; i++) {
-      for (const who of order(i)) cp[who].push(await copies(who, 1));
-      const o = cp.ours[i]!;
-      const g = cp.ganesha[i]!;
-      cpRatio.push(g.secs / o.secs);
-      console.log(`nfs-cp ${BIG_MIB} MiB run ${i + 1}: ours ${fmt(BIG_MIB / o.secs, 0)} MiB/s (${fmt(perGiB(o, BIG_MIB * MiB))} CPU-s/GiB), ganesha ${fmt(BIG_MIB / g.secs, 0)} MiB/s (${fmt(perGiB(g, BIG_MIB * MiB))} CPU-s/GiB), ratio ${fmt(g.secs / o.secs)}`);
-    }
+    const cp = await series(`nfs-cp ${BIG_MIB} MiB`, (who) => copies(who, 1), (m) => named(m, (x) => tput(x, BIG_MIB, BIG_MIB * MiB)));
 
     // 2. nfs-ls -R of 2,000 files.
-    const ls: Record<Who, (Measure & { n: number })[]> = { ours: [], ganesha: [] };
-    const lsRatio: number[] = [];
-    for (let i = 0; i < RUNS; i++) {
-      for (const who of order(i)) ls[who].push(await listing(who, TREE_FILES));
-      const o = ls.ours[i]!;
-      const g = ls.ganesha[i]!;
-      lsRatio.push(g.secs / o.secs);
-      console.log(`nfs-ls -R ${TREE_FILES} files run ${i + 1}: ours ${fmt(o.secs * 1000, 1)} ms per listing (${o.n} listings, ${fmt(o.cpu * 1000, 1)} CPU-ms each), ganesha ${fmt(g.secs * 1000, 1)} ms per listing (${g.n} listings, ${fmt(g.cpu * 1000, 1)} CPU-ms each), ratio ${fmt(g.secs / o.secs)}`);
-    }
+    const ls = await series(`nfs-ls -R ${TREE_FILES} files`, (who) => listing(who, TREE_FILES), (m) =>
+      named(m, (x) => `${fmt(x.secs * 1000, 1)} ms ${fmt(x.cpu * 1000, 1)} CPU-ms per listing (${(x as Measure & { n: number }).n})`),
+    );
 
     // 3. 20 concurrent nfs-cp, with our server's RSS watched.
-    const conc: Record<Who, Measure[]> = { ours: [], ganesha: [] };
-    const concRatio: number[] = [];
     const rssBefore = (await ours.ask('stats', 'stats')).rss as number;
     let ourPeak = rssBefore;
     let refPeak = 0;
@@ -366,18 +432,17 @@ async function main(): Promise<void> {
         // gone
       }
     }, 50);
-    for (let i = 0; i < RUNS; i++) {
-      for (const who of order(i)) {
-        if (who === 'ours') await ours.ask('reset', 'reset');
-        conc[who].push(await copies(who, CONCURRENT));
-        if (who === 'ours') ourPeak = Math.max(ourPeak, (await ours.ask('stats', 'stats')).peakRss as number);
-      }
-      const o = conc.ours[i]!;
-      const g = conc.ganesha[i]!;
-      concRatio.push(g.secs / o.secs);
-      const bytes = CONCURRENT * BIG_MIB * MiB;
-      console.log(`${CONCURRENT} x nfs-cp run ${i + 1}: ours ${fmt((CONCURRENT * BIG_MIB) / o.secs, 0)} MiB/s (${fmt(perGiB(o, bytes))} CPU-s/GiB), ganesha ${fmt((CONCURRENT * BIG_MIB) / g.secs, 0)} MiB/s (${fmt(perGiB(g, bytes))} CPU-s/GiB), ratio ${fmt(g.secs / o.secs)}`);
-    }
+    const cb = CONCURRENT * BIG_MIB * MiB;
+    const conc = await series(
+      `${CONCURRENT} x nfs-cp`,
+      async (who) => {
+        if (who === 'ours') await ours!.ask('reset', 'reset');
+        const m = await copies(who, CONCURRENT);
+        if (who === 'ours') ourPeak = Math.max(ourPeak, (await ours!.ask('stats', 'stats')).peakRss as number);
+        return m;
+      },
+      (m) => named(m, (x) => tput(x, CONCURRENT * BIG_MIB, cb)),
+    );
     clearInterval(refSampler);
     const st = await ours.ask('stats', 'stats');
     const growth = (ourPeak - rssBefore) / MiB;
@@ -386,21 +451,23 @@ async function main(): Promise<void> {
     );
 
     const med = (ms: Measure[], f: (m: Measure) => number): number => median(ms.map(f));
+    const col = (r: Runs, w: Who, mib: number, bytes: number): string => `${fmt(mib / med(r[w], (m) => m.secs), 0).padStart(5)} MiB/s ${fmt(med(r[w], (m) => perGiB(m, bytes))).padStart(5)} CPU-s/GiB`;
     console.log('');
-    console.log(`summary (medians)                    ours                       ganesha`);
-    console.log(`nfs-cp ${BIG_MIB} MiB                   ${fmt(BIG_MIB / med(cp.ours, (m) => m.secs), 0).padStart(5)} MiB/s ${fmt(med(cp.ours, (m) => perGiB(m, BIG_MIB * MiB))).padStart(5)} CPU-s/GiB   ${fmt(BIG_MIB / med(cp.ganesha, (m) => m.secs), 0).padStart(5)} MiB/s ${fmt(med(cp.ganesha, (m) => perGiB(m, BIG_MIB * MiB))).padStart(5)} CPU-s/GiB`);
-    console.log(`nfs-ls -R ${TREE_FILES} files, per listing ${fmt(med(ls.ours, (m) => m.secs) * 1000, 1).padStart(5)} ms ${fmt(med(ls.ours, (m) => m.cpu) * 1000, 1).padStart(5)} CPU-ms      ${fmt(med(ls.ganesha, (m) => m.secs) * 1000, 1).padStart(5)} ms ${fmt(med(ls.ganesha, (m) => m.cpu) * 1000, 1).padStart(5)} CPU-ms`);
-    const cb = CONCURRENT * BIG_MIB * MiB;
-    console.log(`${CONCURRENT} x nfs-cp ${BIG_MIB} MiB (aggregate)  ${fmt((CONCURRENT * BIG_MIB) / med(conc.ours, (m) => m.secs), 0).padStart(5)} MiB/s ${fmt(med(conc.ours, (m) => perGiB(m, cb))).padStart(5)} CPU-s/GiB   ${fmt((CONCURRENT * BIG_MIB) / med(conc.ganesha, (m) => m.secs), 0).padStart(5)} MiB/s ${fmt(med(conc.ganesha, (m) => perGiB(m, cb))).padStart(5)} CPU-s/GiB`);
+    console.log(`summary (medians)                    ${who3.map((w) => w.padEnd(29)).join('')}`);
+    console.log(`nfs-cp ${BIG_MIB} MiB                     ${who3.map((w) => col(cp.runs, w, BIG_MIB, BIG_MIB * MiB) + '   ').join('')}`);
+    console.log(`nfs-ls -R ${TREE_FILES} files, per listing   ${who3.map((w) => `${fmt(med(ls.runs[w], (m) => m.secs) * 1000, 1).padStart(5)} ms ${fmt(med(ls.runs[w], (m) => m.cpu) * 1000, 1).padStart(5)} CPU-ms            `).join('')}`);
+    console.log(`${CONCURRENT} x nfs-cp ${BIG_MIB} MiB (aggregate)    ${who3.map((w) => col(conc.runs, w, CONCURRENT * BIG_MIB, cb) + '   ').join('')}`);
+    console.log(`ratios ours / ganesha: nfs-cp ${spread(cp.ratio)}; nfs-ls ${spread(ls.ratio)}; ${CONCURRENT} x nfs-cp ${spread(conc.ratio)}`);
+    if (BASE_REV) console.log(`ratios ours / baseline ${BASE_REV}: nfs-cp ${spread(cp.gain)}; nfs-ls ${spread(ls.gain)}; ${CONCURRENT} x nfs-cp ${spread(conc.gain)}`);
 
-    figure(`nfs_cp_${BIG_MIB}MiB_vs_ganesha`, median(cpRatio), 'x', 1.0);
-    figure(`nfs_ls_R_${TREE_FILES}_vs_ganesha`, median(lsRatio), 'x', 1.0);
-    figure(`nfs_cp_${CONCURRENT}x${BIG_MIB}MiB_vs_ganesha`, median(concRatio), 'x', 1.0);
+    figure(`nfs_cp_${BIG_MIB}MiB_vs_ganesha`, median(cp.ratio), 'x', 1.0);
+    figure(`nfs_ls_R_${TREE_FILES}_vs_ganesha`, median(ls.ratio), 'x', 1.0);
+    figure(`nfs_cp_${CONCURRENT}x${BIG_MIB}MiB_vs_ganesha`, median(conc.ratio), 'x', 1.0);
     figure(`nfs_rss_growth_${CONCURRENT}x${BIG_MIB}MiB`, growth, 'MiB', 64, true);
 
     if (PERF) {
       // One more copy from each, recorded (not among the measured runs: perf slows its target).
-      const pid: Record<Who, number> = { ours: ours.proc.pid!, ganesha: ganesha.pid };
+      const pid: Record<'ours' | 'ganesha', number> = { ours: ours.proc.pid!, ganesha: ganesha.pid };
       for (const who of ['ours', 'ganesha'] as const) {
         const data = path.join(tmp, `perf-${who}.data`);
         const rec = spawn(PERF_BIN, ['record', '-g', '-F', '1999', '-p', String(pid[who]), '-o', data], { stdio: 'ignore' });
@@ -412,6 +479,7 @@ async function main(): Promise<void> {
       }
     }
     await ours.ask('quit', 'quit');
+    if (base) await base.ask('quit', 'quit');
     if (PROFILE) {
       await new Promise((r) => (ours!.proc.exitCode !== null ? r(null) : ours!.proc.once('exit', r)));
       const prof = fs.existsSync(profDir) ? fs.readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')) : [];
@@ -419,13 +487,14 @@ async function main(): Promise<void> {
       else console.log('no CPU profile was written');
     }
   } finally {
-    const proc = ours?.proc;
-    if (proc && proc.exitCode === null && proc.signalCode === null) {
-      const exited = new Promise((r) => proc.once('exit', r));
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(t);
+    for (const proc of [ours?.proc, base?.proc]) {
+      if (proc && proc.exitCode === null && proc.signalCode === null) {
+        const exited = new Promise((r) => proc.once('exit', r));
+        proc.kill('SIGTERM');
+        const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(t);
+      }
     }
     await ganesha?.stop();
     await rpcbind?.stop();
