@@ -11,7 +11,7 @@
  * CPU-seconds per GiB (server CPU, from the cgroups) are printed beside every throughput: they
  * move much less with the machine's load than wall-clock figures do.
  *
- *   node --import tsx bench/nfs.ts [--pairs N] [--max-pairs N] [--rev GIT-REV] [--baseline GIT-REV] [--profile] [--perf]
+ *   node --import tsx bench/nfs.ts [--pairs N] [--max-pairs N] [--rev GIT-REV] [--baseline GIT-REV] [--only cp|ls|conc] [--profile] [--perf]
  *
  * Our server runs as production does: compiled by tsc to CommonJS (with test/net/nfs-child.ts as
  * its driver) into a temporary folder — not through tsx, whose transform adds helpers (__name …)
@@ -69,6 +69,9 @@ const REV = revIndex >= 0 ? process.argv[revIndex + 1] : undefined;
 const baseIndex = process.argv.indexOf('--baseline');
 const BASE_REV = baseIndex >= 0 ? process.argv[baseIndex + 1] : undefined;
 const BASE = '10.95.3.1';
+const onlyIndex = process.argv.indexOf('--only');
+/** --only cp|ls|conc: that figure alone (profiling one workload). */
+const ONLY = onlyIndex >= 0 ? process.argv[onlyIndex + 1] : undefined;
 const PERF_BIN = '/usr/bin/perf';
 
 /**
@@ -121,6 +124,7 @@ const medianCi = (xs: number[]): [number, number] => {
 };
 /** "median 1.05× (CI95 1.01–1.08, IQR 0.98–1.12, 9 pairs)" */
 const spread = (xs: number[]): string => {
+  if (!xs.length) return 'skipped';
   const [lo, hi] = medianCi(xs);
   return `median ${fmt(median(xs))}× (CI95 ${fmt(lo)}–${fmt(hi)}, IQR ${fmt(quantile(xs, 0.25))}–${fmt(quantile(xs, 0.75))}, ${xs.length} pairs)`;
 };
@@ -391,8 +395,9 @@ async function main(): Promise<void> {
       gain: number[];
     }
     /** Pairs (or triples) of `one` until the ratio's median is settled; `line` prints each. */
-    const series = async (what: string, one: (who: Who) => Promise<Measure>, line: (m: Record<Who, Measure>) => string): Promise<Series> => {
+    const series = async (key: string, what: string, one: (who: Who) => Promise<Measure>, line: (m: Record<Who, Measure>) => string): Promise<Series> => {
       const out: Series = { runs: { ours: [], ganesha: [], base: [] }, ratio: [], baseRatio: [], gain: [] };
+      if (ONLY && ONLY !== key) return out;
       for (let i = 0; i < MAX_PAIRS; i++) {
         const m = {} as Record<Who, Measure>;
         for (const who of order(i)) m[who] = await one(who);
@@ -413,10 +418,10 @@ async function main(): Promise<void> {
     const named = (m: Record<Who, Measure>, f: (x: Measure) => string): string => who3.map((w) => `${w} ${f(m[w])}`).join(', ');
 
     // 1. One nfs-cp of 256 MiB.
-    const cp = await series(`nfs-cp ${BIG_MIB} MiB`, (who) => copies(who, 1), (m) => named(m, (x) => tput(x, BIG_MIB, BIG_MIB * MiB)));
+    const cp = await series('cp', `nfs-cp ${BIG_MIB} MiB`, (who) => copies(who, 1), (m) => named(m, (x) => tput(x, BIG_MIB, BIG_MIB * MiB)));
 
     // 2. nfs-ls -R of 2,000 files.
-    const ls = await series(`nfs-ls -R ${TREE_FILES} files`, (who) => listing(who, TREE_FILES), (m) =>
+    const ls = await series('ls', `nfs-ls -R ${TREE_FILES} files`, (who) => listing(who, TREE_FILES), (m) =>
       named(m, (x) => `${fmt(x.secs * 1000, 1)} ms ${fmt(x.cpu * 1000, 1)} CPU-ms per listing (${(x as Measure & { n: number }).n})`),
     );
 
@@ -434,6 +439,7 @@ async function main(): Promise<void> {
     }, 50);
     const cb = CONCURRENT * BIG_MIB * MiB;
     const conc = await series(
+      'conc',
       `${CONCURRENT} x nfs-cp`,
       async (who) => {
         if (who === 'ours') await ours!.ask('reset', 'reset');
@@ -460,10 +466,10 @@ async function main(): Promise<void> {
     console.log(`ratios ours / ganesha: nfs-cp ${spread(cp.ratio)}; nfs-ls ${spread(ls.ratio)}; ${CONCURRENT} x nfs-cp ${spread(conc.ratio)}`);
     if (BASE_REV) console.log(`ratios ours / baseline ${BASE_REV}: nfs-cp ${spread(cp.gain)}; nfs-ls ${spread(ls.gain)}; ${CONCURRENT} x nfs-cp ${spread(conc.gain)}`);
 
-    figure(`nfs_cp_${BIG_MIB}MiB_vs_ganesha`, median(cp.ratio), 'x', 1.0);
-    figure(`nfs_ls_R_${TREE_FILES}_vs_ganesha`, median(ls.ratio), 'x', 1.0);
-    figure(`nfs_cp_${CONCURRENT}x${BIG_MIB}MiB_vs_ganesha`, median(conc.ratio), 'x', 1.0);
-    figure(`nfs_rss_growth_${CONCURRENT}x${BIG_MIB}MiB`, growth, 'MiB', 64, true);
+    if (cp.ratio.length) figure(`nfs_cp_${BIG_MIB}MiB_vs_ganesha`, median(cp.ratio), 'x', 1.0);
+    if (ls.ratio.length) figure(`nfs_ls_R_${TREE_FILES}_vs_ganesha`, median(ls.ratio), 'x', 1.0);
+    if (conc.ratio.length) figure(`nfs_cp_${CONCURRENT}x${BIG_MIB}MiB_vs_ganesha`, median(conc.ratio), 'x', 1.0);
+    if (conc.ratio.length) figure(`nfs_rss_growth_${CONCURRENT}x${BIG_MIB}MiB`, growth, 'MiB', 64, true);
 
     if (PERF) {
       // One more copy from each, recorded (not among the measured runs: perf slows its target).
