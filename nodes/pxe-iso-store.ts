@@ -42,7 +42,8 @@ export = function register(RED: RedApi): void {
   // The DHCP rule editor and the HTTP node's iPXE menu offer the entries of a deployed store's
   // ISO menu; the rule editor also says what fills a BIOS rule's empty fields (`bios`: the ISO's
   // loader and options 209/210, or the Arch wiki's when there is no store or no Arch ISO in it,
-  // the same choice the DHCP node makes at deploy; null for a store that is not deployed). Each
+  // the same choice the DHCP node makes at deploy; null for a store that is not deployed or
+  // cannot be opened, then with `error`). Each
   // lookup holds the store as its own user, so one finishing does not close it under another.
   let lookups = 0;
   const wiki = { ...ARCH_BIOS_DEFAULTS, from: 'wiki' };
@@ -64,7 +65,7 @@ export = function register(RED: RedApi): void {
       })
       .then(
         (answer) => res.json(answer),
-        () => res.json({ ok: false, entries: [], bios: null }),
+        (err: Error) => res.json({ ok: false, entries: [], bios: null, error: RED._('pxe-iso-store.errors.inspect', { message: err.message }) }),
       )
       .finally(() => storeNode.release(lookup).catch(() => undefined));
   });
