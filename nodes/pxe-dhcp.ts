@@ -11,6 +11,7 @@ import { interfaceAddress } from './lib/dhcp/socket';
 import { registerInterfacesEndpoint } from './lib/interfaces';
 import type { NodeDef, NodeMessage, RedApi, RedNode } from './lib/red';
 import { detectArchiso } from './lib/store/archiso';
+import { runServerNode, StartFailure, type StartContext } from './lib/server-node';
 import { getStoreNode, type IsoStoreNode } from './lib/store-node';
 import type { PublishedFiles } from './lib/store/published-files';
 
@@ -88,7 +89,6 @@ export = function register(RED: RedApi): void {
     // One lease file per interface: redeploying or recreating the node keeps its leases.
     const leaseFile = userDir ? path.join(userDir, 'pxe-dhcp', `leases-${iface.replace(/[^\w.-]/g, '_')}.jsonl`) : undefined;
 
-    let starting: Promise<void> = Promise.resolve();
     const storeNode = getStoreNode(RED, def.store);
     let biosSettings: BiosDefaults = ARCH_BIOS_DEFAULTS;
     let retry: NodeJS.Timeout | undefined;
@@ -110,8 +110,7 @@ export = function register(RED: RedApi): void {
         });
       }
     };
-    const start = async (): Promise<void> => {
-      this.status({ fill: 'yellow', shape: 'ring', text: RED._('pxe-dhcp.status.starting') });
+    const start = async (ownServer: StartContext<undefined>['own']): Promise<DhcpService | undefined> => {
       // The store, when chosen, is where boot files come from; it only matters to the merge
       // (detected Arch files fill the BIOS rule). Its absence is not an error.
       if (def.store && !storeNode) this.warn(RED._('pxe-dhcp.errors.no-store'));
@@ -126,7 +125,7 @@ export = function register(RED: RedApi): void {
       this.debug(`BIOS boot settings from ${from}: ${bios.bootFile} 209=${bios.configFile} 210=${bios.pathPrefix}`);
       if (cfg.mode === 'full' && !leaseFile) this.warn(RED._('pxe-dhcp.errors.no-userdir'));
       await waitForInterface();
-      if (closing) return;
+      if (closing) return undefined;
       if (chosen.length) {
         const own = interfaceAddress(iface).address;
         await withMenus(RED, storeNode, this, async (menus, published) => {
@@ -140,11 +139,12 @@ export = function register(RED: RedApi): void {
           }
         }).catch((err: Error) => this.error(RED._('pxe-dhcp.errors.menu', { rule: chosen.map((c) => c.name).join(', '), message: err.message })));
       }
-      const svc = await DhcpService.start(cfg);
-      if (closing) {
-        await svc.close();
-        return;
-      }
+      const svc = ownServer(
+        await DhcpService.start(cfg).catch((err: Error) => {
+          throw err instanceof RogueServerError ? new StartFailure('rogue', err.message) : err;
+        }),
+      );
+      if (closing) return svc;
       service = svc;
       for (const w of svc.startupWarnings) this.warn(w);
       svc.on('event', (e: DhcpEvent) => {
@@ -160,12 +160,19 @@ export = function register(RED: RedApi): void {
       svc.on('error', (err) => this.error(err.message));
       this.log(`${cfg.mode} mode on ${svc.sockets.description}`);
       this.status({ fill: 'green', shape: 'dot', text: `${cfg.mode} ${iface}`.slice(0, 19) });
+      return svc;
     };
-    starting = start().catch((err: Error) => {
-      if (err instanceof RogueServerError) {
-        this.status({ fill: 'red', shape: 'ring', text: RED._('pxe-dhcp.status.rogue') });
-      } else this.status({ fill: 'red', shape: 'ring', text: RED._('pxe-dhcp.status.error') });
-      this.error(err.message);
+    // No store held while serving: the start borrows it to read the ISO, and gives it back.
+    runServerNode<DhcpService | undefined, undefined>(RED, this, {
+      type: 'pxe-dhcp',
+      start: ({ own }) => start(own),
+      errorStatus: 'error',
+      closing: () => {
+        closing = true;
+        service = null;
+        clearTimeout(retry);
+        wake?.();
+      },
     });
 
     this.on('input', (msg: NodeMessage, send, done) => {
@@ -224,20 +231,6 @@ export = function register(RED: RedApi): void {
       } catch (err) {
         done(err as Error);
       }
-    });
-
-    this.on('close', (_removed: boolean, done: () => void) => {
-      closing = true;
-      clearTimeout(retry);
-      wake?.();
-      starting
-        .then(() => service?.close())
-        .catch((err: Error) => this.error(err.message))
-        .finally(() => {
-          service = null;
-          this.status({});
-          done();
-        });
     });
   }
 
