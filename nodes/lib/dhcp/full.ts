@@ -17,7 +17,7 @@ import { makeEvent, sentPxelinuxOptions, type DhcpEvent } from './events';
 import { intToIp, ipToInt } from './ip';
 import type { LogRecord } from './lease-store';
 import { getMessageType, getRequestedIp, getServerId, ips, MessageType, messageTypeName, Opt, str, u32 } from './options';
-import type { AddressPool, Subnet } from './pool';
+import type { AddressPool, Subnet } from './address-pool';
 import { baseReply, finishReply, NO_REPLY, type HandleResult, type Responder } from './reply';
 
 /** Where leases go: the LeaseStore, or a MemoryLeaseLog in tests. append() applies to the pool's state. */
