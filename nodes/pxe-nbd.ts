@@ -77,7 +77,7 @@ export = function register(RED: RedApi): void {
           signal(d.share >= 1 ? 'done' : 'progress', d);
           showClients();
         });
-        srv.on('clientError', (e) => this.debug(`NBD client ${e.address}:${e.port}: ${e.message}`));
+        srv.on('clientError', (e) => this.debug(RED._('pxe-nbd.log.clientError', { address: e.address, port: e.port, message: e.message })));
         // A flood of refused connections must not flood the log: one warning per address and kind a minute.
         const warned = new Map<string, number>();
         const warnOnce = (key: string, text: string): void => {

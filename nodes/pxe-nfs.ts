@@ -79,7 +79,7 @@ export = function register(RED: RedApi): void {
           else activity.progress(key, p.bytes);
           bootBus.publish({ source: 'nfs', kind: p.done ? 'done' : 'progress', ip: p.address, file: p.path, bytes: p.bytes, size: p.size, at: Date.now() });
         });
-        srv.on('clientError', (e: NfsClientInfo & { message: string }) => this.debug(`NFS client ${e.address}:${e.port}: ${e.message}`));
+        srv.on('clientError', (e: NfsClientInfo & { message: string }) => this.debug(RED._('pxe-nfs.log.clientError', { address: e.address, port: e.port, message: e.message })));
         srv.on('refused', (r: NfsClientInfo & { max: number }) => this.warn(RED._('pxe-nfs.errors.tooMany', { address: r.address, max: r.max })));
         listening = await listen(srv.listen({ address, nfsPort, mountPort, portmap }), { port: nfsPort!, address });
         return srv;
