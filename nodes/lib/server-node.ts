@@ -130,6 +130,8 @@ export function runServerNode<S, Store = FileStore>(RED: RedApi, node: RedNode, 
     // A failed start holds nothing: a port left bound or a store left open would outlive the
     // red dot that says the node does not serve.
     await releaseAll().catch(() => undefined);
+    // Closed meanwhile (a deploy replaced the node): its status and log are no longer its own.
+    if (closing) return;
     const f = err instanceof StartFailure ? err : new StartFailure(spec.errorStatus ?? 'listenError', err.message);
     node.status({ fill: 'red', shape: 'ring', text: RED._(`${spec.type}.status.${f.statusKey}`, f.statusSubs) });
     node.error(f.message);
