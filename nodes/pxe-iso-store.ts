@@ -41,10 +41,10 @@ export = function register(RED: RedApi): void {
 
   // The DHCP rule editor and the HTTP node's iPXE menu offer the entries of a deployed store's
   // ISO menu; the rule editor also says what fills a BIOS rule's empty fields (`bios`: the ISO's
-  // loader and options 209/210, or the Arch wiki's when there is no store or no Arch ISO in it,
-  // the same choice the DHCP node makes at deploy; null for a store that is not deployed or
-  // cannot be opened, then with `error`). Each
-  // lookup holds the store as its own user, so one finishing does not close it under another.
+  // loader and options 209/210, or the Arch wiki's when there is no store ('wiki') or no Arch ISO
+  // in it ('noArch'), the choice the DHCP node makes at deploy; null for a store that is not
+  // deployed, or cannot be opened, then with `error`). Each lookup holds the store as its own
+  // user, so one finishing does not close it under another.
   let lookups = 0;
   const wiki = { ...ARCH_BIOS_DEFAULTS, from: 'wiki' };
   RED.httpAdmin.get('/pxe-iso-store/menu-entries', RED.auth.needsPermission('pxe-iso-store.read'), (req, res) => {
@@ -56,7 +56,7 @@ export = function register(RED: RedApi): void {
       .acquire(lookup)
       .then(async (store) => {
         const info = await detectArchiso(store);
-        const bios = info.detected && info.dhcp ? { ...info.dhcp, from: 'iso', layout: info.layout } : wiki;
+        const bios = info.detected && info.dhcp ? { ...info.dhcp, from: 'iso', layout: info.layout } : { ...wiki, from: 'noArch' };
         const entries = await BootMenus.load(store).then(
           (menus) => menus.choices,
           () => [],
