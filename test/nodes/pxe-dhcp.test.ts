@@ -98,8 +98,13 @@ describe('pxe-dhcp node in a Node-RED runtime', () => {
         (res.body.entries as { label: string }[]).map((e) => e.label),
         ['arch_nbd', 'arch_nfs', 'arch_http', 'memtest'],
       );
+      // What fills a BIOS rule's empty fields, for the editor's "advanced" line.
+      const dhcp = ensureFixtures().isos.current!.dhcp;
+      assert.deepEqual(res.body.bios, { bootFile: dhcp.bootFile, configFile: dhcp.option209, pathPrefix: dhcp.option210, from: 'iso', layout: 'boot-syslinux' });
       const none = await helper.request().get('/pxe-iso-store/menu-entries').query({ store: 'nope' }).expect(200);
-      assert.deepEqual(none.body, { ok: false, entries: [] });
+      assert.deepEqual(none.body, { ok: false, entries: [], bios: null });
+      const noStore = await helper.request().get('/pxe-iso-store/menu-entries').expect(200);
+      assert.deepEqual(noStore.body.bios, { bootFile: '/arch/boot/syslinux/lpxelinux.0', configFile: 'boot/syslinux/archiso.cfg', pathPrefix: '/arch/', from: 'wiki' });
     } finally {
       await helper.unload();
       helper.settings({});
