@@ -3,8 +3,10 @@ import { bootBus } from './lib/boot-events/bus';
 import { dhcpSignal } from './lib/boot-events/dhcp-signal';
 import { ARCH_BIOS_DEFAULTS, type BootAction } from './lib/dhcp/boot-rules';
 import type { DhcpEvent } from './lib/dhcp/events';
-import { menuChoiceOf, parseExtraOptions, toServiceConfig, type BiosDefaults, type DhcpNodeDef } from './lib/dhcp/node-config';
+import { kernelHttpOf, menuChoiceOf, parseExtraOptions, toServiceConfig, type BiosDefaults, type DhcpNodeDef, type KernelHttp } from './lib/dhcp/node-config';
+import { flowHttpServer } from './lib/http/flow-http-server';
 import { BootMenus, type BootChoice } from './lib/menus/boot-menus';
+import { loaderFetchesHttp } from './lib/menus/pxelinux-config';
 import { DhcpService, RogueServerError } from './lib/dhcp/service';
 import { normalizeMac } from './lib/dhcp/ip';
 import { interfaceAddress } from './lib/dhcp/socket';
@@ -52,14 +54,20 @@ async function withMenus<T>(RED: RedApi, storeNode: IsoStoreNode | null, user: R
   }
 }
 
-/** The BIOS boot that `name` (a generated pxelinux config) makes: the ISO's loader, with the menu's working directory. */
-function menuAction(menus: BootMenus, name: string, bios: BiosDefaults): BootAction {
-  return { bootFile: menus.info.dhcp?.bootFile ?? bios.bootFile, configFile: name, pathPrefix: menus.workDir };
+/** The loader a generated config is handed to: the ISO's. */
+function loaderOf(menus: BootMenus, bios: BiosDefaults): string | undefined {
+  return menus.info.dhcp?.bootFile ?? bios.bootFile;
 }
 
-/** '{next-server}' in a choice's kernel parameters becomes `address`, as in a rule's boot file. */
+/** The BIOS boot that `name` (a generated pxelinux config) makes: the ISO's loader, with the menu's working directory. */
+function menuAction(menus: BootMenus, name: string, bios: BiosDefaults): BootAction {
+  return { bootFile: loaderOf(menus, bios), configFile: name, pathPrefix: menus.workDir };
+}
+
+/** '{next-server}' in a choice's kernel parameters and kernel URL becomes `address`, as in a rule's boot file. */
 function withServer(boot: BootChoice, address: string): BootChoice {
-  return boot.extraArgs ? { ...boot, extraArgs: boot.extraArgs.split('{next-server}').join(address) } : boot;
+  const put = (s: string): string => s.split('{next-server}').join(address);
+  return { ...boot, ...(boot.extraArgs ? { extraArgs: put(boot.extraArgs) } : {}), ...(boot.kernelBaseUrl ? { kernelBaseUrl: put(boot.kernelBaseUrl) } : {}) };
 }
 
 /** The boot override a flow sends in msg.payload (pixiecore-API style). */
@@ -110,6 +118,28 @@ export = function register(RED: RedApi): void {
         });
       }
     };
+    // The flow's HTTP node serving the store, looked up once (it may still be opening the ISO).
+    let httpServer: ReturnType<typeof flowHttpServer> | undefined;
+    /**
+     * Where a generated config's kernel and initramfs come from: `url`, an http:// base URL (still
+     * with '{next-server}'), or none for TFTP; `note` says which, for the log once the config is
+     * written. HTTP only when the loader can fetch it (lpxelinux.0); 'auto' uses the flow's own
+     * HTTP node for the store, and TFTP when there is none.
+     */
+    const kernelSource = async (kernel: KernelHttp, loader: string | undefined, what: string): Promise<{ url?: string; note: string }> => {
+      const tftp = (why: string): { note: string } => ({ note: RED._('pxe-dhcp.log.kernel-tftp', { rule: what, why }) });
+      if (kernel === 'tftp') return tftp(RED._('pxe-dhcp.log.why-rule'));
+      if (!loaderFetchesHttp(loader)) {
+        if (kernel !== 'auto') this.warn(RED._('pxe-dhcp.errors.kernel-http-loader', { rule: what, loader: String(loader) }));
+        return tftp(RED._('pxe-dhcp.log.why-loader', { loader: String(loader) }));
+      }
+      if (kernel !== 'auto') return { url: kernel, note: RED._('pxe-dhcp.log.kernel-http', { rule: what, url: kernel }) };
+      httpServer ??= flowHttpServer(RED, def.store);
+      const found = await httpServer;
+      if (!found) return tftp(RED._('pxe-dhcp.log.why-no-http'));
+      return { url: found.url, note: RED._('pxe-dhcp.log.kernel-http-node', { rule: what, url: found.url, node: found.node }) };
+    };
+
     const start = async (ownServer: StartContext<undefined>['own']): Promise<DhcpService | undefined> => {
       // The store, when chosen, is where boot files come from; it only matters to the merge
       // (detected Arch files fill the BIOS rule). Its absence is not an error.
@@ -121,7 +151,9 @@ export = function register(RED: RedApi): void {
       // pxelinux config instead of the ISO's. If that fails, the rule keeps the ISO's own menu:
       // a client that waits at a menu is better than one that cannot boot. Written once the
       // interface is up: '{next-server}' in the kernel parameters is its address.
-      const chosen = (def.rules ?? []).map((d, i) => ({ i, name: d.name || `rule ${i + 1}`, boot: menuChoiceOf(d, d.name || `rule ${i + 1}`) })).filter((x): x is { i: number; name: string; boot: BootChoice } => x.boot !== null);
+      const chosen = (def.rules ?? [])
+        .map((d, i) => ({ i, name: d.name || `rule ${i + 1}`, boot: menuChoiceOf(d, d.name || `rule ${i + 1}`), kernel: kernelHttpOf(d, d.name || `rule ${i + 1}`) }))
+        .filter((x): x is { i: number; name: string; boot: BootChoice; kernel: KernelHttp } => x.boot !== null);
       this.debug(RED._('pxe-dhcp.log.bios', { from: RED._(`pxe-dhcp.log.bios-${from}`, { layout }), ...bios }));
       if (cfg.mode === 'full' && !leaseFile) this.warn(RED._('pxe-dhcp.errors.no-userdir'));
       await waitForInterface();
@@ -129,10 +161,13 @@ export = function register(RED: RedApi): void {
       if (chosen.length) {
         const own = interfaceAddress(iface).address;
         await withMenus(RED, storeNode, this, async (menus, published) => {
-          for (const { i, name, boot } of chosen) {
+          for (const { i, name, boot, kernel } of chosen) {
             try {
-              const file = await menus.publishPxelinux(published, `rule-${i + 1}`, withServer(boot, cfg.rules[i]!.nextServer ?? own));
+              const src = await kernelSource(kernel, loaderOf(menus, bios), name);
+              const server = cfg.rules[i]!.nextServer ?? own;
+              const file = await menus.publishPxelinux(published, `rule-${i + 1}`, withServer({ ...boot, kernelBaseUrl: src.url }, server));
               Object.assign(cfg.rules[i]!, menuAction(menus, file, bios));
+              this.log(src.note.split('{next-server}').join(server));
             } catch (err) {
               this.error(RED._('pxe-dhcp.errors.menu', { rule: name, message: (err as Error).message }));
             }
@@ -191,8 +226,12 @@ export = function register(RED: RedApi): void {
             svc.setBootOverride(mac, null);
             return;
           }
+          const kernel = kernelHttpOf({ kernelHttp: p.kernelHttp as string }, `boot/menu for ${mac}`);
           await withMenus(RED, storeNode, this, async (menus, published) => {
-            const file = await menus.publishPxelinux(published, mac, withServer(boot, interfaceAddress(iface).address));
+            const src = await kernelSource(kernel, loaderOf(menus, biosSettings), mac);
+            const server = interfaceAddress(iface).address;
+            const file = await menus.publishPxelinux(published, mac, withServer({ ...boot, kernelBaseUrl: src.url }, server));
+            this.debug(src.note.split('{next-server}').join(server));
             svc.setBootOverride(mac, menuAction(menus, file, biosSettings));
           });
         })().then(

@@ -51,6 +51,7 @@ interface HttpNodeApp {
 
 type RedWithHttpNode = RedApi & { httpNode?: HttpNodeApp };
 
+/** `ready` and `boundPort` are also read by the DHCP node (lib/http/flow-http-server.ts: kernel over HTTP). */
 interface PxeHttpNode extends RedNode {
   /** Settles when the node is serving (or has failed to start); tests await it. */
   ready: Promise<void>;

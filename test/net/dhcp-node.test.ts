@@ -102,6 +102,14 @@ describe('pxe-dhcp node serving in the lab', { skip: skip ?? false }, () => {
     assert.match(r.stdout, new RegExp(`boot=/boot/syslinux/lpxelinux\\.0 cfg=pxe-flow/${name}`), r.stdout + r.stderr);
     const cfg = fs.readFileSync(path.join(tmp, 'pxe-files', 's1', 'boot', 'syslinux', 'pxe-flow', name), 'utf8');
     assert.match(cfg, /^APPEND .*archiso_http_srv=.* script=http:\/\/192\.168\.0\.1:8080\/install\.sh$/m);
+    assert.match(cfg, /^LINUX ::\/arch\/boot\/x86_64\/vmlinuz-linux$/m, 'kernel over TFTP: no HTTP node serves the store in this flow');
+    // Kernel over HTTP from a named server: lpxelinux.0 fetches LINUX/INITRD from there.
+    from = node.lines.length;
+    node.send({ topic: 'boot/menu', payload: { mac, entry: 'arch_http', kernelHttp: 'http://{next-server}:8080/' } });
+    await node.waitFor((l) => l.msg?.topic === 'dhcp/overrides', 10000, from);
+    const viaHttp = fs.readFileSync(path.join(tmp, 'pxe-files', 's1', 'boot', 'syslinux', 'pxe-flow', name), 'utf8');
+    assert.match(viaHttp, /^LINUX http:\/\/192\.168\.0\.1:8080\/arch\/boot\/x86_64\/vmlinuz-linux$/m);
+    assert.match(viaHttp, /^INITRD http:\/\/192\.168\.0\.1:8080\/arch\/boot\/x86_64\/initramfs-linux\.img$/m);
     from = node.lines.length;
     node.send({ topic: 'boot/menu', payload: { mac, entry: 'arch_nope' } });
     await node.waitFor((l) => typeof l.error === 'string' && /no entry "arch_nope"/.test(l.error), 10000, from);

@@ -37,6 +37,12 @@ export interface RuleDef {
   menuSeconds?: string | number;
   /** Kernel parameters added to the chosen entry ('script=http://… copytoram'). */
   kernelArgs?: string;
+  /**
+   * Where the chosen entry's kernel and initramfs come from (kernelHttpOf): '' or 'auto' (the
+   * default) over HTTP from the flow's pxe-http node serving the store, when the loader can
+   * (lpxelinux.0); 'tftp' as the ISO's entry says; or an http:// base URL ('{next-server}' allowed).
+   */
+  kernelHttp?: string;
 }
 
 export interface DhcpNodeDef {
@@ -91,6 +97,17 @@ export function menuChoiceOf(d: Pick<RuleDef, 'menu' | 'entry' | 'menuSeconds' |
     return { choice: { mode: 'timeout', entry, seconds }, ...extra };
   }
   throw new Error(`${what}: unknown menu choice "${mode}"`);
+}
+
+/** A rule's kernel source: 'auto', 'tftp', or an http:// base URL (still with '{next-server}'). */
+export type KernelHttp = 'auto' | 'tftp' | `http://${string}`;
+
+export function kernelHttpOf(d: Pick<RuleDef, 'kernelHttp'>, what: string): KernelHttp {
+  const v = String(d.kernelHttp ?? '').trim();
+  if (v === '' || v.toLowerCase() === 'auto') return 'auto';
+  if (['tftp', 'off', 'no'].includes(v.toLowerCase())) return 'tftp';
+  if (/^http:\/\/\S+$/i.test(v) && v.length <= 512) return `http://${v.slice('http://'.length)}`;
+  throw new Error(`${what}: kernel over HTTP from "${v}": give auto, tftp or an http:// URL (lpxelinux cannot fetch https://)`);
 }
 
 function archNumbers(values: string[], what: string): number[] {

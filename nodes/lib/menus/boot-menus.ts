@@ -15,6 +15,8 @@ export interface BootChoice {
   choice: MenuChoice;
   /** Kernel parameters added to the chosen entry. */
   extraArgs?: string;
+  /** pxelinux: fetch the chosen entry's kernel and initrds from this HTTP base URL (pxelinux-config.ts). */
+  kernelBaseUrl?: string;
 }
 
 /**
@@ -62,7 +64,7 @@ export class BootMenus {
    */
   async publishPxelinux(published: PublishedFiles, key: string, boot: BootChoice): Promise<string> {
     if (boot.choice.mode === 'menu') return this.info.dhcp!.configFile;
-    const text = pxelinuxConfig({ menuPath: this.menuPath, workDir: this.workDir, entries: this.entries, choice: boot.choice, extraArgs: boot.extraArgs });
+    const text = pxelinuxConfig({ menuPath: this.menuPath, workDir: this.workDir, entries: this.entries, choice: boot.choice, extraArgs: boot.extraArgs, kernelBaseUrl: boot.kernelBaseUrl });
     const name = `${GENERATED_DIR}/${key.replace(/[^\w-]/g, '_')}.cfg`;
     await published.set(`${this.workDir}/${name}`, text);
     return name;

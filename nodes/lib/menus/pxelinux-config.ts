@@ -1,4 +1,5 @@
-import type { MenuEntry } from './syslinux';
+import { urlPath } from '../http/ipxe-script';
+import { linuxEntries, resolveMenuPath, type MenuEntry } from './syslinux';
 
 /**
  * What a client gets instead of waiting at the ISO's menu (which has no timeout):
@@ -18,6 +19,12 @@ export interface PxelinuxConfigInput {
   choice: MenuChoice;
   /** Kernel parameters added to the chosen entry ('script=http://… copytoram'). */
   extraArgs?: string;
+  /**
+   * Where our HTTP server serves the store ('http://10.0.0.1/'): the chosen entry's kernel and
+   * initrds are fetched from there instead of over TFTP. Only for a loader that speaks HTTP
+   * (loaderFetchesHttp); absent: TFTP, as the ISO's entry says.
+   */
+  kernelBaseUrl?: string;
 }
 
 /** Our own label for the entry we boot: hidden in the menu, so the ISO's menu looks as shipped. */
@@ -28,7 +35,7 @@ export const MAX_EXTRA_ARGS = 1024;
 
 export class MenuError extends Error {
   constructor(
-    readonly code: 'NO_ENTRY' | 'BAD_ARGS' | 'BAD_TIMEOUT',
+    readonly code: 'NO_ENTRY' | 'BAD_ARGS' | 'BAD_TIMEOUT' | 'BAD_URL',
     message: string,
   ) {
     super(message);
@@ -51,6 +58,38 @@ function nameFrom(workDir: string, storePath: string): string {
   return dir && storePath.startsWith(`${dir}/`) ? storePath.slice(dir.length + 1) : `::/${storePath}`;
 }
 
+/**
+ * lpxelinux.0 (syslinux's loader with its own TCP/IP stack) fetches http:// URLs in LINUX and
+ * INITRD; pxelinux.0 speaks TFTP only. Named by the boot file the client is handed.
+ */
+export function loaderFetchesHttp(bootFile: string | undefined): boolean {
+  return /(^|\/)lpxelinux\.0$/i.test(String(bootFile ?? '').trim());
+}
+
+/** An http:// base URL usable in a pxelinux config line: no spaces, quotes or control characters; ends with '/'. */
+export function checkKernelBaseUrl(url: string): string {
+  // eslint-disable-next-line no-control-regex -- exactly what is refused
+  if (!/^http:\/\/[^\s/?#]+(\/[^\s?#]*)?$/i.test(url) || /[\x00-\x1f\x7f"',]/.test(url)) {
+    throw new MenuError('BAD_URL', `"${url}" is not an http:// base URL for the kernel (lpxelinux cannot fetch https://)`);
+  }
+  return url.endsWith('/') ? url : `${url}/`;
+}
+
+/**
+ * The entry with its kernel and initrds named as URLs below `baseUrl`: TFTP's lock-step transfer
+ * of ~100 MB of kernel and initramfs is the slowest part of a BIOS boot, HTTP streams them. Paths
+ * are resolved as pxelinux would ('::/x' from the root, the rest from its working directory).
+ */
+export function kernelOverHttp(e: MenuEntry, workDir: string, baseUrl: string): MenuEntry {
+  const base = checkKernelBaseUrl(baseUrl);
+  const url = (name: string): string => `${base}${urlPath(resolveMenuPath(name.trim(), workDir))}`;
+  return {
+    ...e,
+    kernel: e.kernel && url(e.kernel),
+    initrd: e.initrd && e.initrd.split(',').filter((p) => p.trim()).map(url).join(','),
+  };
+}
+
 function entryBlock(e: MenuEntry, extra: string): string[] {
   const lines = [`LABEL ${GENERATED_LABEL}`, 'MENU HIDE', `LINUX ${e.kernel}`];
   if (e.initrd) lines.push(`INITRD ${e.initrd}`);
@@ -71,8 +110,10 @@ export function pxelinuxConfig(input: PxelinuxConfigInput): string {
   const { choice } = input;
   if (choice.mode === 'menu') return [...head, `INCLUDE ${nameFrom(input.workDir, input.menuPath)}`, ''].join('\n');
 
-  const entry = input.entries.find((e) => e.label === choice.entry);
-  if (!entry?.kernel) throw new MenuError('NO_ENTRY', `the ISO's menu has no entry "${choice.entry}" (it has: ${input.entries.map((e) => e.label).join(', ') || 'none'})`);
+  const found = input.entries.find((e) => e.label === choice.entry);
+  if (!found?.kernel) throw new MenuError('NO_ENTRY', `the ISO's menu has no entry "${choice.entry}" (it has: ${linuxEntries({ entries: input.entries, files: [], skipped: [] }).map((e) => e.label).join(', ') || 'none'})`);
+  // A COM32 module (chain.c32, a memtest) stays as the ISO names it: only a Linux boot is sped up.
+  const entry = input.kernelBaseUrl && !/\.c32$/i.test(found.kernel) ? kernelOverHttp(found, input.workDir, input.kernelBaseUrl) : found;
   if (choice.mode === 'now') {
     // No UI line: with PROMPT 0 pxelinux boots DEFAULT straight away.
     return [...head, `DEFAULT ${GENERATED_LABEL}`, 'PROMPT 0', ...entryBlock(entry, extra), ''].join('\n');
@@ -83,7 +124,7 @@ export function pxelinuxConfig(input: PxelinuxConfigInput): string {
     ...head,
     `INCLUDE ${nameFrom(input.workDir, input.menuPath)}`,
     // The ISO's entry stays highlighted; the timeout boots our copy with the extra parameters.
-    `DEFAULT ${entry.label}`,
+    `DEFAULT ${found.label}`,
     `TIMEOUT ${Math.round(seconds * 10)}`,
     `ONTIMEOUT ${GENERATED_LABEL}`,
     ...entryBlock(entry, extra),
