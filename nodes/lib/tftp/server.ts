@@ -39,7 +39,12 @@ export interface TftpServerOptions {
   maxRetries?: number;
   /** Read-ahead per transfer, bytes (default 64 KiB). */
   readAheadBytes?: number;
-  /** After each send, poll for the answer this long instead of sleeping, ms (default 0.2; 0: off). */
+  /**
+   * After each send, poll for the answer this long instead of sleeping, ms (default 0: off). It
+   * buys a little windowsize-1 throughput on an idle core with a whole core's CPU: while clients
+   * are slower than the server (a room of PXE ROMs) the loop spins between every ACK, and on a Pi
+   * CPU per byte is what runs out (issue 19).
+   */
   busyPollMs?: number;
   /**
    * Transfer worker threads. With N > 0 the transfers run on N worker_threads, each with its own
@@ -164,7 +169,7 @@ const DEFAULTS = {
   minRetransmitMs: 100,
   maxRetries: 8,
   readAheadBytes: 64 * 1024,
-  busyPollMs: 0.2,
+  busyPollMs: 0,
 };
 
 function positive(n: number | undefined, fallback: number): number {
