@@ -1,33 +1,74 @@
 /**
- * TFTP bench: our server against tftpd-hpa and dnsmasq, side by side in one run, each in the
- * same lab namespace on its own address (port 69) behind one veth with MTU 1500; clients run in
- * a second namespace. Every download is checked against the file's SHA-256.
+ * `npm run bench:tftp`: our server against tftpd-hpa and dnsmasq, side by side in one run, each in
+ * the same lab namespace on its own address (port 69) behind one veth with MTU 1500; clients run
+ * in a second namespace. Every download is checked against the file's SHA-256.
  *
- *   node --import tsx bench/tftp.ts [--runs N]
+ *   node --import tsx bench/tftp.ts [--runs N] [--profile] [--rev GIT-REV] [-- extra tftp-child flags]
  *
- * Figures (floors from issue 4):
- *   curl, blksize 1468, windowsize 1, 64 MiB: ours / dnsmasq ≥ 1.0
- *   atftp, blksize 1468, windowsize 16, 64 MiB: ours / dnsmasq's windowsize-1 figure (the curl
- *     figure above) ≥ 1.6; atftp against dnsmasq (granted windowsize 1) is printed too
- *   50 concurrent 1 MiB downloads (curl, blksize 1468): aggregate ours / tftpd-hpa ≥ 1.0
- *   RSS growth of our server during 50 concurrent 64 MiB downloads ≤ 64 MiB
+ * Fair on a 2-CPU machine (issue 19): every server runs pinned to CPU 0 and every client (and this
+ * process) to CPU 1, as on a LAN where clients are other machines. Each server sits in a cpuacct
+ * cgroup of its own, joined before it starts, so its threads and forked children (tftpd-hpa forks
+ * one per transfer) are all counted. The servers are interleaved run by run (ours, tftpd-hpa,
+ * dnsmasq, the order rotating each round), and each figure is the median of the per-round ratios,
+ * printed with their spread.
+ *
+ * Our server runs as production does: compiled by tsc to CommonJS (not through tsx, whose
+ * transform adds helpers to hot code), with test/net/tftp-child.ts as its driver. --rev compiles
+ * nodes/ as committed at GIT-REV instead of the working tree.
+ *
+ * Figures (floors from issues 4 and 19):
+ *   tftp_curl_ws1_vs_dnsmasq          curl, blksize 1468, windowsize 1, 64 MiB: throughput ours / dnsmasq ≥ 1.0
+ *   tftp_atftp_ws16_vs_dnsmasq_ws1    atftp windowsize 16 ours / dnsmasq's windowsize-1 curl figure ≥ 1.6
+ *   tftp_concurrent50_vs_tftpd_hpa    50 concurrent 1 MiB curl downloads: aggregate ours / tftpd-hpa ≥ 1.0
+ *   tftp_cpu_ws1_vs_tftpd_hpa         server CPU-seconds per GiB, one windowsize-1 stream: ours / tftpd-hpa ≤ 1.0
+ *   tftp_cpu_ws1_vs_dnsmasq           … ours / dnsmasq ≤ 1.5
+ *   tftp_cpu_concurrent50_vs_tftpd_hpa  CPU-seconds per GiB, 50 concurrent: ours / tftpd-hpa ≤ 1.0
+ *   tftp_cpu_concurrent50_vs_dnsmasq    … ours / dnsmasq ≤ 1.5
+ *   tftp_rss_growth_50x16MiB          RSS growth of our server during 50 concurrent 16 MiB downloads ≤ 64 MiB
+ *                                     (what a transfer holds is bounded by its window and one read-ahead
+ *                                     chunk whatever the file size; 16 MiB is 256 chunks each, long past
+ *                                     the steady state, and keeps the run short on a loaded machine)
+ *
+ * --profile runs our server under `node --cpu-prof` (profiles in a /tmp folder, one per thread)
+ * and prints its hottest functions afterwards.
  */
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Lab, labAvailable } from '../test/lab/netns';
 import { waitForLine } from '../test/lab/process';
+import { CpuGroup, launch, TASKSET } from '../test/net/nfs-lab';
 
 const MiB = 1024 * 1024;
-const runsArg = process.argv.indexOf('--runs');
-const RUNS = runsArg >= 0 ? Number(process.argv[runsArg + 1]) : 5;
+const GiB = 1024 * MiB;
+const argv = process.argv.slice(2);
+const dashdash = argv.indexOf('--');
+const own = dashdash >= 0 ? argv.slice(0, dashdash) : argv;
+const childExtra = dashdash >= 0 ? argv.slice(dashdash + 1) : [];
+const runsArg = own.indexOf('--runs');
+const RUNS = runsArg >= 0 ? Math.max(1, Number(own[runsArg + 1])) : 7;
+const PROFILE = own.includes('--profile');
+const revArg = own.indexOf('--rev');
+const REV = revArg >= 0 ? own[revArg + 1] : undefined;
 const CONCURRENT = 50;
+const BIG_MIB = 64;
+const RSS_MIB = 16;
+/** No client outlives its run: curl gives up after this long (a starved run fails, never hangs). */
+const CURL_MAX_S = 900;
+const SERVER_CPU = '0';
+const CLIENT_CPU = '1';
+const repo = path.join(__dirname, '..');
 
 const OURS = '10.77.0.1';
 const HPA = '10.77.0.2';
 const DNSMASQ = '10.77.0.3';
 const CLIENT = '10.77.0.100';
+
+type Who = 'ours' | 'tftpd-hpa' | 'dnsmasq';
+const WHO: Who[] = ['ours', 'tftpd-hpa', 'dnsmasq'];
+const HOST: Record<Who, string> = { ours: OURS, 'tftpd-hpa': HPA, dnsmasq: DNSMASQ };
 
 interface Figure {
   name: string;
@@ -38,33 +79,109 @@ interface Figure {
   ceiling?: boolean;
 }
 
+/** One timed run: wall seconds, server CPU seconds (its cgroup), bytes served. */
+interface Measure {
+  secs: number;
+  cpu: number;
+  bytes: number;
+}
+
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 const fmt = (x: number, d = 2): string => x.toFixed(d);
+const rate = (m: Measure): number => m.bytes / MiB / m.secs;
+const cpuPerGiB = (m: Measure): number => m.cpu / (m.bytes / GiB);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+/**
+ * Compiles test/net/tftp-child.ts, the transfer worker and the nodes/ code they import with tsc
+ * into `tmp`/build; with `rev`, nodes/ comes from that git revision. Returns the compiled child.
+ */
+function buildOurs(tmp: string, rev?: string): string {
+  let src = repo;
+  if (rev) {
+    src = path.join(tmp, 'rev');
+    fs.mkdirSync(path.join(src, 'test', 'net'), { recursive: true });
+    execFileSync('/bin/sh', ['-c', `git -C "${repo}" archive "${rev}" nodes | tar -x -C "${src}"`]);
+    fs.copyFileSync(path.join(repo, 'test', 'net', 'tftp-child.ts'), path.join(src, 'test', 'net', 'tftp-child.ts'));
+  }
+  const out = path.join(tmp, 'build');
+  const tsc = path.join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
+  const flags = ['--target', 'ES2022', '--module', 'commonjs', '--moduleResolution', 'node', '--esModuleInterop', '--skipLibCheck', '--resolveJsonModule', '--strict', '--types', 'node', '--typeRoots', path.join(repo, 'node_modules', '@types')];
+  // The worker is loaded by file name, not imported: it is an entry of its own.
+  const entries = [path.join(src, 'test', 'net', 'tftp-child.ts'), path.join(src, 'nodes', 'lib', 'tftp', 'worker.ts')];
+  try {
+    execFileSync(process.execPath, [tsc, '--outDir', out, '--rootDir', src, ...flags, ...entries], { stdio: 'pipe' });
+  } catch (err) {
+    const msg = String((err as { stdout?: Buffer }).stdout ?? '').split('\n').slice(0, 3).join(' | ');
+    console.log(`warning: tsc reported errors (the JavaScript was emitted anyway): ${msg}`);
+  }
+  // The native addon is found relative to the compiled code (build/Release beside nodes/).
+  fs.symlinkSync(path.join(repo, 'build'), path.join(out, 'build'));
+  const child = path.join(out, 'test', 'net', 'tftp-child.js');
+  if (!fs.existsSync(child)) throw new Error('tsc produced no tftp-child.js');
+  return child;
+}
+
+/** Top functions by self time over every .cpuprofile in `dir` (one per thread). */
+function summariseProfiles(dir: string, top = 25): string[] {
+  const self = new Map<string, number>();
+  const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')) : [];
+  for (const f of files) {
+    const prof = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as {
+      nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+      samples: number[];
+      timeDeltas: number[];
+    };
+    const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+    for (let i = 0; i < prof.samples.length; i++) {
+      const cf = byId.get(prof.samples[i]!)!.callFrame;
+      const where = cf.url ? `${cf.url.replace(/^file:\/\//, '').replace(/^.*?\/build\//, '')}:${cf.lineNumber + 1}` : '';
+      const key = `${cf.functionName || '(anonymous)'} ${where}`.trim();
+      self.set(key, (self.get(key) ?? 0) + (prof.timeDeltas[i] ?? 0));
+    }
+  }
+  const busy = [...self].filter(([k]) => k !== '(idle)').reduce((a, [, v]) => a + v, 0);
+  const lines = [`CPU profile of our server (${files.length} threads, in ${dir}): ${fmt(busy / 1e6, 1)} s busy; self time as % of busy:`];
+  for (const [k, v] of [...self].filter(([k]) => k !== '(idle)').sort((a, b) => b[1] - a[1]).slice(0, top)) {
+    lines.push(`  ${fmt((100 * v) / busy, 1).padStart(5)} %  ${fmt(v / 1e3, 0).padStart(7)} ms  ${k}`);
+  }
+  return lines;
 }
 
 async function main(): Promise<void> {
   const why = labAvailable();
   if (why) throw new Error(`the bench needs the network lab: ${why}`);
+  for (const bin of ['/usr/sbin/in.tftpd', '/usr/sbin/dnsmasq', '/usr/bin/curl', '/usr/bin/atftp', TASKSET]) if (!fs.existsSync(bin)) throw new Error(`missing ${bin} (run .ci/install-deps.sh)`);
+  if (!CpuGroup.available()) throw new Error(`cgroup v1 cpuacct is not mounted at ${CpuGroup.ROOT}`);
+  if (os.cpus().length < 2) throw new Error('the bench pins servers and clients to different CPUs: it needs 2');
+  CpuGroup.sweep();
+  // This process (bookkeeping, hashing) stays off the servers' CPU.
+  execFileSync(TASKSET, ['-a', '-p', '-c', CLIENT_CPU, String(process.pid)], { stdio: 'ignore' });
+
   const lab = Lab.create();
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pxe-tftp-bench-'));
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pxe-tftp-bench-'));
+  const root = path.join(tmp, 'root');
+  fs.mkdirSync(root);
+  const profDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pxe-tftp-prof-'));
   const outDir = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'pxe-tftp-out-'));
   const figures: Figure[] = [];
+  const groups: CpuGroup[] = [];
+  const servers: ChildProcess[] = [];
   try {
     // tftpd-hpa and dnsmasq drop privileges to nobody: the tree must be world-readable.
+    fs.chmodSync(tmp, 0o755);
     fs.chmodSync(root, 0o755);
-    const big = randomBytes(64 * MiB);
+    const big = randomBytes(BIG_MIB * MiB);
     const small = randomBytes(1 * MiB);
     fs.writeFileSync(path.join(root, 'big.bin'), big, { mode: 0o644 });
     fs.writeFileSync(path.join(root, 'small.bin'), small, { mode: 0o644 });
     const bigSha = sha(big);
     const smallSha = sha(small);
+    const childJs = buildOurs(tmp, REV);
 
     const srv = lab.netns('srv');
     const cli = lab.netns('cli');
@@ -72,11 +189,24 @@ async function main(): Promise<void> {
     srv.ip('addr', 'add', `${HPA}/24`, 'dev', a);
     srv.ip('addr', 'add', `${DNSMASQ}/24`, 'dev', a);
 
-    const ours = srv.spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'test', 'net', 'tftp-child.ts'), '--root', root, '--address', OURS, '--port', '69', '--max-windowsize', '64', '--max-transfers', '200', '--max-per-client', '200', '--no-events'], { cwd: path.join(__dirname, '..') });
+    const group = {} as Record<Who, CpuGroup>;
+    for (const w of WHO) groups.push((group[w] = new CpuGroup(w.replace(/[^a-z]/g, ''))));
+    const pin = (w: Who): { cpus: string; cgroup: string } => ({ cpus: SERVER_CPU, cgroup: group[w].dir });
+
+    const nodeArgs = PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+    const ours = launch(srv, [process.execPath, ...nodeArgs, childJs, '--root', root, '--address', OURS, '--port', '69', '--max-windowsize', '64', '--max-transfers', '200', '--max-per-client', '200', '--no-events', ...childExtra], pin('ours'), { cwd: repo });
+    servers.push(ours);
+    ours.stderr!.on('data', (d: Buffer) => process.stderr.write(`[ours] ${d}`));
     await waitForLine(ours, /"listening"/, 20000);
-    const hpa = srv.spawn('/usr/sbin/in.tftpd', ['--foreground', '--listen', '--address', `${HPA}:69`, '--secure', root, '--user', 'nobody']);
-    const pidFile = path.join(os.tmpdir(), `pxe-bench-dnsmasq-${process.pid}.pid`);
-    const dnsmasq = srv.spawn('/usr/sbin/dnsmasq', ['--no-daemon', '--conf-file=/dev/null', '--port=0', '--enable-tftp', `--tftp-root=${root}`, `--listen-address=${DNSMASQ}`, '--bind-interfaces', '--tftp-max=200', `--pid-file=${pidFile}`, '--user=nobody', '--log-facility=-']);
+    const hpa = launch(srv, ['/usr/sbin/in.tftpd', '--foreground', '--listen', '--address', `${HPA}:69`, '--secure', root, '--user', 'nobody'], pin('tftpd-hpa'));
+    servers.push(hpa);
+    const pidFile = path.join(tmp, 'dnsmasq.pid');
+    const dnsmasq = launch(srv, ['/usr/sbin/dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--port=0', '--enable-tftp', `--tftp-root=${root}`, `--listen-address=${DNSMASQ}`, '--bind-interfaces', '--tftp-max=200', `--pid-file=${pidFile}`, '--user=nobody', '--log-facility=-'], pin('dnsmasq'));
+    servers.push(dnsmasq);
+    for (const c of [hpa, dnsmasq]) {
+      c.stdout!.resume();
+      c.stderr!.resume();
+    }
     await sleep(1000);
     for (const [name, child] of [['tftpd-hpa', hpa], ['dnsmasq', dnsmasq]] as const) {
       if (child.exitCode !== null) throw new Error(`${name} exited at start (${child.exitCode})`);
@@ -88,97 +218,113 @@ async function main(): Promise<void> {
       return JSON.parse((await wait).input!) as Record<string, unknown>;
     };
 
-    /** One download; returns seconds, and checks the result. */
-    const download = async (client: 'curl' | 'atftp', server: string, file: string, expect: string, windowsize: number): Promise<number> => {
-      const out = path.join(outDir, `${client}-${server}-${file}`);
+    /** One download of big.bin; checks the result. */
+    const stream = async (who: Who, client: 'curl' | 'atftp', windowsize: number): Promise<Measure> => {
+      const out = path.join(outDir, `${client}-${who}`);
       fs.rmSync(out, { force: true });
+      const server = HOST[who];
       const args =
         client === 'curl'
-          ? ['-s', '-S', '--tftp-blksize', '1468', '-o', out, `tftp://${server}/${file}`]
-          : ['--option', 'blksize 1468', '--option', `windowsize ${windowsize}`, '-g', '-r', file, '-l', out, server, '69'];
+          ? ['/usr/bin/curl', '-s', '-S', '-m', String(CURL_MAX_S), '--tftp-blksize', '1468', '-o', out, `tftp://${server}/big.bin`]
+          : ['/usr/bin/atftp', '--option', 'blksize 1468', '--option', `windowsize ${windowsize}`, '-g', '-r', 'big.bin', '-l', out, server, '69'];
+      const cpu0 = group[who].seconds();
       const t0 = process.hrtime.bigint();
-      const r = await cli.run(client === 'curl' ? '/usr/bin/curl' : '/usr/bin/atftp', args, { timeoutMs: 300000 });
+      const r = await cli.run(TASKSET, ['-c', CLIENT_CPU, ...args], { timeoutMs: (CURL_MAX_S + 60) * 1000 });
       const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+      const cpu = group[who].seconds() - cpu0;
       const got = fs.existsSync(out) ? sha(fs.readFileSync(out)) : 'missing';
       fs.rmSync(out, { force: true });
-      if (r.code !== 0 || got !== expect) throw new Error(`${client} from ${server}: exit ${r.code}, ${got === expect ? 'intact' : 'CORRUPT'} ${r.stderr.trim()}`);
-      return secs;
+      if (r.code !== 0 || got !== bigSha) throw new Error(`${client} from ${who}: exit ${r.code}, ${got === bigSha ? 'intact' : 'CORRUPT'} ${r.stderr.trim()}`);
+      return { secs, cpu, bytes: BIG_MIB * MiB };
     };
 
-    const rate = async (label: string, client: 'curl' | 'atftp', server: string, windowsize: number): Promise<number> => {
-      const mbps: number[] = [];
-      for (let i = 0; i < RUNS; i++) mbps.push(64 / (await download(client, server, 'big.bin', bigSha, windowsize)));
-      const m = median(mbps);
-      console.log(`${label.padEnd(44)} median ${fmt(m)} MiB/s  runs ${mbps.map((x) => fmt(x, 1)).join(' ')}`);
-      return m;
-    };
-
-    console.log(`64 MiB file, blksize 1468, ${RUNS} runs each; load average ${os.loadavg().map((x) => fmt(x)).join(' ')} on ${os.cpus().length} CPUs`);
-    const curlOurs = await rate('curl windowsize 1: ours', 'curl', OURS, 1);
-    const curlDnsmasq = await rate('curl windowsize 1: dnsmasq', 'curl', DNSMASQ, 1);
-    const curlHpa = await rate('curl windowsize 1: tftpd-hpa', 'curl', HPA, 1);
-    const atftpOurs = await rate('atftp windowsize 16: ours', 'atftp', OURS, 16);
-    const atftpDnsmasq = await rate('atftp windowsize 16 (dnsmasq grants 1): dnsmasq', 'atftp', DNSMASQ, 16);
-    const atftpHpa = await rate('atftp windowsize 16 (tftpd-hpa grants 1): tftpd-hpa', 'atftp', HPA, 16);
-    console.log(
-      `ratios: curl ours/dnsmasq ${fmt(curlOurs / curlDnsmasq)}, ours/tftpd-hpa ${fmt(curlOurs / curlHpa)}; ` +
-        `atftp ws16 ours / dnsmasq curl ws1 ${fmt(atftpOurs / curlDnsmasq)}, / dnsmasq atftp ws1 ${fmt(atftpOurs / atftpDnsmasq)}, / tftpd-hpa atftp ws1 ${fmt(atftpOurs / atftpHpa)}`,
-    );
-    figures.push({ name: 'tftp_curl_ws1_vs_dnsmasq', value: curlOurs / curlDnsmasq, unit: 'x', floor: 1.0 });
-    figures.push({ name: 'tftp_atftp_ws16_vs_dnsmasq_ws1', value: atftpOurs / curlDnsmasq, unit: 'x', floor: 1.6 });
-
-    // N concurrent curl downloads started by one shell inside the client namespace, timed there.
-    const concurrent = async (server: string, file: string, n: number, expect: string | null): Promise<number> => {
+    /** N concurrent curl downloads started by one shell (on the client CPU), timed there. */
+    const concurrent = async (who: Who, file: string, n: number, expect: string | null, size: number): Promise<Measure> => {
       const dir = fs.mkdtempSync(path.join(outDir, 'c-'));
       const target = (i: number): string => (expect ? path.join(dir, `o${i}`) : '/dev/null');
       const script = [
         'start=$(date +%s%N)',
         'pids=""',
-        ...Array.from({ length: n }, (_, i) => `/usr/bin/curl -s -S --tftp-blksize 1468 -o ${target(i)} tftp://${server}/${file} & pids="$pids $!"`),
+        ...Array.from({ length: n }, (_, i) => `/usr/bin/curl -s -S -m ${CURL_MAX_S} --tftp-blksize 1468 -o ${target(i)} tftp://${HOST[who]}/${file} & pids="$pids $!"`),
         'fail=0; for p in $pids; do wait $p || fail=1; done',
         'end=$(date +%s%N)',
         'echo "ELAPSED $((end - start)) FAIL $fail"',
       ].join('\n');
-      const r = await cli.run('/bin/sh', ['-c', script], { timeoutMs: 600000 });
+      const cpu0 = group[who].seconds();
+      const r = await cli.run(TASKSET, ['-c', CLIENT_CPU, '/bin/sh', '-c', script], { timeoutMs: (CURL_MAX_S + 60) * 1000 });
+      const cpu = group[who].seconds() - cpu0;
       const m = /ELAPSED (\d+) FAIL (\d)/.exec(r.stdout);
-      if (!m || m[2] !== '0') throw new Error(`concurrent downloads from ${server} failed: ${r.stdout} ${r.stderr}`);
+      if (!m || m[2] !== '0') throw new Error(`concurrent downloads from ${who} failed: ${r.stdout} ${r.stderr}`);
       if (expect) {
         for (let i = 0; i < n; i++) {
-          if (sha(fs.readFileSync(target(i))) !== expect) throw new Error(`concurrent download ${i} from ${server} is corrupt`);
+          if (sha(fs.readFileSync(target(i))) !== expect) throw new Error(`concurrent download ${i} from ${who} is corrupt`);
         }
       }
       fs.rmSync(dir, { recursive: true, force: true });
-      return Number(m[1]) / 1e9;
+      return { secs: Number(m[1]) / 1e9, cpu, bytes: n * size };
     };
 
-    const agg = async (label: string, server: string): Promise<number> => {
-      const xs: number[] = [];
-      for (let i = 0; i < RUNS; i++) xs.push(CONCURRENT / (await concurrent(server, 'small.bin', CONCURRENT, smallSha)));
-      const m = median(xs);
-      console.log(`${label.padEnd(44)} median ${fmt(m)} MiB/s  runs ${xs.map((x) => fmt(x, 1)).join(' ')}`);
+    /** Runs `measure` for every server, RUNS rounds, the order rotating each round. */
+    const interleaved = async (label: string, who: Who[], measure: (w: Who) => Promise<Measure>): Promise<Record<Who, Measure[]>> => {
+      const res = { ours: [], 'tftpd-hpa': [], dnsmasq: [] } as Record<Who, Measure[]>;
+      for (let i = 0; i < RUNS; i++) {
+        const order = who.map((_, k) => who[(k + i) % who.length]!);
+        for (const w of order) res[w].push(await measure(w));
+      }
+      for (const w of who) {
+        const ms = res[w];
+        console.log(`${`${label}: ${w}`.padEnd(52)} median ${fmt(median(ms.map(rate))).padStart(6)} MiB/s ${fmt(median(ms.map(cpuPerGiB)), 1).padStart(5)} CPU-s/GiB  runs ${ms.map((m) => `${fmt(rate(m), 1)}/${fmt(cpuPerGiB(m), 1)}`).join(' ')}`);
+      }
+      return res;
+    };
+    /** Median of the per-round ratios f(ours) / f(ref), with their spread. */
+    const pairs = (label: string, a: Measure[], b: Measure[], f: (m: Measure) => number): number => {
+      const ratios = a.map((m, i) => f(m) / f(b[i]!));
+      const m = median(ratios);
+      console.log(`  ${label.padEnd(50)} median ${fmt(m)}  spread ${fmt(Math.min(...ratios))}–${fmt(Math.max(...ratios))}  pairs ${ratios.map((x) => fmt(x)).join(' ')}`);
       return m;
     };
-    console.log(`${CONCURRENT} concurrent 1 MiB downloads (curl, blksize 1468), all checked`);
-    const concOurs = await agg('aggregate: ours', OURS);
-    const concHpa = await agg('aggregate: tftpd-hpa', HPA);
-    const concDnsmasq = await agg('aggregate: dnsmasq', DNSMASQ);
-    console.log(`ratios: ours/tftpd-hpa ${fmt(concOurs / concHpa)}, ours/dnsmasq ${fmt(concOurs / concDnsmasq)}`);
-    figures.push({ name: 'tftp_concurrent50_vs_tftpd_hpa', value: concOurs / concHpa, unit: 'x', floor: 1.0 });
 
-    // Memory: 50 concurrent 64 MiB downloads from our server; peak RSS sampled in the server.
+    console.log(`servers on CPU ${SERVER_CPU}, clients on CPU ${CLIENT_CPU}; ${RUNS} rounds, order rotating; load average ${os.loadavg().map((x) => fmt(x)).join(' ')} on ${os.cpus().length} CPUs`);
+    console.log(`${BIG_MIB} MiB file, blksize 1468 (MiB/s and server CPU-s per GiB)`);
+    const ws1 = await interleaved('curl windowsize 1', WHO, (w) => stream(w, 'curl', 1));
+    figures.push({ name: 'tftp_curl_ws1_vs_dnsmasq', value: pairs('ws1 throughput ours / dnsmasq', ws1.ours, ws1.dnsmasq, rate), unit: 'x', floor: 1.0 });
+    pairs('ws1 throughput ours / tftpd-hpa', ws1.ours, ws1['tftpd-hpa'], rate);
+    figures.push({ name: 'tftp_cpu_ws1_vs_tftpd_hpa', value: pairs('ws1 CPU per GiB ours / tftpd-hpa', ws1.ours, ws1['tftpd-hpa'], cpuPerGiB), unit: 'x', floor: 1.0, ceiling: true });
+    figures.push({ name: 'tftp_cpu_ws1_vs_dnsmasq', value: pairs('ws1 CPU per GiB ours / dnsmasq', ws1.ours, ws1.dnsmasq, cpuPerGiB), unit: 'x', floor: 1.5, ceiling: true });
+
+    // tftpd-hpa and dnsmasq grant windowsize 1 only: their atftp run is the same as curl's.
+    const ws16 = await interleaved('atftp windowsize 16', ['ours', 'dnsmasq'], (w) => stream(w, 'atftp', 16));
+    figures.push({ name: 'tftp_atftp_ws16_vs_dnsmasq_ws1', value: pairs('ws16 ours / dnsmasq curl ws1', ws16.ours, ws1.dnsmasq, rate), unit: 'x', floor: 1.6 });
+    pairs('ws16 ours / dnsmasq atftp (granted ws1)', ws16.ours, ws16.dnsmasq, rate);
+
+    console.log(`${CONCURRENT} concurrent 1 MiB downloads (curl, blksize 1468), all checked`);
+    const conc = await interleaved(`${CONCURRENT} concurrent`, WHO, (w) => concurrent(w, 'small.bin', CONCURRENT, smallSha, MiB));
+    figures.push({ name: 'tftp_concurrent50_vs_tftpd_hpa', value: pairs('aggregate ours / tftpd-hpa', conc.ours, conc['tftpd-hpa'], rate), unit: 'x', floor: 1.0 });
+    pairs('aggregate ours / dnsmasq', conc.ours, conc.dnsmasq, rate);
+    figures.push({ name: 'tftp_cpu_concurrent50_vs_tftpd_hpa', value: pairs('CPU per GiB ours / tftpd-hpa', conc.ours, conc['tftpd-hpa'], cpuPerGiB), unit: 'x', floor: 1.0, ceiling: true });
+    figures.push({ name: 'tftp_cpu_concurrent50_vs_dnsmasq', value: pairs('CPU per GiB ours / dnsmasq', conc.ours, conc.dnsmasq, cpuPerGiB), unit: 'x', floor: 1.5, ceiling: true });
+
+    // Memory: 50 concurrent downloads of a larger file from our server; peak RSS sampled in the server.
+    fs.writeFileSync(path.join(root, 'rss.bin'), big.subarray(0, RSS_MIB * MiB), { mode: 0o644 });
     await ask('reset', /"reset"/);
     const before = (await ask('stats', /"stats"/)).stats as { rss: number };
-    const secs = await concurrent(OURS, 'big.bin', CONCURRENT, null);
+    const m = await concurrent('ours', 'rss.bin', CONCURRENT, null, RSS_MIB * MiB);
     const after = (await ask('stats', /"stats"/)).stats as { peakRss: number; fds: number; active: number };
     const growth = (after.peakRss - before.rss) / MiB;
-    console.log(`${CONCURRENT} concurrent 64 MiB downloads from ours: ${fmt(secs, 1)} s (${fmt((64 * CONCURRENT) / secs)} MiB/s), RSS ${fmt(before.rss / MiB, 1)} → peak ${fmt(after.peakRss / MiB, 1)} MiB, fds after ${after.fds}, active ${after.active}`);
-    figures.push({ name: 'tftp_rss_growth_50x64MiB', value: growth, unit: 'MiB', floor: 64, ceiling: true });
+    console.log(`${CONCURRENT} concurrent ${RSS_MIB} MiB downloads from ours: ${fmt(m.secs, 1)} s (${fmt(rate(m))} MiB/s, ${fmt(cpuPerGiB(m), 1)} CPU-s/GiB), RSS ${fmt(before.rss / MiB, 1)} → peak ${fmt(after.peakRss / MiB, 1)} MiB, fds after ${after.fds}, active ${after.active}`);
+    figures.push({ name: `tftp_rss_growth_50x${RSS_MIB}MiB`, value: growth, unit: 'MiB', floor: 64, ceiling: true });
 
     await ask('quit', /"closed"/);
+    await new Promise<void>((r) => (ours.exitCode !== null ? r() : ours.once('exit', () => r())));
+    if (PROFILE) for (const l of summariseProfiles(profDir)) console.log(l);
   } finally {
+    for (const c of servers) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await lab.destroy();
-    fs.rmSync(root, { recursive: true, force: true });
+    for (const g of groups) await g.remove();
+    fs.rmSync(tmp, { recursive: true, force: true });
     fs.rmSync(outDir, { recursive: true, force: true });
+    if (!PROFILE) fs.rmSync(profDir, { recursive: true, force: true });
   }
 
   let missed = false;

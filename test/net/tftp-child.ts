@@ -2,8 +2,9 @@
  * Runs our TFTP server in its own process (inside a lab namespace) for the network tests and the
  * bench. Prints JSON lines on stdout: {"listening":{address,port}}, {"event":…} per transfer
  * event (unless --no-events), and answers stdin commands:
- *   stats    → {"stats":{rss,peakRss,fds,active}}  (peakRss sampled since start or `reset`)
- *   reset    → {"reset":true}
+ *   stats    → {"stats":{rss,peakRss,fds,active}}  (peakRss sampled from `reset` to this `stats`)
+ *   reset    → {"reset":true}: starts sampling RSS every 20 ms (only then: reading /proc that
+ *              often was 5 % of the server's CPU in the bench's CPU-per-GiB runs)
  *   redeploy N → closes the server and listens again on the same port, N times →
  *               {"redeployed":N,"fds":[fd count after each cycle]}
  *   quit     → closes the server (waiting for every socket) and exits 0.
@@ -65,20 +66,25 @@ async function main(): Promise<void> {
   }
 
   let peakRss = process.memoryUsage.rss();
-  const sampler = setInterval(() => {
-    peakRss = Math.max(peakRss, process.memoryUsage.rss());
-  }, 20);
+  let sampler: NodeJS.Timeout | undefined;
 
   const rl = readline.createInterface({ input: process.stdin });
   for await (const line of rl) {
     const [cmd, n] = line.trim().split(/\s+/);
     if (cmd === 'stats') {
+      clearInterval(sampler);
+      sampler = undefined;
+      peakRss = Math.max(peakRss, process.memoryUsage.rss());
       // Descriptors are counted once finished transfers have closed their sockets (in a worker
       // that may lag the outcome by a moment); bounded wait.
       for (let i = 0; i < 100 && server.openTransfers > server.activeTransfers; i++) await new Promise((r) => setTimeout(r, 10));
       print({ stats: { rss: process.memoryUsage.rss(), peakRss, fds: fdCount(), active: server.activeTransfers, pollTurns: server.poller.turns, pollPauses: server.poller.pauses } });
     } else if (cmd === 'reset') {
       peakRss = process.memoryUsage.rss();
+      clearInterval(sampler);
+      sampler = setInterval(() => {
+        peakRss = Math.max(peakRss, process.memoryUsage.rss());
+      }, 20);
       print({ reset: true });
     } else if (cmd === 'redeploy') {
       const fds: number[] = [];

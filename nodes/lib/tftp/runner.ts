@@ -1,8 +1,9 @@
 /**
  * Runs accepted read requests: opens the file and an ephemeral connected socket (the transfer's
  * TID), drives a ReadTransfer, and closes both. It knows nothing of port 69, limits or events:
- * it reports what happened through a JobReport. The server uses one in its own thread, and each
- * transfer worker (worker.ts) uses one of its own, so both paths run the very same code.
+ * it reports what happened as JobEvents, plain data that crosses from a worker thread as is. The
+ * server uses one runner in its own thread, and each transfer worker (worker.ts) one of its own,
+ * so both paths run the very same code and report the very same way.
  */
 import type { BusyPoller } from './busy-poll';
 import type { RequestPacket } from './codec';
@@ -10,7 +11,7 @@ import { negotiate, type NegotiatedOptions, type NegotiationLimits } from './opt
 import { NetasciiSource, OctetSource, type ChunkSource } from './source';
 import { ReadTransfer, type TransferOutcome } from './transfer';
 import { openTransferSocket, type Peer, type TransferSocket } from './transfer-socket';
-import type { FileStore, StoreFile } from '../store/types';
+import { isStoreError, type FileStore, type StoreErrorCode, type StoreFile } from '../store/types';
 
 export type { Peer } from './transfer-socket';
 
@@ -51,17 +52,22 @@ export interface JobResult {
   retransmits: number;
 }
 
-/** How a job reports; exactly one of refused / failed / ended is called, start at most once before ended. */
-export interface JobReport {
-  /** The store could not open the file (`err` as thrown, StoreError or other). */
-  refused(err: unknown): void;
+/**
+ * What happens to a job, in order: `refused` or `failed` alone; or `started`, any `progress`,
+ * then `ended` (`ended` may also come without `started`: a declined OACK). Plain data, so a
+ * worker posts it to the main thread unchanged.
+ */
+export type JobEvent =
+  /** The store could not open the file; `code` when it was a StoreError (ENOENT, EACCES …). */
+  | { type: 'refused'; code?: StoreErrorCode; message: string }
   /** No transfer socket could be opened. */
-  failed(message: string): void;
-  started(size: number | undefined, options: NegotiatedOptions): void;
-  /** Bytes the client has acknowledged so far; between started and ended, only when they grew. */
-  progress?(bytesAcked: number): void;
-  ended(result: JobResult): void;
-}
+  | { type: 'failed'; message: string }
+  | { type: 'started'; size?: number; options: NegotiatedOptions }
+  /** Bytes the client has acknowledged so far; only when they grew. */
+  | { type: 'progress'; bytes: number }
+  | { type: 'ended'; result: JobResult };
+
+export type JobReport = (event: JobEvent) => void;
 
 export class TransferRunner {
   private readonly running = new Set<ReadTransfer>();
@@ -91,7 +97,8 @@ export class TransferRunner {
     try {
       file = await this.store.open(req.filename);
     } catch (err) {
-      report.refused(err);
+      const message = err instanceof Error ? err.message : String(err);
+      report({ type: 'refused', code: isStoreError(err) ? err.code : undefined, message });
       return;
     }
     let socket: TransferSocket | undefined;
@@ -122,12 +129,12 @@ export class TransferRunner {
           poller: this.poller,
         },
         {
-          onStart: () => report.started(size, options),
+          onStart: () => report({ type: 'started', size, options }),
           onEnd: (outcome) => {
             this.running.delete(t);
             clearInterval(ticker);
             try {
-              report.ended({ outcome, options, size, bytesAcked: t.bytesAcked, packetsSent: t.packetsSent, retransmits: t.retransmits });
+              report({ type: 'ended', result: { outcome, options, size, bytesAcked: t.bytesAcked, packetsSent: t.packetsSent, retransmits: t.retransmits } });
             } finally {
               ended(); // whatever a listener did, the socket and file still get closed
             }
@@ -140,12 +147,12 @@ export class TransferRunner {
       // transfer reports at most once per interval however fast it runs.
       const every = this.cfg.progressIntervalMs ?? PROGRESS_INTERVAL_MS;
       let reported = 0;
-      if (report.progress && every > 0) {
+      if (every > 0) {
         ticker = setInterval(() => {
           const bytes = t.bytesAcked;
           if (bytes <= reported || !this.running.has(t)) return;
           reported = bytes;
-          report.progress!(bytes);
+          report({ type: 'progress', bytes });
         }, every);
         ticker.unref();
       }
@@ -157,7 +164,7 @@ export class TransferRunner {
       await t.settled();
     } catch (err) {
       // Socket setup failed (no free port, address gone).
-      if (!transfer) report.failed(`cannot open a transfer socket: ${(err as Error).message}`);
+      if (!transfer) report({ type: 'failed', message: `cannot open a transfer socket: ${(err as Error).message}` });
     } finally {
       clearInterval(ticker);
       if (socket) await socket.close();

@@ -10,10 +10,10 @@ import * as os from 'node:os';
 import { BusyPoller } from './busy-poll';
 import { decode, encodeError, ErrorCode, Opcode, peekOpcode, TftpDecodeError, type RequestPacket } from './codec';
 import { clampLimits, type NegotiatedOptions, type NegotiationLimits } from './options';
-import { WorkerPool, type WorkerStoreSpec } from './pool';
 import { transferSocketIo } from './transfer-socket';
-import { PROGRESS_INTERVAL_MS, TransferRunner, type JobReport, type JobResult, type Peer, type TransferJob } from './runner';
-import { isStoreError, type FileStore } from '../store/types';
+import { PROGRESS_INTERVAL_MS, TransferRunner, type JobEvent, type JobResult, type Peer, type TransferJob } from './runner';
+import { WorkerPool, type WorkerStoreSpec } from './worker-pool';
+import type { FileStore } from '../store/types';
 
 export type { Peer } from './runner';
 
@@ -39,7 +39,12 @@ export interface TftpServerOptions {
   maxRetries?: number;
   /** Read-ahead per transfer, bytes (default 64 KiB). */
   readAheadBytes?: number;
-  /** After each send, poll for the answer this long instead of sleeping, ms (default 0.2; 0: off). */
+  /**
+   * After each send, poll for the answer this long instead of sleeping, ms (default 0: off). It
+   * buys a little windowsize-1 throughput on an idle core with a whole core's CPU: while clients
+   * are slower than the server (a room of PXE ROMs) the loop spins between every ACK, and on a Pi
+   * CPU per byte is what runs out (issue 19).
+   */
   busyPollMs?: number;
   /**
    * Transfer worker threads. With N > 0 the transfers run on N worker_threads, each with its own
@@ -164,7 +169,7 @@ const DEFAULTS = {
   minRetransmitMs: 100,
   maxRetries: 8,
   readAheadBytes: 64 * 1024,
-  busyPollMs: 0.2,
+  busyPollMs: 0,
 };
 
 function positive(n: number | undefined, fallback: number): number {
@@ -266,12 +271,12 @@ export class TftpServer {
     return this.open.size;
   }
 
-  /** The bound address and port once listening. */
   /** What transfer sockets use: the native addon, or dgram and why (for a log line). */
   get socketIo(): { kind: 'native' | 'dgram'; reason?: string } {
     return transferSocketIo(this.cfg.address, this.nativeIo);
   }
 
+  /** The bound address and port once listening. */
   get address(): Peer | undefined {
     const a = this.socket?.address();
     return a ? { address: a.address, port: a.port } : undefined;
@@ -441,31 +446,8 @@ export class TftpServer {
 
   /** Hands the job to a worker or runs it here; resolves when its socket and file are closed. */
   private run(slot: Slot): Promise<void> {
-    const { peer, req } = slot;
-    const report: JobReport = {
-      refused: (err) => this.refuseOpen(slot, err),
-      failed: (message) => {
-        // Tell the client and report it.
-        this.forget(slot);
-        this.reply(peer, ErrorCode.NOT_DEFINED, 'server error');
-        this.emit({ ...this.base(slot.id, peer, req), type: 'error', stage: 'request', by: 'server', code: ErrorCode.NOT_DEFINED, message, quiet: false, bytesSent: 0, durationMs: Date.now() - slot.startedAt });
-      },
-      started: (size, options) => {
-        slot.started = true;
-        slot.size = size;
-        this.emit({ ...this.base(slot.id, peer, req), size, type: 'start', options });
-      },
-      progress: (bytesSent) => {
-        // A report that crossed the end (from a worker) is dropped: the end is already out.
-        if (!slot.started || this.slots.get(slot.key) !== slot || this.closing) return;
-        this.emit({ ...this.base(slot.id, peer, req), size: slot.size, type: 'progress', bytesSent, durationMs: Date.now() - slot.startedAt });
-      },
-      ended: (result) => {
-        this.forget(slot);
-        this.report(slot, result);
-      },
-    };
-    const job: TransferJob = { id: slot.id, peer, req };
+    const report = (ev: JobEvent): void => this.onJob(slot, ev);
+    const job: TransferJob = { id: slot.id, peer: slot.peer, req: slot.req };
     // A few transfers run here even with workers: a lone transfer (the common PXE boot) then
     // skips the hop to a worker and has this thread's poller to itself; the rest go to workers.
     if (this.pool && this.localJobs >= this.localTransfers) return this.pool.run(job, report);
@@ -473,16 +455,39 @@ export class TftpServer {
     return this.runner.run(job, report).finally(() => this.localJobs--);
   }
 
-  private refuseOpen(slot: Slot, err: unknown): void {
+  /** A job's event, from this thread's runner or a worker's: the one place it becomes a TftpEvent. */
+  private onJob(slot: Slot, ev: JobEvent): void {
     const { peer, req } = slot;
-    this.forget(slot);
-    const message = err instanceof Error ? err.message : String(err);
-    if (isStoreError(err, 'ENOENT') || isStoreError(err, 'ENOTDIR') || isStoreError(err, 'EISDIR')) {
-      this.refuse(peer, req, ErrorCode.FILE_NOT_FOUND, message, true, 'File not found', slot.id);
-    } else if (isStoreError(err, 'EINVAL') || isStoreError(err, 'EACCES')) {
-      this.refuse(peer, req, ErrorCode.ACCESS_VIOLATION, `refused: ${message}`, false, 'Access violation', slot.id);
-    } else {
-      this.refuse(peer, req, ErrorCode.NOT_DEFINED, `cannot open ${req.filename}: ${message}`, false, 'cannot read file', slot.id);
+    switch (ev.type) {
+      case 'refused':
+        this.forget(slot);
+        if (ev.code === 'ENOENT' || ev.code === 'ENOTDIR' || ev.code === 'EISDIR') {
+          this.refuse(peer, req, ErrorCode.FILE_NOT_FOUND, ev.message, true, 'File not found', slot.id);
+        } else if (ev.code === 'EINVAL' || ev.code === 'EACCES') {
+          this.refuse(peer, req, ErrorCode.ACCESS_VIOLATION, `refused: ${ev.message}`, false, 'Access violation', slot.id);
+        } else {
+          this.refuse(peer, req, ErrorCode.NOT_DEFINED, `cannot open ${req.filename}: ${ev.message}`, false, 'cannot read file', slot.id);
+        }
+        break;
+      case 'failed':
+        this.forget(slot);
+        this.reply(peer, ErrorCode.NOT_DEFINED, 'server error');
+        this.emit({ ...this.base(slot.id, peer, req), type: 'error', stage: 'request', by: 'server', code: ErrorCode.NOT_DEFINED, message: ev.message, quiet: false, bytesSent: 0, durationMs: Date.now() - slot.startedAt });
+        break;
+      case 'started':
+        slot.started = true;
+        slot.size = ev.size;
+        this.emit({ ...this.base(slot.id, peer, req), size: ev.size, type: 'start', options: ev.options });
+        break;
+      case 'progress':
+        // A report that crossed the end (from a worker) is dropped: the end is already out.
+        if (!slot.started || this.slots.get(slot.key) !== slot || this.closing) return;
+        this.emit({ ...this.base(slot.id, peer, req), size: slot.size, type: 'progress', bytesSent: ev.bytes, durationMs: Date.now() - slot.startedAt });
+        break;
+      case 'ended':
+        this.forget(slot);
+        this.report(slot, ev.result);
+        break;
     }
   }
 

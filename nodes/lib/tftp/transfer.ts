@@ -56,8 +56,9 @@ export interface TransferHooks {
 
 interface Chunk {
   index: number;
-  /** One ready DATA packet per block, views into one buffer. */
+  /** One ready DATA packet per block, views into `buf`. */
   frames: Buffer[];
+  buf: Buffer;
 }
 
 const enum State {
@@ -73,6 +74,14 @@ export class ReadTransfer {
   private readonly frameBytes: number;
   private readonly staging: Buffer;
   private readonly chunks: Chunk[] = [];
+  /**
+   * The buffer of the last chunk fully acknowledged, refilled by the next one instead of a new
+   * allocation per chunk (and the garbage it leaves). Only with the native socket, whose send has
+   * copied the frame before it returns; dgram may still hold a frame in its send queue. At most
+   * one per transfer.
+   */
+  private spare: Buffer | undefined;
+  private readonly reuse: boolean;
   private nextChunk = 0;
   private loading: Promise<void> | undefined;
   private sourceEnded = false;
@@ -110,6 +119,7 @@ export class ReadTransfer {
     this.chunkBytes = this.blocksPerChunk * blksize;
     this.frameBytes = blksize + 4;
     this.staging = Buffer.allocUnsafe(this.chunkBytes);
+    this.reuse = socket.kind === 'native';
     // Never above our own cap: a client's timeout of 255 s would otherwise let one spoofed
     // request hold a transfer slot for minutes.
     this.maxRto = Math.min(settings.timeoutS ? settings.timeoutS * 1000 : Infinity, settings.maxRetransmitMs);
@@ -208,7 +218,10 @@ export class ReadTransfer {
       this.finish({ kind: 'done' });
       return;
     }
-    while (this.chunks.length > 0 && (this.chunks[0]!.index + 1) * this.blocksPerChunk < this.base) this.chunks.shift();
+    while (this.chunks.length > 0 && (this.chunks[0]!.index + 1) * this.blocksPerChunk < this.base) {
+      const done = this.chunks.shift()!;
+      if (this.reuse) this.spare = done.buf;
+    }
     // A partial ACK means the client missed acked + 1: the new window starts there.
     this.next = this.base;
     this.retransmittedWindow = false;
@@ -293,7 +306,9 @@ export class ReadTransfer {
     if (!full) this.sourceEnded = true;
     // A short chunk holds its data blocks plus the final short (maybe empty) block.
     const blocks = full ? this.blocksPerChunk : Math.floor(n / blksize) + 1;
-    const buf = Buffer.allocUnsafe(blocks * this.frameBytes);
+    // Always a full chunk's size, so any chunk's buffer can serve the next one.
+    const buf = this.spare ?? Buffer.allocUnsafe(this.blocksPerChunk * this.frameBytes);
+    this.spare = undefined;
     const frames: Buffer[] = new Array<Buffer>(blocks);
     const firstBlock = index * this.blocksPerChunk + 1;
     for (let i = 0; i < blocks; i++) {
@@ -304,7 +319,7 @@ export class ReadTransfer {
       if (start < end) this.staging.copy(buf, off + 4, start, end);
       frames[i] = buf.subarray(off, off + 4 + Math.max(0, end - start));
     }
-    this.chunks.push({ index, frames });
+    this.chunks.push({ index, frames, buf });
   }
 
   private sendOack(): void {
@@ -366,6 +381,7 @@ export class ReadTransfer {
     this.timer = undefined;
     this.socket.mute();
     this.chunks.length = 0;
+    this.spare = undefined;
     this.hooks.onEnd(outcome);
   }
 }

@@ -1,12 +1,12 @@
 /**
- * A transfer worker thread (see pool.ts): opens its own copy of the store, runs the jobs the
- * main thread hands it with a TransferRunner, and posts back each job's report. On 'close' it
+ * A transfer worker thread (see worker-pool.ts): opens its own copy of the store, runs the jobs the
+ * main thread hands it with a TransferRunner, and posts back each job's events unchanged. On 'close' it
  * aborts its transfers, waits until their sockets and files are closed, closes the store, and
  * lets the thread end.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { BusyPoller } from './busy-poll';
-import type { FromWorker, ToWorker, WorkerInit } from './pool';
+import type { FromWorker, ToWorker, WorkerInit } from './worker-pool';
 import { TransferRunner } from './runner';
 import { openConfiguredStore } from '../store/open-store';
 
@@ -31,16 +31,7 @@ async function main(): Promise<void> {
     if (m.type === 'job') {
       const { id } = m.job;
       const p = runner
-        .run(m.job, {
-          refused: (err) => {
-            const e = err as Error & { code?: string };
-            post({ type: 'refused', id, name: e?.name ?? 'Error', code: typeof e?.code === 'string' ? e.code : undefined, message: e?.message ?? String(err) });
-          },
-          failed: (message) => post({ type: 'failed', id, message }),
-          started: (size, options) => post({ type: 'started', id, size, options }),
-          progress: (bytes) => post({ type: 'progress', id, bytes }),
-          ended: (result) => post({ type: 'ended', id, result }),
-        })
+        .run(m.job, (event) => post({ type: 'job', id, event }))
         .finally(() => {
           jobs.delete(p);
           post({ type: 'closed', id });

@@ -2,15 +2,15 @@
  * Optional transfer workers: the per-packet work of many concurrent transfers (a send syscall per
  * block, an ACK to receive and handle) spread over worker_threads, one event loop per core. The
  * main thread keeps port 69, request validation, limits and events; a worker only runs jobs it
- * is handed (runner.ts) on its own store and its own transfer sockets, and posts back what
- * happened. Jobs go to the worker with the fewest running. close() ends every worker only after
+ * is handed (runner.ts) on its own store and its own transfer sockets, and posts back each
+ * JobEvent as it is (the same type the main thread's runner reports). Jobs go to the worker with
+ * the fewest running. close() ends every worker only after
  * its jobs have closed their sockets and files, then waits for the threads to exit.
  */
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { NegotiatedOptions } from './options';
-import type { JobReport, JobResult, RunnerConfig, TransferJob } from './runner';
-import { StoreError, type StoreErrorCode } from '../store/types';
+import type { JobEvent, JobReport, RunnerConfig, TransferJob } from './runner';
 
 /** How a worker opens its own copy of the store (the same arguments as openConfiguredStore). */
 export interface WorkerStoreSpec {
@@ -28,15 +28,12 @@ export interface WorkerInit {
 /** main → worker */
 export type ToWorker = { type: 'job'; job: TransferJob } | { type: 'close' };
 
-/** worker → main */
+/** worker → main: the worker's own state, or a job's event tagged with the job's id. */
 export type FromWorker =
   | { type: 'ready' }
   | { type: 'fatal'; message: string }
-  | { type: 'refused'; id: number; name: string; code?: string; message: string }
-  | { type: 'failed'; id: number; message: string }
-  | { type: 'started'; id: number; size?: number; options: NegotiatedOptions }
-  | { type: 'progress'; id: number; bytes: number }
-  | { type: 'ended'; id: number; result: JobResult }
+  | { type: 'job'; id: number; event: JobEvent }
+  /** The job's socket and file are closed. */
   | { type: 'closed'; id: number }
   | { type: 'bye' };
 
@@ -87,8 +84,8 @@ class TransferWorker {
         // A worker that died mid-transfer: its sockets died with it; end its jobs here.
         for (const [id, p] of this.jobs) {
           if (!p.ended) {
-            if (p.options) p.report.ended({ outcome: { kind: 'error', by: 'server', code: 0, message: 'transfer worker stopped' }, options: p.options, bytesAcked: 0, packetsSent: 0, retransmits: 0 });
-            else p.report.failed('transfer worker stopped');
+            if (p.options) p.report({ type: 'ended', result: { outcome: { kind: 'error', by: 'server', code: 0, message: 'transfer worker stopped' }, options: p.options, bytesAcked: 0, packetsSent: 0, retransmits: 0 } });
+            else p.report({ type: 'failed', message: 'transfer worker stopped' });
           }
           this.jobs.delete(id);
           p.resolve();
@@ -100,7 +97,7 @@ class TransferWorker {
 
   run(job: TransferJob, report: JobReport): Promise<void> {
     if (!this.alive) {
-      report.failed('transfer worker stopped');
+      report({ type: 'failed', message: 'transfer worker stopped' });
       return Promise.resolve();
     }
     return new Promise<void>((resolve) => {
@@ -118,36 +115,20 @@ class TransferWorker {
     this.thread.postMessage(m);
   }
 
-  private onJobMessage(m: Exclude<FromWorker, { type: 'ready' | 'fatal' }>): void {
+  private onJobMessage(m: Extract<FromWorker, { type: 'job' | 'closed' | 'bye' }>): void {
     if (m.type === 'bye') return;
     const p = this.jobs.get(m.id);
     if (!p) return;
-    switch (m.type) {
-      case 'refused':
-        p.ended = true;
-        // Rebuilt as a StoreError so the server maps it to the same TFTP error code.
-        p.report.refused(m.name === 'StoreError' && m.code ? new StoreError(m.code as StoreErrorCode, m.message) : new Error(m.message));
-        break;
-      case 'failed':
-        p.ended = true;
-        p.report.failed(m.message);
-        break;
-      case 'started':
-        p.options = m.options;
-        p.report.started(m.size, m.options);
-        break;
-      case 'progress':
-        if (!p.ended) p.report.progress?.(m.bytes);
-        break;
-      case 'ended':
-        p.ended = true;
-        p.report.ended(m.result);
-        break;
-      case 'closed':
-        this.jobs.delete(m.id);
-        p.resolve();
-        break;
+    if (m.type === 'closed') {
+      this.jobs.delete(m.id);
+      p.resolve();
+      return;
     }
+    const ev = m.event;
+    if (ev.type === 'started') p.options = ev.options;
+    else if (ev.type === 'progress' && p.ended) return;
+    else if (ev.type !== 'progress') p.ended = true;
+    p.report(ev);
   }
 }
 
