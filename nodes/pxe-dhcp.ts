@@ -8,6 +8,7 @@ import { BootMenus, type BootChoice } from './lib/menus/boot-menus';
 import { DhcpService, RogueServerError } from './lib/dhcp/service';
 import { normalizeMac } from './lib/dhcp/ip';
 import { interfaceAddress } from './lib/dhcp/socket';
+import { bindErrorKind } from './lib/bind-error';
 import { registerInterfacesEndpoint } from './lib/interfaces';
 import type { NodeDef, NodeMessage, RedApi, RedNode } from './lib/red';
 import { detectArchiso } from './lib/store/archiso';
@@ -164,7 +165,7 @@ export = function register(RED: RedApi): void {
     starting = start().catch((err: Error) => {
       if (err instanceof RogueServerError) {
         this.status({ fill: 'red', shape: 'ring', text: RED._('pxe-dhcp.status.rogue') });
-      } else this.status({ fill: 'red', shape: 'ring', text: RED._('pxe-dhcp.status.error') });
+      } else this.status({ fill: 'red', shape: 'ring', text: RED._(bindErrorKind(err) === 'noPermission' ? 'pxe-dhcp.status.noPermission' : 'pxe-dhcp.status.error') });
       this.error(err.message);
     });
 
