@@ -12,7 +12,7 @@
  * files, or the figure says nothing. Last line `bench pi_rss_peak <value> MiB floor 150 ok|MISSED`,
  * exit 1 on a miss.
  *
- *   node --import tsx bench/pi-memory.ts [--clients N] [--scale S]
+ *   node --import tsx bench/pi-memory.ts [--clients N] [--scale S] [--workers W]
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -36,8 +36,9 @@ if (!(CLIENTS >= 1 && CLIENTS <= 100)) throw new Error('--clients must be 1..100
 if (!(SCALE > 0 && SCALE <= 1)) throw new Error('--scale must be in (0, 1]');
 /** The ceiling: a 1 GiB Pi shares its memory with the OS and the user's other flows. */
 const CEILING_MIB = 150;
-/** Transfer workers a 4-core Pi gets by default (TftpServer: min(4, cores)). */
-const PI_WORKERS = 4;
+/** Transfer workers a 4-core Pi gets by default (TftpServer: min(4, cores)); --workers to compare. */
+const PI_WORKERS = arg('workers', 4);
+if (!(PI_WORKERS >= 0 && PI_WORKERS <= 8)) throw new Error('--workers must be 0..8');
 const SERVER = '10.92.0.1';
 const CLIENT_BASE = '10.92.255.254';
 const root = path.resolve(__dirname, '..');
