@@ -6,7 +6,7 @@
  * that names the capability to give. In a network namespace of its own; needs root and dist/.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -19,9 +19,12 @@ const root = path.resolve(__dirname, '..', '..');
 const SETPRIV = '/usr/bin/setpriv';
 const NOBODY = 65534;
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { name: string };
+/** Whether an ordinary user can read this checkout (a clone under /root cannot be). */
+const nobodyReads = (): boolean =>
+  spawnSync(SETPRIV, ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', 'test', '-r', path.join(root, 'node_modules', 'node-red', 'red.js')]).status === 0;
 const skip =
   labAvailable() ??
-  (!fs.existsSync(SETPRIV) ? 'setpriv missing' : !fs.existsSync(path.join(root, 'dist', 'nodes', 'pxe-tftp.js')) ? 'dist/ not built' : !fs.existsSync('/usr/sbin/nft') ? 'nft missing' : false);
+  (!fs.existsSync(SETPRIV) ? 'setpriv missing' : !fs.existsSync(path.join(root, 'dist', 'nodes', 'pxe-tftp.js')) ? 'dist/ not built' : !fs.existsSync('/usr/sbin/nft') ? 'nft missing' : !nobodyReads() ? `user ${NOBODY} cannot read ${root}` : false);
 
 /** The AmbientCapabilities of the README's drop-in, as setpriv's list (net_bind_service,…). */
 function readmeCaps(): string {
