@@ -1,7 +1,9 @@
+import { ARCH_BIOS_DEFAULTS } from './lib/dhcp/boot-rules';
 import { BootMenus } from './lib/menus/boot-menus';
 import type { NodeDef, RedApi, RedNode } from './lib/red';
 import { PublishedFiles, publishedFolder } from './lib/store/published-files';
 import { SharedResource } from './lib/shared-resource';
+import { detectArchiso } from './lib/store/archiso';
 import { describeStore } from './lib/store/describe';
 import { openConfiguredStore } from './lib/store/open-store';
 import type { FileStore } from './lib/store/types';
@@ -38,19 +40,32 @@ export = function register(RED: RedApi): void {
   RED.nodes.registerType('pxe-iso-store', PxeIsoStoreNode);
 
   // The DHCP rule editor and the HTTP node's iPXE menu offer the entries of a deployed store's
-  // ISO menu. Each lookup holds the store as its own user, so one finishing does not close it
-  // under another.
+  // ISO menu; the rule editor also says what fills a BIOS rule's empty fields (`bios`: the ISO's
+  // loader and options 209/210, or the Arch wiki's when there is no store ('wiki') or no Arch ISO
+  // in it ('noArch'), the choice the DHCP node makes at deploy; null for a store that is not
+  // deployed, or cannot be opened, then with `error`). Each lookup holds the store as its own
+  // user, so one finishing does not close it under another.
   let lookups = 0;
+  const wiki = { ...ARCH_BIOS_DEFAULTS, from: 'wiki' };
   RED.httpAdmin.get('/pxe-iso-store/menu-entries', RED.auth.needsPermission('pxe-iso-store.read'), (req, res) => {
+    if (!req.query.store) return res.json({ ok: false, entries: [], bios: wiki });
     const storeNode = getStoreNode(RED, req.query.store);
-    if (!storeNode) return res.json({ ok: false, entries: [] });
+    if (!storeNode) return res.json({ ok: false, entries: [], bios: null });
     const lookup = { id: `pxe-iso-store-menu-entries-${++lookups}` } as RedNode;
     storeNode
       .acquire(lookup)
-      .then((store) => BootMenus.load(store))
+      .then(async (store) => {
+        const info = await detectArchiso(store);
+        const bios = info.detected && info.dhcp ? { ...info.dhcp, from: 'iso', layout: info.layout } : { ...wiki, from: 'noArch' };
+        const entries = await BootMenus.load(store).then(
+          (menus) => menus.choices,
+          () => [],
+        );
+        return { ok: entries.length > 0, entries, bios };
+      })
       .then(
-        (menus) => res.json({ ok: true, entries: menus.choices }),
-        () => res.json({ ok: false, entries: [] }),
+        (answer) => res.json(answer),
+        (err: Error) => res.json({ ok: false, entries: [], bios: null, error: RED._('pxe-iso-store.errors.inspect', { message: err.message }) }),
       )
       .finally(() => storeNode.release(lookup).catch(() => undefined));
   });

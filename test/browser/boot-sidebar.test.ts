@@ -22,16 +22,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
+import type { CDPSession, Page } from 'playwright-core';
 import type { BootSignal } from '../../nodes/lib/boot-events/bus';
 import type { BootList } from '../../nodes/lib/boot-events/live';
 import { archPxeFlow, readEvents } from '../e2e/arch-pxe-flow';
 import { ensureFixtures, fixturePath, pxeEntryIndex } from '../fixtures/fixtures';
 import { Lab, labAvailable } from '../lab/netns';
 import { chooseMenuEntry, startVm, waitForBootResult, type Vm } from '../lab/qemu';
-import { startBootRed, TEST_TAB, type BootRed } from './boot-red';
+import { CHROMIUM, openEditor, startBootRed, TEST_TAB, type BootRed, type Opened } from './boot-red';
 
-const CHROMIUM = '/usr/bin/chromium';
 const root = path.resolve(__dirname, '..', '..');
 const shots = path.join(root, '.cache', 'browser');
 const skip = fs.existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)`;
@@ -54,42 +53,6 @@ interface El {
 }
 declare const document: El & { documentElement: { style: { setProperty(k: string, v: string): void } } };
 declare function getComputedStyle(e: El): { color: string; backgroundColor: string };
-
-const BROWSER_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-interface Opened {
-  browser: Browser;
-  context: BrowserContext;
-  page: Page;
-  problems: string[];
-  requests: string[];
-}
-
-async function openEditor(base: string, opts: { executablePath?: string; token?: string } = {}): Promise<Opened> {
-  const browser = await chromium.launch({ executablePath: opts.executablePath ?? CHROMIUM, headless: true, args: BROWSER_ARGS });
-  const context = await browser.newContext({ viewport: { width: 1400, height: 860 }, locale: 'en-US' });
-  await context.route((u) => !u.href.startsWith(base), (route) => route.abort('blockedbyclient'));
-  if (opts.token) {
-    // What the editor's login dialog stores.
-    await context.addInitScript((t) => (globalThis as unknown as { localStorage: { setItem(k: string, v: string): void } }).localStorage.setItem('auth-tokens', JSON.stringify({ access_token: t, expires_in: 604800, token_type: 'Bearer' })), opts.token);
-  }
-  const page = await context.newPage();
-  page.setDefaultTimeout(15000);
-  const problems: string[] = [];
-  const requests: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !m.location().url.startsWith('https://catalogue.nodered.org/')) problems.push(`console: ${m.text()} (${m.location().url})`);
-  });
-  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}\n${e.stack ?? ''}`));
-  page.on('request', (r) => requests.push(r.url()));
-  await page.goto(base);
-  await page.waitForFunction(() => typeof RED !== 'undefined' && document.querySelectorAll('.red-ui-palette-node').length > 0, null, { timeout: 60000 });
-  if (await page.evaluate(() => RED.settings.telemetryEnabled === undefined && RED.user.hasPermission('settings.write'))) {
-    await page.getByRole('button', { name: await page.evaluate(() => RED._('telemetry.disableLabel')) }).click();
-  }
-  await page.locator('.red-ui-shade:visible').first().waitFor({ state: 'detached', timeout: 10000 }).catch(() => undefined);
-  return { browser, context, page, problems, requests };
-}
 
 /** Opens the PXE tab as a user does: its button when the sidebar has room for it, else the tab menu (▾). */
 async function showSidebar(page: Page): Promise<void> {

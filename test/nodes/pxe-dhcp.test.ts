@@ -14,6 +14,7 @@ import dhcpNode from '../../nodes/pxe-dhcp';
 import storeNode from '../../nodes/pxe-iso-store';
 import { ensureFixtures, fixturePath } from '../fixtures/fixtures';
 import type { NodeMessage, NodeStatus, RedNode } from '../../nodes/lib/red';
+import { withLocale } from './node-helpers';
 
 helper.init(require.resolve('node-red'));
 
@@ -52,7 +53,7 @@ describe('pxe-dhcp node in a Node-RED runtime', () => {
 
   it('waits for a missing interface with a yellow status and a clear warning, refuses input, and closes promptly', async () => {
     const flow = [{ id: 'n1', type: 'pxe-dhcp', name: '', mode: 'proxy', iface: 'pxelab-none0', rules: [] }];
-    await helper.load(dhcpNode, flow);
+    await helper.load([withLocale, dhcpNode], flow);
     const n1 = helper.getNode('n1') as TestNode;
     const status = statusMatching(n1, (s) => s.fill === 'yellow' && /waiting for/.test(s.text ?? ''));
     const warned = new Promise<string>((resolve) =>
@@ -97,8 +98,13 @@ describe('pxe-dhcp node in a Node-RED runtime', () => {
         (res.body.entries as { label: string }[]).map((e) => e.label),
         ['arch_nbd', 'arch_nfs', 'arch_http', 'memtest'],
       );
+      // What fills a BIOS rule's empty fields, for the editor's "advanced" line.
+      const dhcp = ensureFixtures().isos.current!.dhcp;
+      assert.deepEqual(res.body.bios, { bootFile: dhcp.bootFile, configFile: dhcp.option209, pathPrefix: dhcp.option210, from: 'iso', layout: 'boot-syslinux' });
       const none = await helper.request().get('/pxe-iso-store/menu-entries').query({ store: 'nope' }).expect(200);
-      assert.deepEqual(none.body, { ok: false, entries: [] });
+      assert.deepEqual(none.body, { ok: false, entries: [], bios: null });
+      const noStore = await helper.request().get('/pxe-iso-store/menu-entries').expect(200);
+      assert.deepEqual(noStore.body.bios, { bootFile: '/arch/boot/syslinux/lpxelinux.0', configFile: 'boot/syslinux/archiso.cfg', pathPrefix: '/arch/', from: 'wiki' });
     } finally {
       await helper.unload();
       helper.settings({});
