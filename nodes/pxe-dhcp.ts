@@ -7,6 +7,7 @@ import { kernelHttpOf, menuChoiceOf, parseExtraOptions, toServiceConfig, type Bi
 import { flowHttpServer } from './lib/http/flow-http-server';
 import { BootMenus, type BootChoice } from './lib/menus/boot-menus';
 import { loaderFetchesHttp } from './lib/menus/pxelinux-config';
+import { bindErrorKind } from './lib/bind-error';
 import { DhcpService, RogueServerError } from './lib/dhcp/service';
 import { normalizeMac } from './lib/dhcp/ip';
 import { interfaceAddress } from './lib/dhcp/socket';
@@ -176,7 +177,9 @@ export = function register(RED: RedApi): void {
       }
       const svc = ownServer(
         await DhcpService.start(cfg).catch((err: Error) => {
-          throw err instanceof RogueServerError ? new StartFailure('rogue', err.message) : err;
+          if (err instanceof RogueServerError) throw new StartFailure('rogue', err.message);
+          // A port below 1024 without CAP_NET_BIND_SERVICE: the status names the fix.
+          throw bindErrorKind(err) === 'noPermission' ? new StartFailure('noPermission', err.message) : err;
         }),
       );
       if (closing) return svc;

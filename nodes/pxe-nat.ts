@@ -8,6 +8,9 @@ import { BACKENDS, makePlan, type BackendChoice, type NatSettingsInput } from '.
 import type { ForwardingControl } from './lib/nat/sysctl';
 import type { DoneFn, NodeDef, NodeMessage, RedApi, RedNode, SendFn } from './lib/red';
 
+/** The red status for a failure: a missing CAP_NET_ADMIN names its fix, anything else says "error" (the message has the rest). */
+const statusKey = (err: Error): string => (err instanceof NatError && err.code === 'EPERM' ? 'pxe-nat.status.noPermission' : 'pxe-nat.status.error');
+
 interface NatDef extends NodeDef {
   subnet?: string;
   outInterface?: string;
@@ -49,7 +52,7 @@ export = function register(RED: RedApi): void {
 
     const fail = (err: Error, msg?: NodeMessage): void => {
       if (closing) return;
-      this.status({ fill: 'red', shape: 'ring', text: RED._('pxe-nat.status.error') });
+      this.status({ fill: 'red', shape: 'ring', text: RED._(statusKey(err)) });
       this.error(err.message, msg);
     };
 
@@ -140,7 +143,7 @@ export = function register(RED: RedApi): void {
       op.then(
         () => done(),
         (err: Error) => {
-          if (!closing) this.status({ fill: 'red', shape: 'ring', text: RED._('pxe-nat.status.error') });
+          if (!closing) this.status({ fill: 'red', shape: 'ring', text: RED._(statusKey(err)) });
           done(err);
         },
       );

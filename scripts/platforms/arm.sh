@@ -36,7 +36,14 @@ cleanup() {
     done
     rm -rf "$rootdir/opt/pxe"
   fi
-  [ -n "$arch" ] && "$here/binfmt.sh" remove "$arch"
+  if [ -n "$arch" ]; then
+    # Interrupted while debootstrap's second stage ran: it leaves its own /proc and /sys mounted.
+    for m in proc sys; do
+      d="$repo/.cache/platforms/debian-$arch/$m"
+      if mountpoint -q "$d"; then umount -l "$d"; fi
+    done
+    "$here/binfmt.sh" remove "$arch"
+  fi
   exit $rc
 }
 trap cleanup EXIT INT TERM

@@ -60,7 +60,16 @@ grep -q "native UDP I/O not built" /tmp/npm-install.log || { echo "expected the 
 echo "install without compiler: $(( $(date +%s) - t )) s"
 load_and_serve
 grep -q "use Node's dgram" /tmp/red.log || { echo "expected the dgram fallback in Node-RED's log"; exit 1; }
+
+# The README's next step for that user: install a compiler, then `npm rebuild <package>` in ~/.node-red.
+echo; echo "== README: compiler installed afterwards, npm rebuild"
 unhide
+t=$(date +%s)
+name=$(node -p "require('/opt/pxe/src/package.json').name")
+(cd "$user" && npm rebuild "$name" --foreground-scripts) 2>&1 | tee /tmp/npm-rebuild.log
+grep -q "native UDP I/O built" /tmp/npm-rebuild.log || { echo "expected npm rebuild to build the addon"; exit 1; }
+[ -e "$pkgdir/build/Release/pxe_udp.node" ] || { echo "npm rebuild left no addon"; exit 1; }
+echo "npm rebuild: $(( $(date +%s) - t )) s"
 
 echo; echo "== palette install with a C compiler"
 t=$(date +%s)

@@ -82,7 +82,7 @@ export interface SocketOptions {
 /** A friendly error for the two bind failures users meet. */
 export function bindErrorMessage(err: NodeJS.ErrnoException, what: string): string {
   if (err.code === 'EACCES' || err.code === 'EPERM') {
-    return `cannot bind ${what}: ports below 1024 need privilege. Run \`sudo setcap cap_net_bind_service=+ep $(which node)\` or add AmbientCapabilities=CAP_NET_BIND_SERVICE to the Node-RED service`;
+    return `cannot bind ${what}: ports below 1024 need CAP_NET_BIND_SERVICE. Add AmbientCapabilities=CAP_NET_BIND_SERVICE CAP_NET_ADMIN to the Node-RED service (sudo systemctl edit nodered; see the README, Raspberry Pi), or run \`sudo setcap cap_net_bind_service=+ep $(readlink -f $(which node))\``;
   }
   if (err.code === 'EADDRINUSE') {
     return `cannot bind ${what}: the port is in use by another program (another DHCP server such as dnsmasq?) that did not set SO_REUSEADDR; stop it or pick another interface`;
@@ -96,7 +96,8 @@ function bindUdp(address: string, port: number, reuse: boolean): Promise<dgram.S
     const s = dgram.createSocket({ type: 'udp4', reuseAddr: reuse });
     const onError = (err: NodeJS.ErrnoException): void => {
       s.close();
-      reject(new Error(bindErrorMessage(err, `${address}:${port}`)));
+      // The code goes along: the node's status names the fix for a permission error.
+      reject(Object.assign(new Error(bindErrorMessage(err, `${address}:${port}`)), { code: err.code }));
     };
     s.once('error', onError);
     s.bind({ address, port, exclusive: true }, () => {
