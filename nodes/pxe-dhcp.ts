@@ -4,7 +4,7 @@ import { dhcpSignal } from './lib/boot-events/dhcp-signal';
 import { ARCH_BIOS_DEFAULTS, type BootAction } from './lib/dhcp/boot-rules';
 import type { DhcpEvent } from './lib/dhcp/events';
 import { menuChoiceOf, parseExtraOptions, toServiceConfig, type BiosDefaults, type DhcpNodeDef } from './lib/dhcp/node-config';
-import { BootMenus, type BootChoice } from './lib/menus/boot-menus';
+import { BootMenus, TOP_MENU_KEY, type BootChoice } from './lib/menus/boot-menus';
 import { DhcpService, RogueServerError } from './lib/dhcp/service';
 import { normalizeMac } from './lib/dhcp/ip';
 import { interfaceAddress } from './lib/dhcp/socket';
@@ -25,9 +25,20 @@ interface PxeDhcpDef extends NodeDef, DhcpNodeDef {
 async function biosDefaults(storeNode: IsoStoreNode | null, user: RedNode): Promise<{ bios: BiosDefaults; from: string }> {
   if (!storeNode) return { bios: ARCH_BIOS_DEFAULTS, from: "the Arch wiki's settings" };
   try {
-    const info = await detectArchiso(await storeNode.acquire(user));
+    const store = await storeNode.acquire(user);
+    const info = await detectArchiso(store);
     if (info.detected && info.dhcp) {
       const { bootFile, configFile, pathPrefix } = info.dhcp;
+      // Several ISOs behind the store: BIOS clients get the generated menu of all of them.
+      // If that menu cannot be written, the main ISO's own menu still boots.
+      if (storeNode.isos.length > 0 && storeNode.published) {
+        const published = storeNode.published;
+        const top = await BootMenus.load(store)
+          .then((menus) => menus.publishPxelinux(published, TOP_MENU_KEY, { choice: { mode: 'menu' } }))
+          .catch((err: Error) => err);
+        if (typeof top === 'string') return { bios: { bootFile, configFile: top, pathPrefix }, from: `the ISOs (the menu of ${storeNode.isos.length + 1})` };
+        return { bios: { bootFile, configFile, pathPrefix }, from: `the ISO (${info.layout} layout; the menu of several ISOs failed: ${top.message})` };
+      }
       return { bios: { bootFile, configFile, pathPrefix }, from: `the ISO (${info.layout} layout)` };
     }
     return { bios: ARCH_BIOS_DEFAULTS, from: "the Arch wiki's settings (no Arch ISO found in the store)" };

@@ -5,6 +5,7 @@ import { NbdServer, type NbdDisconnect, type NbdProgress, type NbdSessionInfo } 
 import type { NodeDef, RedApi, RedNode } from './lib/red';
 import { getStoreNode, type IsoStoreNode } from './lib/store-node';
 import { bindErrorKind } from './lib/bind-error';
+import { isoMounts } from './lib/store/mounted-store';
 
 interface NbdDef extends NodeDef {
   store: string;
@@ -35,6 +36,8 @@ export = function register(RED: RedApi): void {
 
     let server: NbdServer | undefined;
     let exp: FileExport | undefined;
+    /** Further ISOs of the store, each exported under its path prefix (what the top menu's entries name). */
+    const more: FileExport[] = [];
     let acquired = false;
     let closed = false;
 
@@ -75,8 +78,13 @@ export = function register(RED: RedApi): void {
       } catch (err) {
         return fail('storeError', RED._('pxe-nbd.errors.image', { source: store.source, message: (err as Error).message }));
       }
+      try {
+        for (const m of isoMounts(store)) if (m.store.kind === 'iso' && m.prefix !== exportName) more.push(await FileExport.open(m.prefix, m.store.source, 'Arch Linux ISO image'));
+      } catch (err) {
+        return fail('storeError', RED._('pxe-nbd.errors.image', { source: store.source, message: (err as Error).message }));
+      }
       if (closed) return;
-      const srv = new NbdServer({ exports: [exp], progressIntervalMs });
+      const srv = new NbdServer({ exports: [exp, ...more], progressIntervalMs });
       srv.on('connect', (info: NbdSessionInfo) => {
         this.send({ topic: 'nbd/connect', payload: info });
         showClients();
@@ -133,6 +141,7 @@ export = function register(RED: RedApi): void {
         await starting;
         await server?.close();
         await exp?.close().catch(() => undefined);
+        for (const e of more) await e.close().catch(() => undefined);
         if (acquired && storeNode) await storeNode.release(this).catch(() => undefined);
         this.status({});
       })().then(done, (err: Error) => {

@@ -1,4 +1,3 @@
-import * as path from 'node:path';
 import { ActivityStatus } from './lib/activity-status';
 import { bootBus, type TransferSignal } from './lib/boot-events/bus';
 import type { NodeDef, RedApi, RedNode } from './lib/red';
@@ -61,9 +60,12 @@ export = function register(RED: RedApi): void {
       idle: () => ({ fill: 'green', shape: 'dot', text: RED._('pxe-tftp.status.listening', { port: settings.port }) }),
       busyText: (count, rate) => RED._('pxe-tftp.status.busy', { count, rate }),
     });
-    const store = storeNode?.source ? path.basename(storeNode.source) : undefined;
-    const signal = (ev: TftpEvent | ProgressEvent, kind: TransferSignal['kind'], bytes: number, extra: Partial<TransferSignal> = {}): void =>
+    // The ISO a file came from: with several behind one store, the one under the file's prefix.
+    const storeOf = (file: string): string | undefined => (storeNode?.source ? storeNode.isoName(file) : undefined);
+    const signal = (ev: TftpEvent | ProgressEvent, kind: TransferSignal['kind'], bytes: number, extra: Partial<TransferSignal> = {}): void => {
+      const store = storeOf(ev.file);
       bootBus.publish({ source: 'tftp', kind, ip: ev.client.address.replace(/^::ffff:/, ''), file: ev.file, bytes, size: ev.size ?? bytes, at: Date.now(), ...(store ? { store } : {}), ...extra });
+    };
 
     // Requests dropped at the transfer limits (no ERROR sent: the firmware resends and is served a
     // moment later) are routine in a boot storm: one warning a minute says how many, not one each.
@@ -134,12 +136,8 @@ export = function register(RED: RedApi): void {
       }
       if (closed) return;
       // Transfer workers open their own copy of the store the way the store node opened it: the
-      // files the flow published, the image (or folder), then its extra folder.
-      const workerStore = {
-        source: storeNode.source,
-        ...(storeNode.extra ? { extraFolder: storeNode.extra } : {}),
-        ...(storeNode.published ? { publishedFolder: storeNode.published.folder } : {}),
-      };
+      // files the flow published, the image (or folder) and further ISOs, then its extra folder.
+      const workerStore = storeNode.spec();
       const srv = new TftpServer({ store, address: address || undefined, workerStore, ...settings, ...(workers !== undefined ? { workers } : {}), nativeIo: def.nativeIo !== false });
       srv.on('transfer', onEvent);
       srv.on('progress', onProgress);

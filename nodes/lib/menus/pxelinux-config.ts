@@ -18,6 +18,11 @@ export interface PxelinuxConfigInput {
   choice: MenuChoice;
   /** Kernel parameters added to the chosen entry ('script=http://… copytoram'). */
   extraArgs?: string;
+  /**
+   * The menu a person sees ('menu' and 'timeout'), in place of INCLUDEing the ISO's: the top menu
+   * of several ISOs (topMenuLines), whose LABELs are the entries' labels.
+   */
+  menuLines?: string[];
 }
 
 /** Our own label for the entry we boot: hidden in the menu, so the ISO's menu looks as shipped. */
@@ -46,7 +51,7 @@ export function checkExtraArgs(args: string | undefined): string {
 }
 
 /** How a config in `workDir` names a store path: relative when below it, else from the TFTP root. */
-function nameFrom(workDir: string, storePath: string): string {
+export function nameFrom(workDir: string, storePath: string): string {
   const dir = workDir.replace(/^\/+|\/+$/g, '');
   return dir && storePath.startsWith(`${dir}/`) ? storePath.slice(dir.length + 1) : `::/${storePath}`;
 }
@@ -69,7 +74,8 @@ export function pxelinuxConfig(input: PxelinuxConfigInput): string {
   const extra = checkExtraArgs(input.extraArgs);
   const head = ['# Written by node-red-pxe for pxelinux. The ISO\'s own files are unchanged.'];
   const { choice } = input;
-  if (choice.mode === 'menu') return [...head, `INCLUDE ${nameFrom(input.workDir, input.menuPath)}`, ''].join('\n');
+  const menu = input.menuLines ?? [`INCLUDE ${nameFrom(input.workDir, input.menuPath)}`];
+  if (choice.mode === 'menu') return [...head, ...menu, ''].join('\n');
 
   const entry = input.entries.find((e) => e.label === choice.entry);
   if (!entry?.kernel) throw new MenuError('NO_ENTRY', `the ISO's menu has no entry "${choice.entry}" (it has: ${input.entries.map((e) => e.label).join(', ') || 'none'})`);
@@ -81,7 +87,7 @@ export function pxelinuxConfig(input: PxelinuxConfigInput): string {
   if (!Number.isFinite(seconds) || seconds < 1 || seconds > 3600) throw new MenuError('BAD_TIMEOUT', 'the menu timeout must be 1 to 3600 seconds');
   return [
     ...head,
-    `INCLUDE ${nameFrom(input.workDir, input.menuPath)}`,
+    ...menu,
     // The ISO's entry stays highlighted; the timeout boots our copy with the extra parameters.
     `DEFAULT ${entry.label}`,
     `TIMEOUT ${Math.round(seconds * 10)}`,
