@@ -1,6 +1,6 @@
 /**
- * Two ISOs behind one set of servers, booted for real: the shipped "Arch PXE" example with its
- * store given a further ISO (another archiso layout) under a path prefix, and DHCP rules that pick
+ * Two ISOs behind one set of servers, booted for real: the shipped "Arch PXE (several ISOs)"
+ * example, its store's further ISO set to another archiso layout, and DHCP rules that pick
  * "ISO X, entry Y" per MAC. Nobody presses a key. A boot passes only when the guest prints the
  * marker of the ISO that was chosen (each fixture's initramfs carries its own tag), read through the
  * method chosen, from our server, and the boot-events node said which entry and ISO it booted.
@@ -33,7 +33,7 @@ interface Case {
 
 type EventLine = ReturnType<typeof readEvents>[number] & { entry?: string; iso?: string };
 
-describe('several ISOs behind one server (Arch PXE example + a further ISO under a prefix)', { skip: skip ?? false }, () => {
+describe('several ISOs behind one server (the "Arch PXE (several ISOs)" example)', { skip: skip ?? false }, () => {
   let manifest: FixtureManifest;
   let tmp: string;
   let lab: Lab;
@@ -58,9 +58,10 @@ describe('several ISOs behind one server (Arch PXE example + a further ISO under
     srv = lab.netns('srv');
     br = lab.bridge(srv, `${SERVER}/24`);
     const rules = cases().map((c) => ({ name: `${c.layout} ${c.method}`, match: 'mac', value: c.mac, ipxe: 'any', menu: c.menu, entry: c.entry, menuSeconds: 2 }));
-    const flow = archPxeFlow({ iso: fixturePath(manifest.isos.current!.file), mode: 'full', poolStart: '10.123.0.100', poolEnd: '10.123.0.150', iface: br, eventsFile, rules });
-    // What a user does in the store's editor: one more ISO, under a prefix.
+    const flow = archPxeFlow({ example: 'Arch PXE (several ISOs).json', iso: fixturePath(manifest.isos.current!.file), mode: 'full', poolStart: '10.123.0.100', poolEnd: '10.123.0.150', iface: br, eventsFile, rules });
+    // The example's further ISO, set as a user does in the store's editor: a path and a prefix.
     const store = flow.find((n) => n.type === 'pxe-iso-store')!;
+    assert.equal((store.isos as unknown[]).length, 1, 'the example has one further ISO');
     store.isos = [{ path: fixturePath(manifest.isos['2021']!.file), prefix: PREFIX }];
     red = await startNodeRed(srv, flow, { port: 1880 });
   });
