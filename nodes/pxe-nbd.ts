@@ -79,7 +79,11 @@ export = function register(RED: RedApi): void {
         return fail('storeError', RED._('pxe-nbd.errors.image', { source: store.source, message: (err as Error).message }));
       }
       try {
-        for (const m of isoMounts(store)) if (m.store.kind === 'iso' && m.prefix !== exportName) more.push(await FileExport.open(m.prefix, m.store.source, 'Arch Linux ISO image'));
+        for (const m of isoMounts(store)) {
+          if (m.store.kind !== 'iso') continue;
+          if (m.prefix === exportName) this.warn(RED._('pxe-nbd.log.skipped', { name: m.prefix }));
+          else more.push(await FileExport.open(m.prefix, m.store.source, 'Arch Linux ISO image'));
+        }
       } catch (err) {
         return fail('storeError', RED._('pxe-nbd.errors.image', { source: store.source, message: (err as Error).message }));
       }
@@ -128,7 +132,7 @@ export = function register(RED: RedApi): void {
       }
       server = srv;
       if (closed) return;
-      this.log(RED._('pxe-nbd.log.serving', { source: store.source, name: exportName, address: address || '*', port, size: exp.size }));
+      for (const e of [exp, ...more]) this.log(RED._('pxe-nbd.log.serving', { source: e === exp ? store.source : isoMounts(store).find((m) => m.prefix === e.name)?.store.source, name: e.name, address: address || '*', port, size: e.size }));
       showClients();
     };
 
