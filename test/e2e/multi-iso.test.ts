@@ -14,15 +14,19 @@ import { Lab, labAvailable, type Netns } from '../lab/netns';
 import { startNodeRed, type RunningRed } from '../lab/node-red';
 import { startVm, waitForBootResult } from '../lab/qemu';
 import { ensureFixtures, fixturePath, parseMarker, type FixtureManifest } from '../fixtures/fixtures';
-import { archPxeFlow, readEvents } from './arch-pxe-flow';
+import { archPxeFlow, readEvents, uefiRules } from './arch-pxe-flow';
 
 const skip = labAvailable() ?? (fs.existsSync('/usr/bin/qemu-system-x86_64') ? null : 'qemu-system-x86_64 missing');
 const BOOT_TIMEOUT = 240_000;
 const SERVER = '10.123.0.1';
 const PREFIX = 'arch-2021';
+/** What the HTTP node's iPXE script boots at once (UEFI clients). */
+const UEFI_ENTRY = `${PREFIX}/arch64_nfs`;
 
 interface Case {
   mac: string;
+  /** 'uefi': OVMF's own PXE chain-loads iPXE, whose script (the HTTP node's iPXE menu) boots the entry. */
+  firmware?: 'uefi';
   /** The rule's choice: an entry label, '<prefix>/<label>' for the further ISO. */
   entry: string;
   menu: 'now' | 'timeout';
@@ -48,6 +52,7 @@ describe('several ISOs behind one server (the "Arch PXE (several ISOs)" example)
     { mac: '52:54:00:12:35:02', entry: `${PREFIX}/arch64_http`, menu: 'now', method: 'http', layout: '2021' },
     { mac: '52:54:00:12:35:03', entry: 'arch_http', menu: 'now', method: 'http', layout: 'current' },
     { mac: '52:54:00:12:35:04', entry: `${PREFIX}/arch64_nbd`, menu: 'now', method: 'nbd', layout: '2021' },
+    { mac: '52:54:00:12:35:05', entry: UEFI_ENTRY, menu: 'now', method: 'nfs', layout: '2021', firmware: 'uefi' },
   ];
 
   before(async () => {
@@ -57,8 +62,27 @@ describe('several ISOs behind one server (the "Arch PXE (several ISOs)" example)
     lab = Lab.create();
     srv = lab.netns('srv');
     br = lab.bridge(srv, `${SERVER}/24`);
-    const rules = cases().map((c) => ({ name: `${c.layout} ${c.method}`, match: 'mac', value: c.mac, ipxe: 'any', menu: c.menu, entry: c.entry, menuSeconds: 2 }));
-    const flow = archPxeFlow({ example: 'Arch PXE (several ISOs).json', iso: fixturePath(manifest.isos.current!.file), mode: 'full', poolStart: '10.123.0.100', poolEnd: '10.123.0.150', iface: br, eventsFile, rules });
+    // BIOS machines: a rule per MAC. UEFI machines: the UEFI example's rules (iPXE from the extra
+    // folder, then the HTTP node's iPXE script), the script set to boot a further ISO's entry.
+    const rules = [
+      ...cases()
+        .filter((c) => !c.firmware)
+        .map((c) => ({ name: `${c.layout} ${c.method}`, match: 'mac', value: c.mac, ipxe: 'any', menu: c.menu, entry: c.entry, menuSeconds: 2 })),
+      ...uefiRules(),
+    ];
+    const flow = archPxeFlow({
+      example: 'Arch PXE (several ISOs).json',
+      iso: fixturePath(manifest.isos.current!.file),
+      extra: fixturePath('ipxe'),
+      mode: 'full',
+      poolStart: '10.123.0.100',
+      poolEnd: '10.123.0.150',
+      iface: br,
+      eventsFile,
+      rules,
+      kernelArgs: 'console=ttyS0',
+      ipxeMenu: { ipxeMenu: 'now', ipxeEntry: UEFI_ENTRY },
+    });
     // The example's further ISO, set as a user does in the store's editor: a path and a prefix.
     const store = flow.find((n) => n.type === 'pxe-iso-store')!;
     assert.equal((store.isos as unknown[]).length, 1, 'the example has one further ISO');
@@ -73,11 +97,11 @@ describe('several ISOs behind one server (the "Arch PXE (several ISOs)" example)
   });
 
   for (const c of cases()) {
-    it(`rule for ${c.mac}: ${c.menu === 'now' ? 'at once' : 'after 2 s at the top menu'}, ${c.layout === 'current' ? 'the main ISO' : `the ${c.layout} ISO under /${PREFIX}/`}, entry ${c.entry} -> ${c.method.toUpperCase()} -> that ISO's marker`, async (t) => {
+    it(`${c.firmware ? "UEFI, the HTTP node's iPXE script" : `BIOS, rule for ${c.mac}`}: ${c.menu === 'now' ? 'at once' : 'after 2 s at the top menu'}, ${c.layout === 'current' ? 'the main ISO' : `the ${c.layout} ISO under /${PREFIX}/`}, entry ${c.entry} -> ${c.method.toUpperCase()} -> that ISO's marker`, async (t) => {
       if (c.method === 'nbd' && !manifest.nbdClient) return t.skip('the initramfs has no nbd-client (the build host lacked it)');
       const iso = manifest.isos[c.layout]!;
       const tap = lab.tap(srv, br);
-      const vm = startVm(srv, { tap, mac: c.mac, firmware: 'bios', rom: 'ipxe' });
+      const vm = startVm(srv, c.firmware ? { tap, mac: c.mac, firmware: 'uefi', rom: 'none' } : { tap, mac: c.mac, firmware: 'bios', rom: 'ipxe' });
       const poweredOn = Date.now();
       try {
         let line: string;
@@ -98,7 +122,9 @@ describe('several ISOs behind one server (the "Arch PXE (several ISOs)" example)
         const out = vm.output();
         if (c.layout === '2021') {
           // The further ISO's files and parameters, pointed at it.
-          const want = { nfs: `archiso_nfs_srv=\${pxeserver}:/run/archiso/bootmnt/${PREFIX}`, http: `archiso_http_srv=http://\${pxeserver}/${PREFIX}/`, nbd: `archiso_nbd_name=${PREFIX}` }[c.method];
+          // iPXE cannot expand ${pxeserver}: its script names our server outright.
+          const server = c.firmware ? SERVER : '${pxeserver}';
+          const want = { nfs: `archiso_nfs_srv=${server}:/run/archiso/bootmnt/${PREFIX}`, http: `archiso_http_srv=http://${server}/${PREFIX}/`, nbd: `archiso_nbd_name=${PREFIX}` }[c.method];
           assert.ok(out.includes(want), `kernel command line has ${want}`);
         }
         if (c.menu === 'timeout') {
@@ -111,7 +137,8 @@ describe('several ISOs behind one server (the "Arch PXE (several ISOs)" example)
         for (let i = 0; i < 50 && !mine().some((e) => e.stage === 'rootfs'); i++) await new Promise((r) => setTimeout(r, 100));
         const kernel = mine().find((e) => e.stage === 'kernel');
         assert.ok(kernel, `a boot/kernel event for ${c.mac}: ${JSON.stringify(mine().map((e) => e.stage))}`);
-        assert.equal(kernel.entry, c.entry.slice(c.entry.lastIndexOf('/') + 1));
+        // The iPXE script is the HTTP node's choice, not a DHCP rule's: the ISO is known from the files.
+        if (!c.firmware) assert.equal(kernel.entry, c.entry.slice(c.entry.lastIndexOf('/') + 1));
         assert.equal(kernel.iso, iso.file);
         assert.equal(mine().find((e) => e.stage === 'rootfs')?.iso, iso.file);
       } finally {
