@@ -11,6 +11,7 @@ import { interfaceAddress } from './lib/dhcp/socket';
 import { registerInterfacesEndpoint } from './lib/interfaces';
 import type { NodeDef, NodeMessage, RedApi, RedNode } from './lib/red';
 import { detectArchiso } from './lib/store/archiso';
+import { runServerNode, StartFailure, type StartContext } from './lib/server-node';
 import { getStoreNode, type IsoStoreNode } from './lib/store-node';
 import type { PublishedFiles } from './lib/store/published-files';
 
@@ -22,8 +23,11 @@ interface PxeDhcpDef extends NodeDef, DhcpNodeDef {
  * The BIOS rule's defaults: what the store's Arch ISO needs (its layout's loader and options
  * 209/210), or the wiki's settings when there is no store or no Arch ISO in it.
  */
-async function biosDefaults(storeNode: IsoStoreNode | null, user: RedNode): Promise<{ bios: BiosDefaults; from: string }> {
-  if (!storeNode) return { bios: ARCH_BIOS_DEFAULTS, from: "the Arch wiki's settings" };
+async function biosDefaults(
+  storeNode: IsoStoreNode | null,
+  user: RedNode,
+): Promise<{ bios: BiosDefaults; from: 'iso' | 'wiki' | 'noArch' | 'isos' | 'isosFailed'; layout?: string; detail?: Record<string, unknown> }> {
+  if (!storeNode) return { bios: ARCH_BIOS_DEFAULTS, from: 'wiki' };
   try {
     const store = await storeNode.acquire(user);
     const info = await detectArchiso(store);
@@ -36,12 +40,12 @@ async function biosDefaults(storeNode: IsoStoreNode | null, user: RedNode): Prom
         const top = await BootMenus.load(store)
           .then((menus) => menus.publishPxelinux(published, TOP_MENU_KEY, { choice: { mode: 'menu' } }))
           .catch((err: Error) => err);
-        if (typeof top === 'string') return { bios: { bootFile, configFile: top, pathPrefix }, from: `the ISOs (the menu of ${storeNode.isos.length + 1})` };
-        return { bios: { bootFile, configFile, pathPrefix }, from: `the ISO (${info.layout} layout; the menu of several ISOs failed: ${top.message})` };
+        if (typeof top === 'string') return { bios: { bootFile, configFile: top, pathPrefix }, from: 'isos', detail: { count: storeNode.isos.length + 1 } };
+        return { bios: { bootFile, configFile, pathPrefix }, from: 'isosFailed', layout: info.layout ?? undefined, detail: { message: top.message } };
       }
-      return { bios: { bootFile, configFile, pathPrefix }, from: `the ISO (${info.layout} layout)` };
+      return { bios: { bootFile, configFile, pathPrefix }, from: 'iso', layout: info.layout ?? undefined };
     }
-    return { bios: ARCH_BIOS_DEFAULTS, from: "the Arch wiki's settings (no Arch ISO found in the store)" };
+    return { bios: ARCH_BIOS_DEFAULTS, from: 'noArch' };
   } finally {
     await storeNode.release(user);
   }
@@ -99,7 +103,6 @@ export = function register(RED: RedApi): void {
     // One lease file per interface: redeploying or recreating the node keeps its leases.
     const leaseFile = userDir ? path.join(userDir, 'pxe-dhcp', `leases-${iface.replace(/[^\w.-]/g, '_')}.jsonl`) : undefined;
 
-    let starting: Promise<void> = Promise.resolve();
     const storeNode = getStoreNode(RED, def.store);
     let biosSettings: BiosDefaults = ARCH_BIOS_DEFAULTS;
     let retry: NodeJS.Timeout | undefined;
@@ -112,8 +115,8 @@ export = function register(RED: RedApi): void {
           interfaceAddress(iface);
           return;
         } catch (err) {
-          this.status({ fill: 'yellow', shape: 'ring', text: `waiting for ${iface}`.slice(0, 19) });
-          if (!warned) this.warn(`${(err as Error).message}; waiting for it to come up`);
+          this.status({ fill: 'yellow', shape: 'ring', text: RED._('pxe-dhcp.status.waiting', { iface }).slice(0, 19) });
+          if (!warned) this.warn(RED._('pxe-dhcp.warn.waiting', { message: (err as Error).message }));
         }
         await new Promise<void>((resolve) => {
           wake = resolve;
@@ -121,12 +124,11 @@ export = function register(RED: RedApi): void {
         });
       }
     };
-    const start = async (): Promise<void> => {
-      this.status({ fill: 'yellow', shape: 'ring', text: RED._('pxe-dhcp.status.starting') });
+    const start = async (ownServer: StartContext<undefined>['own']): Promise<DhcpService | undefined> => {
       // The store, when chosen, is where boot files come from; it only matters to the merge
       // (detected Arch files fill the BIOS rule). Its absence is not an error.
       if (def.store && !storeNode) this.warn(RED._('pxe-dhcp.errors.no-store'));
-      const { bios, from } = await biosDefaults(storeNode, this);
+      const { bios, from, layout, detail } = await biosDefaults(storeNode, this);
       biosSettings = bios;
       const cfg = toServiceConfig(def, { leaseFile, bios });
       // Unattended boots: a rule that picks an entry of the ISO's menu hands out a generated
@@ -134,10 +136,10 @@ export = function register(RED: RedApi): void {
       // a client that waits at a menu is better than one that cannot boot. Written once the
       // interface is up: '{next-server}' in the kernel parameters is its address.
       const chosen = (def.rules ?? []).map((d, i) => ({ i, name: d.name || `rule ${i + 1}`, boot: menuChoiceOf(d, d.name || `rule ${i + 1}`) })).filter((x): x is { i: number; name: string; boot: BootChoice } => x.boot !== null);
-      this.debug(`BIOS boot settings from ${from}: ${bios.bootFile} 209=${bios.configFile} 210=${bios.pathPrefix}`);
+      this.debug(RED._('pxe-dhcp.log.bios', { from: RED._(`pxe-dhcp.log.bios-${from}`, { layout, ...detail }), ...bios }));
       if (cfg.mode === 'full' && !leaseFile) this.warn(RED._('pxe-dhcp.errors.no-userdir'));
       await waitForInterface();
-      if (closing) return;
+      if (closing) return undefined;
       if (chosen.length) {
         const own = interfaceAddress(iface).address;
         await withMenus(RED, storeNode, this, async (menus, published) => {
@@ -151,11 +153,12 @@ export = function register(RED: RedApi): void {
           }
         }).catch((err: Error) => this.error(RED._('pxe-dhcp.errors.menu', { rule: chosen.map((c) => c.name).join(', '), message: err.message })));
       }
-      const svc = await DhcpService.start(cfg);
-      if (closing) {
-        await svc.close();
-        return;
-      }
+      const svc = ownServer(
+        await DhcpService.start(cfg).catch((err: Error) => {
+          throw err instanceof RogueServerError ? new StartFailure('rogue', err.message) : err;
+        }),
+      );
+      if (closing) return svc;
       service = svc;
       for (const w of svc.startupWarnings) this.warn(w);
       svc.on('event', (e: DhcpEvent) => {
@@ -165,18 +168,25 @@ export = function register(RED: RedApi): void {
         if (e.type === 'ack' || e.type === 'offer' || (e.type === 'request' && e.ip)) {
           bootBus.publish(dhcpSignal(e, cfg.mode));
         }
-        if (e.type === 'ack' || e.type === 'offer') this.status({ fill: 'green', shape: 'dot', text: `${e.type} ${e.ip ?? ''}`.trim() });
+        if (e.type === 'ack' || e.type === 'offer') this.status({ fill: 'green', shape: 'dot', text: RED._('pxe-dhcp.status.sent', { type: e.type, ip: e.ip ?? '' }).trim() });
       });
       svc.on('warn', (w) => this.warn(w));
       svc.on('error', (err) => this.error(err.message));
-      this.log(`${cfg.mode} mode on ${svc.sockets.description}`);
-      this.status({ fill: 'green', shape: 'dot', text: `${cfg.mode} ${iface}`.slice(0, 19) });
+      this.log(RED._('pxe-dhcp.log.serving', { mode: cfg.mode, sockets: svc.sockets.description }));
+      this.status({ fill: 'green', shape: 'dot', text: RED._('pxe-dhcp.status.serving', { mode: cfg.mode, iface }).slice(0, 19) });
+      return svc;
     };
-    starting = start().catch((err: Error) => {
-      if (err instanceof RogueServerError) {
-        this.status({ fill: 'red', shape: 'ring', text: RED._('pxe-dhcp.status.rogue') });
-      } else this.status({ fill: 'red', shape: 'ring', text: RED._('pxe-dhcp.status.error') });
-      this.error(err.message);
+    // No store held while serving: the start borrows it to read the ISO, and gives it back.
+    runServerNode<DhcpService | undefined, undefined>(RED, this, {
+      type: 'pxe-dhcp',
+      start: ({ own }) => start(own),
+      errorStatus: 'error',
+      closing: () => {
+        closing = true;
+        service = null;
+        clearTimeout(retry);
+        wake?.();
+      },
     });
 
     this.on('input', (msg: NodeMessage, send, done) => {
@@ -235,20 +245,6 @@ export = function register(RED: RedApi): void {
       } catch (err) {
         done(err as Error);
       }
-    });
-
-    this.on('close', (_removed: boolean, done: () => void) => {
-      closing = true;
-      clearTimeout(retry);
-      wake?.();
-      starting
-        .then(() => service?.close())
-        .catch((err: Error) => this.error(err.message))
-        .finally(() => {
-          service = null;
-          this.status({});
-          done();
-        });
     });
   }
 

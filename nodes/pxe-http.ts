@@ -6,7 +6,9 @@ import { HttpFileService } from './lib/http/serve-file';
 import { HttpListener } from './lib/http/server';
 import type { MenuChoice } from './lib/menus/pxelinux-config';
 import type { NodeDef, NodeMessage, RedApi, RedNode } from './lib/red';
+import { parsePort, runServerNode, type StartContext } from './lib/server-node';
 import { getStoreNode } from './lib/store-node';
+import type { FileStore } from './lib/store/types';
 
 interface PxeHttpDef extends NodeDef {
   store: string;
@@ -25,16 +27,16 @@ interface PxeHttpDef extends NodeDef {
   progressStep?: number | string;
 }
 
-/** The iPXE script's menu choice from the node's settings; undefined for the plain HTTP boot. */
-function ipxeMenuOf(def: PxeHttpDef): MenuChoice | undefined {
+/** The iPXE script's menu choice from the node's settings (undefined for the plain HTTP boot), or the failure to throw. */
+function ipxeMenuOf(def: PxeHttpDef, fail: StartContext<FileStore>['fail']): MenuChoice | undefined {
   const mode = def.ipxeMenu || 'http';
   if (mode === 'http') return undefined;
   if (mode === 'iso') return { mode: 'menu' };
   const entry = String(def.ipxeEntry ?? '').trim();
-  if (!entry) throw new Error('choose the menu entry the iPXE script boots');
+  if (!entry) throw fail('badConfig', 'ipxeEntry');
   if (mode === 'now') return { mode: 'now', entry };
   const seconds = Number(def.ipxeSeconds ?? 10);
-  if (mode !== 'timeout' || !Number.isFinite(seconds) || seconds < 1 || seconds > 3600) throw new Error(`iPXE menu: "${mode}" with ${def.ipxeSeconds} s is not a choice (timeout: 1 to 3600 s)`);
+  if (mode !== 'timeout' || !Number.isFinite(seconds) || seconds < 1 || seconds > 3600) throw fail('badConfig', 'ipxeMenu', { mode, seconds: String(def.ipxeSeconds) });
   return { mode: 'timeout', entry, seconds };
 }
 
@@ -76,13 +78,10 @@ export = function register(RED: RedWithHttpNode): void {
     RED.nodes.createNode(this, def);
     const mode = def.mode === 'httpNode' ? 'httpNode' : 'listen';
     const address = String(def.address ?? '').trim();
-    const portNum = Number(def.port);
-    const port = def.port === undefined || def.port === '' || !Number.isInteger(portNum) ? 80 : portNum;
+    // 0: a free port (boundPort says which).
+    const port = parsePort(def.port, 80, 0);
     const mount = mountPath(def.path ?? '/pxe');
     const storeNode = getStoreNode(RED, def.store);
-    let service: HttpFileService | undefined;
-    let listener: HttpListener | undefined;
-    let middleware: Middleware | undefined;
     let idleText = '';
     // "3 active, 41 MB/s", at most once a second: the service counts the downloads in flight
     // (onActive) and reports each one's running total every progress step.
@@ -109,84 +108,76 @@ export = function register(RED: RedWithHttpNode): void {
       warned.set(kind, { at: now, more: 0 });
     };
 
-    const start = async (): Promise<void> => {
-      if (!storeNode) throw new Error('no pxe-iso-store selected: choose the ISO or folder to serve');
-      if (port < 0 || port > 65535) throw new Error(`port ${def.port} is not a port number (0-65535)`);
-      this.status({ fill: 'yellow', shape: 'ring', text: RED._('pxe-http.status.starting') });
-      const store = await storeNode.acquire(this);
-      const nodeRoot = typeof RED.settings.httpNodeRoot === 'string' ? mountPath(RED.settings.httpNodeRoot) : '';
-      service = new HttpFileService({
-        store,
-        listing: def.listing === true,
-        ipxePath: def.ipxePath === undefined ? '/boot.ipxe' : String(def.ipxePath),
-        kernelArgs: String(def.kernelArgs ?? ''),
-        ipxeMenu: ipxeMenuOf(def),
-        basePath: mode === 'httpNode' ? nodeRoot + mount : '',
-        publicHost: mode === 'listen' && !WILDCARD.has(address) ? hostFor(address, port) : undefined,
-        progressStep: def.progressStep === undefined || def.progressStep === '' ? 10 : Number(def.progressStep),
-        hooks: {
-          onRequest: (e) => send('http/request', e),
-          onProgress: (e) => {
-            send('http/progress', e);
-            activity.progress(String(e.id), e.bytes);
-            bootSignal('progress', e.client, e.path, e.bytes, e.total);
+    const { ready } = runServerNode<void>(RED, this, {
+      type: 'pxe-http',
+      store: storeNode,
+      check: (fail) => (port === undefined ? fail('badConfig', 'port', { port: String(def.port) }) : undefined),
+      start: async ({ store, fail, own, listen }) => {
+        const nodeRoot = typeof RED.settings.httpNodeRoot === 'string' ? mountPath(RED.settings.httpNodeRoot) : '';
+        let listener: HttpListener | undefined;
+        let middleware: Middleware | undefined;
+        const service = new HttpFileService({
+          store,
+          listing: def.listing === true,
+          ipxePath: def.ipxePath === undefined ? '/boot.ipxe' : String(def.ipxePath),
+          kernelArgs: String(def.kernelArgs ?? ''),
+          ipxeMenu: ipxeMenuOf(def, fail),
+          basePath: mode === 'httpNode' ? nodeRoot + mount : '',
+          publicHost: mode === 'listen' && !WILDCARD.has(address) ? hostFor(address, port!) : undefined,
+          progressStep: def.progressStep === undefined || def.progressStep === '' ? 10 : Number(def.progressStep),
+          hooks: {
+            onRequest: (e) => send('http/request', e),
+            onProgress: (e) => {
+              send('http/progress', e);
+              activity.progress(String(e.id), e.bytes);
+              bootSignal('progress', e.client, e.path, e.bytes, e.total);
+            },
+            onDone: (e) => {
+              send('http/done', e);
+              activity.end(String(e.id), e.bytes, Date.now() - e.durationMs);
+              // A whole file (not a range) sent in full: a finished download for the boot timeline.
+              if (e.status === 200) bootSignal('done', e.client, e.path, e.bytes, e.bytes);
+            },
+            onFail: (e) => {
+              send('http/error', e);
+              activity.end(String(e.id), e.bytes);
+              // What went wrong on our side (a store error, memory for stalled clients spent) is
+              // the log's to tell; clients only get a generic answer.
+              if (e.status >= 500 && e.status !== 503) warnOnce(e.error, RED._('pxe-http.warn.failed', { status: e.status, client: e.client, path: e.path, error: e.error }));
+              else if (e.error.includes('memory for stalled clients')) warnOnce('stalled', RED._('pxe-http.warn.failed', { status: e.status, client: e.client, path: e.path, error: e.error }));
+            },
+            onLog: (line) => this.debug(line),
+            onActive: (n) => activity.setCount(n),
           },
-          onDone: (e) => {
-            send('http/done', e);
-            activity.end(String(e.id), e.bytes, Date.now() - e.durationMs);
-            // A whole file (not a range) sent in full: a finished download for the boot timeline.
-            if (e.status === 200) bootSignal('done', e.client, e.path, e.bytes, e.bytes);
+        });
+        // One owned closer, in the order that frees a port soonest: no new requests reach the
+        // service, transfers in flight are cut, then the listener's sockets close.
+        own({
+          close: async () => {
+            if (middleware && RED.httpNode) removeMiddleware(RED.httpNode, middleware);
+            await service.close();
+            await listener?.close();
           },
-          onFail: (e) => {
-            send('http/error', e);
-            activity.end(String(e.id), e.bytes);
-            // What went wrong on our side (a store error, memory for stalled clients spent) is
-            // the log's to tell; clients only get a generic answer.
-            if (e.status >= 500 && e.status !== 503) warnOnce(e.error, RED._('pxe-http.warn.failed', { status: e.status, client: e.client, path: e.path, error: e.error }));
-            else if (e.error.includes('memory for stalled clients')) warnOnce('stalled', RED._('pxe-http.warn.failed', { status: e.status, client: e.client, path: e.path, error: e.error }));
-          },
-          onLog: (line) => this.debug(line),
-          onActive: (n) => activity.setCount(n),
-        },
-      });
-      if (mode === 'httpNode') {
-        const app = RED.httpNode;
-        if (!app || RED.settings.httpNodeRoot === false) {
-          throw new Error("Node-RED's web server for nodes is disabled (httpNodeRoot: false in settings.js): use an own listener instead");
+        });
+        if (mode === 'httpNode') {
+          const app = RED.httpNode;
+          if (!app || RED.settings.httpNodeRoot === false) throw fail('badConfig', 'noHttpNode');
+          // Other methods fall through to the rest of the flows' routes.
+          middleware = (req, res, next) => (req.method === 'GET' || req.method === 'HEAD' ? service.handle(req, res) : next());
+          app.use(mount || '/', middleware);
+          idleText = RED._('pxe-http.status.mounted', { path: nodeRoot + mount || '/' });
+        } else {
+          listener = new HttpListener(service.handle);
+          const bound = await listen(listener.listen({ address, port: port! }), { port: port!, address });
+          this.boundPort = bound.port;
+          idleText = RED._('pxe-http.status.listening', { port: bound.port });
         }
-        const svc = service;
-        // Other methods fall through to the rest of the flows' routes.
-        middleware = (req, res, next) => (req.method === 'GET' || req.method === 'HEAD' ? svc.handle(req, res) : next());
-        app.use(mount || '/', middleware);
-        idleText = RED._('pxe-http.status.mounted', { path: nodeRoot + mount || '/' });
-      } else {
-        listener = new HttpListener(service.handle);
-        const bound = await listener.listen({ address, port });
-        this.boundPort = bound.port;
-        idleText = RED._('pxe-http.status.listening', { port: bound.port });
-      }
-      activity.update();
-    };
-
-    this.ready = start().catch((err: NodeJS.ErrnoException) => {
-      const key = err.code === 'EACCES' ? 'noPermission' : err.code === 'EADDRINUSE' ? 'inUse' : 'notServing';
-      this.status({ fill: 'red', shape: 'ring', text: RED._(`pxe-http.status.${key}`, { port }) });
-      this.error(err.message);
+      },
+      started: () => activity.update(),
+      errorStatus: 'notServing',
+      closing: () => activity.close(),
     });
-
-    this.on('close', (_removed: boolean, done: () => void) => {
-      activity.close();
-      (async () => {
-        await this.ready;
-        if (middleware && RED.httpNode) removeMiddleware(RED.httpNode, middleware);
-        await service?.close();
-        await listener?.close();
-        if (storeNode) await storeNode.release(this);
-      })().then(done, (err: Error) => {
-        this.error(err.message);
-        done();
-      });
-    });
+    this.ready = ready;
   }
   RED.nodes.registerType('pxe-http', PxeHttpNode);
 };

@@ -1,10 +1,10 @@
 import { ActivityStatus } from './lib/activity-status';
-import { bindErrorKind } from './lib/bind-error';
 import { bootBus } from './lib/boot-events/bus';
 import { NfsServer, type NfsClientInfo, type NfsListening, type NfsMountEvent, type NfsReadProgress } from './lib/nfs/server';
 import type { NodeDef, RedApi, RedNode } from './lib/red';
 import { getStoreNode, type IsoStoreNode } from './lib/store-node';
-import { parseExportPaths, parsePortmapMode, parsePort } from './lib/nfs/node-config';
+import { parseExportPaths, parsePortmapMode } from './lib/nfs/node-config';
+import { parsePort, runServerNode } from './lib/server-node';
 
 interface NfsDef extends NodeDef {
   store: string;
@@ -31,13 +31,6 @@ export = function register(RED: RedApi): void {
     const storeNode: IsoStoreNode | null = getStoreNode(RED, def.store);
 
     let server: NfsServer | undefined;
-    let acquired = false;
-    let closed = false;
-
-    const fail = (statusKey: string, message: string): void => {
-      this.status({ fill: 'red', shape: 'ring', text: RED._(`pxe-nfs.status.${statusKey}`) });
-      this.error(message);
-    };
     // "2 reading, 41 MB/s (3 mounted)", at most once a second. NFS has no transfers of its own:
     // a client+file pair counts from its first read report until it has read every byte, or
     // until it has read nothing for a few report intervals (a client reads what it needs and stops).
@@ -53,80 +46,60 @@ export = function register(RED: RedApi): void {
     });
     const showMounts = (): void => activity.update();
 
-    const start = async (): Promise<void> => {
-      if (nfsPort === undefined) return fail('badConfig', RED._('pxe-nfs.errors.port', { port: String(def.nfsPort) }));
-      if (mountPort === undefined) return fail('badConfig', RED._('pxe-nfs.errors.port', { port: String(def.mountPort) }));
-      if (!exportPaths) return fail('badConfig', RED._('pxe-nfs.errors.exportPaths', { paths: String(def.exportPaths) }));
-      if (!Number.isInteger(maxConnections) || maxConnections < 1 || maxConnections > 4096) {
-        return fail('badConfig', RED._('pxe-nfs.errors.maxConnections', { value: String(def.maxConnections) }));
-      }
-      if (!storeNode) return fail('noStore', RED._('pxe-nfs.errors.noStore'));
-      this.status({ fill: 'yellow', shape: 'ring', text: RED._('pxe-nfs.status.starting') });
-      acquired = true;
-      let store;
-      try {
-        store = await storeNode.acquire(this);
-      } catch (err) {
-        return fail('storeError', RED._('pxe-nfs.errors.store', { message: (err as Error).message }));
-      }
-      if (closed) return;
-      const srv = new NfsServer({ store, exportPaths, maxConnections, progressIntervalMs });
-      srv.on('mount', (m: NfsMountEvent) => {
-        this.send({ topic: 'nfs/mount', payload: m });
+    let source = '';
+    let listening: NfsListening | undefined;
+    runServerNode<NfsServer>(RED, this, {
+      type: 'pxe-nfs',
+      store: storeNode,
+      check: (fail) => {
+        if (nfsPort === undefined) return fail('badConfig', 'port', { port: String(def.nfsPort) });
+        if (mountPort === undefined) return fail('badConfig', 'port', { port: String(def.mountPort) });
+        if (!exportPaths) return fail('badConfig', 'exportPaths', { paths: String(def.exportPaths) });
+        if (!Number.isInteger(maxConnections) || maxConnections < 1 || maxConnections > 4096) {
+          return fail('badConfig', 'maxConnections', { value: String(def.maxConnections) });
+        }
+        return undefined;
+      },
+      start: async ({ store, own, listen }) => {
+        source = store.source;
+        const srv = own(new NfsServer({ store, exportPaths: exportPaths!, maxConnections, progressIntervalMs }));
+        srv.on('mount', (m: NfsMountEvent) => {
+          this.send({ topic: 'nfs/mount', payload: m });
+          showMounts();
+        });
+        srv.on('umount', (m: NfsMountEvent) => {
+          this.send({ topic: 'nfs/umount', payload: m });
+          showMounts();
+        });
+        // The boot-events node sees NFS reads like HTTP downloads: airootfs.sfs read whole = complete.
+        srv.on('read', (p: NfsReadProgress) => {
+          this.send({ topic: 'nfs/read', payload: p });
+          const key = `${p.address} ${p.path}`;
+          if (p.done) activity.end(key, p.bytes);
+          else activity.progress(key, p.bytes);
+          bootBus.publish({ source: 'nfs', kind: p.done ? 'done' : 'progress', ip: p.address, file: p.path, bytes: p.bytes, size: p.size, at: Date.now(), ...(storeNode ? { store: storeNode.isoName(p.path) } : {}) });
+        });
+        srv.on('clientError', (e: NfsClientInfo & { message: string }) => this.debug(RED._('pxe-nfs.log.clientError', { address: e.address, port: e.port, message: e.message })));
+        srv.on('refused', (r: NfsClientInfo & { max: number }) => this.warn(RED._('pxe-nfs.errors.tooMany', { address: r.address, max: r.max })));
+        listening = await listen(srv.listen({ address, nfsPort, mountPort, portmap }), { port: nfsPort!, address });
+        return srv;
+      },
+      started: (srv) => {
+        server = srv;
+        const pm = listening!.portmap;
+        this.log(
+          RED._('pxe-nfs.log.serving', {
+            source,
+            exports: exportPaths!.join(', '),
+            address: address || '*',
+            nfsPort: listening!.nfsPort,
+            mountPort: listening!.mountPort,
+            portmap: RED._(`pxe-nfs.log.portmap-${pm.mode}`, { port: pm.port ?? '' }),
+          }),
+        );
         showMounts();
-      });
-      srv.on('umount', (m: NfsMountEvent) => {
-        this.send({ topic: 'nfs/umount', payload: m });
-        showMounts();
-      });
-      // The boot-events node sees NFS reads like HTTP downloads: airootfs.sfs read whole = complete.
-      srv.on('read', (p: NfsReadProgress) => {
-        this.send({ topic: 'nfs/read', payload: p });
-        const key = `${p.address} ${p.path}`;
-        if (p.done) activity.end(key, p.bytes);
-        else activity.progress(key, p.bytes);
-        bootBus.publish({ source: 'nfs', kind: p.done ? 'done' : 'progress', ip: p.address, file: p.path, bytes: p.bytes, size: p.size, at: Date.now(), store: storeNode.isoName(p.path) });
-      });
-      srv.on('clientError', (e: NfsClientInfo & { message: string }) => this.debug(`NFS client ${e.address}:${e.port}: ${e.message}`));
-      srv.on('refused', (r: NfsClientInfo & { max: number }) => this.warn(RED._('pxe-nfs.errors.tooMany', { address: r.address, max: r.max })));
-      let listening: NfsListening;
-      try {
-        listening = await srv.listen({ address, nfsPort, mountPort, portmap });
-      } catch (err) {
-        const key = bindErrorKind(err);
-        const port = (err as { port?: number }).port ?? nfsPort;
-        return fail(key === 'listen' ? 'listenError' : key, RED._(`pxe-nfs.errors.${key}`, { port, address: address || '*', message: (err as Error).message }));
-      }
-      server = srv;
-      if (closed) return;
-      const pm = listening.portmap;
-      this.log(
-        RED._('pxe-nfs.log.serving', {
-          source: store.source,
-          exports: exportPaths.join(', '),
-          address: address || '*',
-          nfsPort: listening.nfsPort,
-          mountPort: listening.mountPort,
-          portmap: RED._(`pxe-nfs.log.portmap-${pm.mode}`, { port: pm.port ?? '' }),
-        }),
-      );
-      showMounts();
-    };
-
-    const starting = start().catch((err: Error) => fail('listenError', err.message));
-
-    this.on('close', (_removed: boolean, done: () => void) => {
-      closed = true;
-      activity.close();
-      void (async () => {
-        await starting;
-        await server?.close();
-        if (acquired && storeNode) await storeNode.release(this).catch(() => undefined);
-        this.status({});
-      })().then(done, (err: Error) => {
-        this.error(err);
-        done();
-      });
+      },
+      closing: () => activity.close(),
     });
   }
   RED.nodes.registerType('pxe-nfs', PxeNfsNode);

@@ -5,7 +5,7 @@ import { getStoreNode, type IsoStoreNode } from './lib/store-node';
 import { ErrorCode } from './lib/tftp/codec';
 import { MAX_GRANTED_WINDOWSIZE } from './lib/tftp/options';
 import { TftpServer, type ProgressEvent, type TftpEvent } from './lib/tftp/server';
-import { bindErrorKind } from './lib/bind-error';
+import { parsePort, runServerNode } from './lib/server-node';
 
 interface TftpDef extends NodeDef {
   store: string;
@@ -34,7 +34,7 @@ export = function register(RED: RedApi): void {
     RED.nodes.createNode(this, def);
     const address = String(def.address ?? '').trim();
     const settings = {
-      port: intSetting(def.port, DEFAULT_PORT, 1, 65535),
+      port: parsePort(def.port, DEFAULT_PORT),
       maxBlksize: intSetting(def.maxBlksize, 1468, 8, 65464),
       maxWindowsize: intSetting(def.maxWindowsize, 64, 1, MAX_GRANTED_WINDOWSIZE),
       maxTransfers: intSetting(def.maxTransfers, 100, 1, 100000),
@@ -45,14 +45,6 @@ export = function register(RED: RedApi): void {
     const badWorkers = workers === undefined && def.workers !== undefined && def.workers !== '';
     const storeNode: IsoStoreNode | null = getStoreNode(RED, def.store);
 
-    let server: TftpServer | undefined;
-    let acquired = false;
-    let closed = false;
-
-    const fail = (statusKey: string, message: string): void => {
-      this.status({ fill: 'red', shape: 'ring', text: RED._(`pxe-tftp.status.${statusKey}`) });
-      this.error(message);
-    };
     // "3 active, 41 MB/s", at most once a second, from the server's progress reports (a few a
     // second per running transfer) and each transfer's end.
     const activity = new ActivityStatus({
@@ -122,56 +114,35 @@ export = function register(RED: RedApi): void {
       signal(ev, 'progress', ev.bytesSent);
     };
 
-    const start = async (): Promise<void> => {
-      const bad = Object.entries({ ...settings, ...(badWorkers ? { workers: undefined } : {}) }).find(([, v]) => v === undefined);
-      if (bad) return fail('badConfig', RED._('pxe-tftp.errors.setting', { name: bad[0], value: String(def[bad[0]]) }));
-      if (!storeNode) return fail('noStore', RED._('pxe-tftp.errors.noStore'));
-      this.status({ fill: 'yellow', shape: 'ring', text: RED._('pxe-tftp.status.starting') });
-      acquired = true;
-      let store;
-      try {
-        store = await storeNode.acquire(this);
-      } catch (err) {
-        return fail('storeError', RED._('pxe-tftp.errors.store', { message: (err as Error).message }));
-      }
-      if (closed) return;
-      // Transfer workers open their own copy of the store the way the store node opened it: the
-      // files the flow published, the image (or folder) and further ISOs, then its extra folder.
-      const workerStore = storeNode.spec();
-      const srv = new TftpServer({ store, address: address || undefined, workerStore, ...settings, ...(workers !== undefined ? { workers } : {}), nativeIo: def.nativeIo !== false });
-      srv.on('transfer', onEvent);
-      srv.on('progress', onProgress);
-      srv.on('warning', (err) => this.warn(RED._('pxe-tftp.errors.socket', { message: err.message })));
-      try {
-        await srv.listen();
-      } catch (err) {
-        const key = bindErrorKind(err);
-        await srv.close();
-        return fail(key === 'listen' ? 'listenError' : key, RED._(`pxe-tftp.errors.${key}`, { port: settings.port, address: address || '*', message: (err as Error).message }));
-      }
-      server = srv;
-      if (closed) return;
-      const io = srv.socketIo;
-      this.log(RED._('pxe-tftp.log.serving', { source: store.source, address: address || '*', port: settings.port }));
-      this.log(io.kind === 'native' ? RED._('pxe-tftp.log.nativeIo') : RED._('pxe-tftp.log.dgramIo', { reason: io.reason ?? '' }));
-      activity.update();
-    };
-
-    const starting = start().catch((err: Error) => fail('listenError', err.message));
-
-    this.on('close', (_removed: boolean, done: () => void) => {
-      closed = true;
-      activity.close();
-      void (async () => {
-        await starting;
-        // Resolves only when the listening socket and every transfer socket are closed.
-        await server?.close();
-        if (acquired && storeNode) await storeNode.release(this).catch(() => undefined);
-        this.status({});
-      })().then(done, (err: Error) => {
-        this.error(err);
-        done();
-      });
+    let source = '';
+    runServerNode<TftpServer>(RED, this, {
+      type: 'pxe-tftp',
+      store: storeNode,
+      check: (fail) => {
+        const bad = Object.entries({ ...settings, ...(badWorkers ? { workers: undefined } : {}) }).find(([, v]) => v === undefined);
+        return bad && fail('badConfig', 'setting', { name: bad[0], value: String(def[bad[0]]) });
+      },
+      start: async ({ store, own, listen }) => {
+        // Transfer workers open their own copy of the store the way the store node opened it: the
+        // files the flow published, the image (or folder) and further ISOs, then its extra folder.
+        const sn = storeNode!;
+        source = store.source;
+        const workerStore = sn.spec();
+        // Owned: the node's close waits until the listening socket and every transfer socket are closed.
+        const srv = own(new TftpServer({ store, address: address || undefined, workerStore, ...settings, ...(workers !== undefined ? { workers } : {}), nativeIo: def.nativeIo !== false }));
+        srv.on('transfer', onEvent);
+        srv.on('progress', onProgress);
+        srv.on('warning', (err) => this.warn(RED._('pxe-tftp.errors.socket', { message: err.message })));
+        await listen(srv.listen(), { port: settings.port!, address });
+        return srv;
+      },
+      started: (srv) => {
+        const io = srv.socketIo;
+        this.log(RED._('pxe-tftp.log.serving', { source, address: address || '*', port: settings.port }));
+        this.log(io.kind === 'native' ? RED._('pxe-tftp.log.nativeIo') : RED._('pxe-tftp.log.dgramIo', { reason: io.reason ?? '' }));
+        activity.update();
+      },
+      closing: () => activity.close(),
     });
   }
   RED.nodes.registerType('pxe-tftp', PxeTftpNode);

@@ -1,7 +1,7 @@
 /**
  * What went wrong when a server could not bind its port, as the key of the node's locale
  * messages (`errors.<key>`; the status uses `listenError` for 'listen'). Each node's messages
- * say how to fix it in its own words.
+ * say how to fix it in its own words; server-node.ts's `listen` shows them.
  */
 export type BindErrorKind = 'inUse' | 'noPermission' | 'badAddress' | 'listen';
 

@@ -30,7 +30,7 @@ DhcpService.start(cfg).then(
         return;
       }
       if (cmd.op === 'leases') out({ leases: svc.leases() });
-      else if (cmd.op === 'stats') out({ stats: svc.server.stats, filtered: svc.sockets.filtered });
+      else if (cmd.op === 'stats') out({ stats: svc.loop.stats, filtered: svc.sockets.filtered });
       else if (cmd.op === 'close') {
         svc.close().then(
           () => {

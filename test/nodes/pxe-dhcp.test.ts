@@ -14,6 +14,7 @@ import dhcpNode from '../../nodes/pxe-dhcp';
 import storeNode from '../../nodes/pxe-iso-store';
 import { ensureFixtures, fixturePath } from '../fixtures/fixtures';
 import type { NodeMessage, NodeStatus, RedNode } from '../../nodes/lib/red';
+import { withLocale } from './node-helpers';
 
 helper.init(require.resolve('node-red'));
 
@@ -52,7 +53,7 @@ describe('pxe-dhcp node in a Node-RED runtime', () => {
 
   it('waits for a missing interface with a yellow status and a clear warning, refuses input, and closes promptly', async () => {
     const flow = [{ id: 'n1', type: 'pxe-dhcp', name: '', mode: 'proxy', iface: 'pxelab-none0', rules: [] }];
-    await helper.load(dhcpNode, flow);
+    await helper.load([withLocale, dhcpNode], flow);
     const n1 = helper.getNode('n1') as TestNode;
     const status = statusMatching(n1, (s) => s.fill === 'yellow' && /waiting for/.test(s.text ?? ''));
     const warned = new Promise<string>((resolve) =>

@@ -221,17 +221,17 @@ describe('pxe-http node', () => {
   });
 
   it('asks for a store when none is selected', async () => {
-    await helper.load([storeNode, httpNode], [{ id: 'h1', type: 'pxe-http', store: '', mode: 'listen', port: 0, wires: [] }]);
+    await helper.load([withLocale, storeNode, httpNode], [{ id: 'h1', type: 'pxe-http', store: '', mode: 'listen', port: 0, wires: [] }]);
     const n = helper.getNode('h1');
     await n.ready;
-    assert.equal(n.status.lastCall.args[0].fill, 'red');
-    assert.match(String(n.error.lastCall.args[0]), /no pxe-iso-store selected/);
+    assert.deepEqual(n.status.lastCall.args[0], { fill: 'red', shape: 'ring', text: 'no store' });
+    assert.match(String(n.error.lastCall.args[0]), /No pxe-iso-store selected/);
   });
 
   it("iPXE menu: the script offers the ISO's entries and boots the chosen one after the timeout; a choice without an entry is refused", async () => {
     const iso = fixturePath(ensureFixtures().isos.current!.file);
     await helper.load(
-      [storeNode, httpNode],
+      [withLocale, storeNode, httpNode],
       [
         { id: 's9', type: 'pxe-iso-store', path: iso },
         { id: 'h1', type: 'pxe-http', store: 's9', mode: 'listen', address: '127.0.0.1', port: 0, ipxeMenu: 'timeout', ipxeEntry: 'arch_nbd', ipxeSeconds: 3, wires: [] },
@@ -248,7 +248,7 @@ describe('pxe-http node', () => {
     const bad = helper.getNode('h2');
     await bad.ready;
     // (The test helper's spies are shared by the nodes of a flow: look through all calls.)
-    assert.ok(bad.error.args.some((a: unknown[]) => /choose the menu entry/.test(String(a[0]))), JSON.stringify(bad.error.args));
+    assert.ok(bad.error.args.some((a: unknown[]) => /Choose the menu entry/.test(String(a[0]))), JSON.stringify(bad.error.args));
     assert.ok(bad.status.args.some((a: { fill?: string }[]) => a[0]?.fill === 'red'));
   });
 });

@@ -155,6 +155,24 @@ describe('pxe-nbd node', () => {
     }
   });
 
+  it('gives the store back as soon as listening fails, not only at close', async () => {
+    const blocker = net.createServer();
+    const port = await new Promise<number>((r) => blocker.listen(0, '127.0.0.1', () => r((blocker.address() as net.AddressInfo).port)));
+    try {
+      const before = fakeReleases;
+      await helper.load([nbdNode, fakeIsoStoreNode], flow(port, iso));
+      const n1 = helper.getNode('n1') as RedNode;
+      await waitFor(n1, 'error', () => true);
+      assert.equal(fakeReleases, before + 1, 'the store is released with the red dot');
+      const last = (n1.status as unknown as { lastCall: { args: [{ fill?: string; text?: string }] } }).lastCall.args[0];
+      assert.deepEqual([last.fill, last.text], ['red', 'pxe-nbd.status.inUse']);
+      await helper.unload();
+      assert.equal(fakeReleases, before + 1, 'and not released twice at close');
+    } finally {
+      blocker.close();
+    }
+  });
+
   it('reports a missing store and a bad port', async () => {
     await helper.load([nbdNode, fakeIsoStoreNode], [{ id: 'n1', type: 'pxe-nbd', store: '', port: 10809, wires: [] }]);
     const n1 = helper.getNode('n1') as RedNode;

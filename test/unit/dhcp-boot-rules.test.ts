@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { applyBoot, ARCH_BIOS_DEFAULTS, BootRules, type BootRule } from '../../nodes/lib/dhcp/boot-rules';
+import { ARCH_BIOS_DEFAULTS, BootRules, resolveBoot, type BootRule } from '../../nodes/lib/dhcp/boot-rules';
 import { describeClient, type ClientInfo } from '../../nodes/lib/dhcp/client';
 import { createPacket } from '../../nodes/lib/dhcp/codec';
-import { getPxeVendorOptions, parseSubOptions } from '../../nodes/lib/dhcp/options';
 
 function client(over: Partial<ClientInfo>): ClientInfo {
   return {
@@ -69,35 +68,33 @@ describe('boot rules', () => {
     assert.throws(() => new BootRules([{ match: {}, options: [{ code: 52, kind: 'u8', value: '1' }] }]), /52/);
   });
 
-  it('applies a decision to a reply: siaddr, file, 66, 67, 209, 210, 43, extras', () => {
-    const reply = createPacket();
-    const given = applyBoot(reply, { ...ARCH_BIOS_DEFAULTS, options: [{ code: 211, kind: 'u32', value: '5' }] }, '10.0.0.1', true);
-    assert.equal(given, '/arch/boot/syslinux/lpxelinux.0');
-    assert.equal(reply.siaddr, '10.0.0.1');
-    assert.equal(reply.file, '/arch/boot/syslinux/lpxelinux.0');
-    assert.equal(reply.options.get(66)!.toString(), '10.0.0.1');
-    assert.equal(reply.options.get(67)!.toString(), '/arch/boot/syslinux/lpxelinux.0');
-    assert.equal(reply.options.get(209)!.toString(), 'boot/syslinux/archiso.cfg');
-    assert.equal(reply.options.get(210)!.toString(), '/arch/');
-    assert.equal(getPxeVendorOptions(reply.options)!.discoveryControl, 8);
-    assert.deepEqual(reply.options.get(211), Buffer.from([0, 0, 0, 5]));
+  it('decides what a client boots, resolved for it: next-server, {next-server}, TFTP server, HTTP Boot URL', () => {
+    assert.deepEqual(br.decide(client({ arch: 0 }), '10.0.0.1'), {
+      source: 'bios',
+      noBoot: false,
+      nextServer: '10.0.0.1',
+      bootFile: '/arch/boot/syslinux/lpxelinux.0',
+      httpBoot: false,
+      tftpServer: '10.0.0.1',
+      configFile: 'boot/syslinux/archiso.cfg',
+      pathPrefix: '/arch/',
+      raspberryPi: false,
+      options: [],
+    });
+    // The rule's own next-server, and the TFTP server follows it.
+    const arm = br.decide(client({ arch: 11 }), '10.0.0.1')!;
+    assert.deepEqual([arm.nextServer, arm.tftpServer, arm.bootFile], ['10.0.0.9', '10.0.0.9', 'grubaa64.efi']);
+    assert.equal(br.decide(client({ arch: 99, vendorClass: 'x' }), '10.0.0.1'), null);
+    const pi = br.decide(client({ mac: 'dc:a6:32:01:02:03' }), '10.0.0.1')!;
+    assert.deepEqual([pi.raspberryPi, pi.bootFile, pi.tftpServer], [true, undefined, undefined]);
 
-    const pi = createPacket();
-    applyBoot(pi, { raspberryPi: true }, '10.0.0.1', true);
-    assert.ok(parseSubOptions(pi.options.get(43))!.get(9)!.includes(Buffer.from('Raspberry Pi Boot')));
-
-    const url = 'http://10.0.0.1:8080/' + 'x'.repeat(150) + '.ipxe';
-    const ipxe = createPacket();
-    applyBoot(ipxe, { bootFile: url }, '10.0.0.1', false);
-    assert.equal(ipxe.file, '');
-    assert.equal(ipxe.options.get(67)!.toString(), url);
-    assert.equal(ipxe.options.has(43), false);
-
-    assert.equal(applyBoot(createPacket(), { noBoot: true, bootFile: 'x' }, '10.0.0.1', true), null);
-
-    const templ = createPacket();
-    assert.equal(applyBoot(templ, { bootFile: 'http://{next-server}/boot.ipxe' }, '10.0.0.1', false), 'http://10.0.0.1/boot.ipxe');
-    assert.equal(templ.options.get(67)!.toString(), 'http://10.0.0.1/boot.ipxe');
+    const sel = (action: BootRule) => ({ source: 'r', action });
+    assert.equal(resolveBoot(sel({ match: {}, bootFile: 'http://{next-server}/boot.ipxe' }), client({}), '10.0.0.1').bootFile, 'http://10.0.0.1/boot.ipxe');
+    // A UEFI HTTP Boot client: a URL on the next-server, no TFTP server.
+    const http = resolveBoot(sel({ match: {}, bootFile: 'EFI/BOOT/BOOTX64.EFI', tftpServer: 'tftp.lan' }), client({ isHttpBoot: true }), '10.0.0.1');
+    assert.deepEqual([http.httpBoot, http.bootFile, http.tftpServer], [true, 'http://10.0.0.1/EFI/BOOT/BOOTX64.EFI', undefined]);
+    assert.equal(resolveBoot(sel({ match: {}, bootFile: 'x.0', tftpServer: 'tftp.lan' }), client({}), '10.0.0.1').tftpServer, 'tftp.lan');
+    assert.equal(resolveBoot(sel({ match: {}, noBoot: true, bootFile: 'x' }), client({}), '10.0.0.1').noBoot, true);
   });
 
   it('reads the client description from a packet', () => {

@@ -6,8 +6,8 @@ import { decode, encode } from '../../nodes/lib/dhcp/codec';
 import { FullResponder } from '../../nodes/lib/dhcp/full';
 import { MemoryLeaseLog } from '../../nodes/lib/dhcp/lease-store';
 import { MessageType as T } from '../../nodes/lib/dhcp/options';
-import { AddressPool } from '../../nodes/lib/dhcp/pool';
-import { DhcpServer } from '../../nodes/lib/dhcp/server';
+import { AddressPool } from '../../nodes/lib/dhcp/address-pool';
+import { DhcpMessageLoop } from '../../nodes/lib/dhcp/message-loop';
 import { FakeTransport, request } from './dhcp-helpers';
 
 const MAC = '52:54:00:00:0e:01';
@@ -39,7 +39,7 @@ describe('DHCP client identity', () => {
     const pool = new AddressPool([{ network: '10.40.0.0/24', rangeStart: '10.40.0.100', rangeEnd: '10.40.0.150' }], [], log.state, { serverIps: ['10.40.0.1'] });
     const responder = new FullResponder({ serverIp: '10.40.0.1', pool, log, rules: new BootRules([]), leaseTime: 600, authoritative: true });
     const t = new FakeTransport();
-    const server = new DhcpServer(t, responder);
+    const server = new DhcpMessageLoop(t, responder);
     server.on('error', (e) => assert.fail(e));
     for (let i = 0; i < 3; i++) {
       const p = withClientId(600, 0x41 + i);

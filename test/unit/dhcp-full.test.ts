@@ -6,8 +6,8 @@ import type { DhcpEvent } from '../../nodes/lib/dhcp/events';
 import { FullResponder, type LeaseLog } from '../../nodes/lib/dhcp/full';
 import { MemoryLeaseLog, type LogRecord } from '../../nodes/lib/dhcp/lease-store';
 import { getIp, getIps, getLeaseTime, getMessageType, getString, MessageType as T } from '../../nodes/lib/dhcp/options';
-import { AddressPool, type Reservation } from '../../nodes/lib/dhcp/pool';
-import { DhcpServer } from '../../nodes/lib/dhcp/server';
+import { AddressPool, type Reservation } from '../../nodes/lib/dhcp/address-pool';
+import { DhcpMessageLoop } from '../../nodes/lib/dhcp/message-loop';
 import { FakeTransport, request, tick } from './dhcp-helpers';
 
 const SERVER = '10.40.0.1';
@@ -26,7 +26,7 @@ function setup(opts: { authoritative?: boolean; reservations?: Reservation[]; lo
   const rules = new BootRules([{ match: {}, bootFile: 'pxelinux.0', configFile: 'boot/syslinux/archiso.cfg', pathPrefix: '/arch/' }]);
   const responder = new FullResponder({ serverIp: SERVER, pool, log, rules, leaseTime: 600, authoritative: opts.authoritative ?? true });
   const t = new FakeTransport();
-  const server = new DhcpServer(t, responder);
+  const server = new DhcpMessageLoop(t, responder);
   const events: DhcpEvent[] = [];
   server.on('event', (e) => events.push(e));
   server.on('error', (e) => assert.fail(e));

@@ -2,7 +2,7 @@
 import { EventEmitter } from 'node:events';
 import { createPacket, decode, encode, FLAG_BROADCAST, type DhcpPacket } from '../../nodes/lib/dhcp/codec';
 import { ipToBuf } from '../../nodes/lib/dhcp/ip';
-import type { DhcpTransport, IncomingMessage } from '../../nodes/lib/dhcp/server';
+import type { DhcpTransport, IncomingMessage } from '../../nodes/lib/dhcp/message-loop';
 
 export interface Sent {
   packet: DhcpPacket;

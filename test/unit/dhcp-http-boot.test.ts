@@ -27,9 +27,9 @@ import { FullResponder } from '../../nodes/lib/dhcp/full';
 import { MemoryLeaseLog } from '../../nodes/lib/dhcp/lease-store';
 import { toBootRules, type RuleDef } from '../../nodes/lib/dhcp/node-config';
 import { getMessageType, getPxeVendorOptions, getString, MessageType as T } from '../../nodes/lib/dhcp/options';
-import { AddressPool } from '../../nodes/lib/dhcp/pool';
+import { AddressPool } from '../../nodes/lib/dhcp/address-pool';
 import { ProxyResponder } from '../../nodes/lib/dhcp/proxy';
-import { DhcpServer } from '../../nodes/lib/dhcp/server';
+import { DhcpMessageLoop } from '../../nodes/lib/dhcp/message-loop';
 import { firmwareOf, nextFirmware } from '../../nodes/lib/boot-events/firmware';
 import { BootTracker } from '../../nodes/lib/boot-events/tracker';
 import { FakeTransport, request, tick } from './dhcp-helpers';
@@ -97,7 +97,7 @@ function checkBoot(p: DhcpPacket, e: Expect, label: string): void {
 
 function proxySetup() {
   const t = new FakeTransport();
-  const server = new DhcpServer(t, new ProxyResponder({ serverIp: SERVER, rules: new BootRules(toBootRules(exampleRules())) }));
+  const server = new DhcpMessageLoop(t, new ProxyResponder({ serverIp: SERVER, rules: new BootRules(toBootRules(exampleRules())) }));
   return { t, server };
 }
 
@@ -106,7 +106,7 @@ function fullSetup() {
   const pool = new AddressPool([{ network: '10.50.0.0/24', rangeStart: '10.50.0.100', rangeEnd: '10.50.0.150' }], [], log.state, { serverIps: [SERVER] });
   const t = new FakeTransport();
   const responder = new FullResponder({ serverIp: SERVER, pool, log, rules: new BootRules(toBootRules(exampleRules())), leaseTime: 600, authoritative: true });
-  const server = new DhcpServer(t, responder);
+  const server = new DhcpMessageLoop(t, responder);
   server.on('error', (e) => assert.fail(e));
   return { t, server };
 }
@@ -177,7 +177,7 @@ describe('UEFI HTTP Boot rules', () => {
     assert.equal(httpBootUrl('http://10.0.0.9:8080/x.efi', '10.0.0.1'), 'http://10.0.0.9:8080/x.efi');
     const rules = new BootRules(toBootRules([{ name: 'http', match: 'httpboot', value: '', ipxe: 'no', bootFile: 'ipxe.efi', nextServer: '10.0.0.7' }]));
     const s = new FakeTransport();
-    const server = new DhcpServer(s, new ProxyResponder({ serverIp: SERVER, rules }));
+    const server = new DhcpMessageLoop(s, new ProxyResponder({ serverIp: SERVER, rules }));
     s.deliver({ buf: request({ type: T.DISCOVER, vendorClass: vc('HTTPClient', 19), arch: 19 }) });
     return s.waitSent(1).then(([o]) => {
       assert.equal(getString(o!.packet.options, 67), 'http://10.0.0.7/ipxe.efi');

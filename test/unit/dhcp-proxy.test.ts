@@ -7,7 +7,7 @@ import { dhcpSignal } from '../../nodes/lib/boot-events/dhcp-signal';
 import { BootTracker } from '../../nodes/lib/boot-events/tracker';
 import { getMessageType, getPxeVendorOptions, getString, MessageType as T } from '../../nodes/lib/dhcp/options';
 import { ProxyResponder } from '../../nodes/lib/dhcp/proxy';
-import { DhcpServer } from '../../nodes/lib/dhcp/server';
+import { DhcpMessageLoop } from '../../nodes/lib/dhcp/message-loop';
 import { FakeTransport, request, tick } from './dhcp-helpers';
 
 const SERVER = '192.168.1.10';
@@ -21,7 +21,7 @@ function setup() {
     { name: 'uefi', match: { arch: [7, 9] }, bootFile: 'ipxe.efi', nextServer: '192.168.1.20' },
   ]);
   const t = new FakeTransport();
-  const server = new DhcpServer(t, new ProxyResponder({ serverIp: SERVER, rules }));
+  const server = new DhcpMessageLoop(t, new ProxyResponder({ serverIp: SERVER, rules }));
   const events: DhcpEvent[] = [];
   server.on('event', (e) => events.push(e));
   return { t, server, rules, events };

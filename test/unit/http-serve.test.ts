@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BufferPool } from '../../nodes/lib/http/buffer-pool';
 import { HttpFileService, type DoneEvent, type FailEvent, type ProgressEvent, type RequestEvent } from '../../nodes/lib/http/serve-file';
-import { describeListenError, HttpListener } from '../../nodes/lib/http/server';
+import { HttpListener } from '../../nodes/lib/http/server';
 import { TransferSlots } from '../../nodes/lib/http/slots';
 import { FolderStore } from '../../nodes/lib/store/folder-store';
 
@@ -556,18 +556,13 @@ describe('http file service', () => {
     }
   });
 
-  it('names the fixes when listen fails', async () => {
+  it('rejects a failed listen with the bind error and its code (the node words the fix)', async () => {
     const taken = new HttpListener(() => undefined);
     const p = (await taken.listen({ address: '127.0.0.1', port: 0 })).port;
     try {
-      await assert.rejects(new HttpListener(() => undefined).listen({ address: '127.0.0.1', port: p }), /127\.0\.0\.1:\d+ is already in use.*another port/);
+      await assert.rejects(new HttpListener(() => undefined).listen({ address: '127.0.0.1', port: p }), { code: 'EADDRINUSE' });
     } finally {
       await taken.close();
     }
-    const eacces = describeListenError(Object.assign(new Error('listen EACCES'), { code: 'EACCES' }), 80);
-    assert.match(eacces.message, /0\.0\.0\.0:80/);
-    assert.match(eacces.message, /setcap cap_net_bind_service=\+ep/);
-    assert.match(eacces.message, /pxe-nat node's port redirect/);
-    assert.equal((eacces as NodeJS.ErrnoException).code, 'EACCES');
   });
 });

@@ -10,18 +10,14 @@
  * by HTTP: they get it as an absolute URL and option 60 "HTTPClient" back, or the firmware
  * ignores the offer (edk2 HttpBootDxe). A relative boot file becomes http://<next-server>/<file>,
  * the HTTP node's address for a file of the store.
+ *
+ * This module is policy: it decides what a client boots and resolves the decision for that client
+ * (`BootDecision`). Writing it into a reply's fields and options is the protocol's
+ * (boot-options.ts).
  */
-import type { DhcpPacket } from './codec';
 import type { ClientInfo } from './client';
 import { isIpv4, normalizeMac } from './ip';
-import {
-  encodeExtraOption,
-  type ExtraOption,
-  Opt,
-  pxeVendorOption,
-  raspberryPiVendorOption,
-  str,
-} from './options';
+import { encodeExtraOption, type ExtraOption } from './options';
 
 export interface BootMatch {
   /** Option 93 values (0 BIOS, 6/7/9 x86/x64 UEFI, 10/11 ARM UEFI …). */
@@ -64,10 +60,39 @@ export interface BootRule extends BootAction {
   match: BootMatch;
 }
 
-export interface BootDecision {
+/** The rule (or override) a client matched, as configured. */
+export interface SelectedRule {
   /** Rule name, `rule N`, or `override`. */
   source: string;
   action: BootAction;
+}
+
+/**
+ * What a client boots, resolved for that client: the next-server chosen, '{next-server}' filled
+ * in, a URL for an HTTP Boot client. A plain object with no DHCP encoding in it; new kinds of
+ * boot add fields here and their writing in boot-options.ts.
+ */
+export interface BootDecision {
+  /** Rule name, `rule N`, or `override`. */
+  source: string;
+  /** Matched a rule that gives no boot information: the client boots from its disk. */
+  noBoot: boolean;
+  /** The server the client boots from (siaddr). */
+  nextServer: string;
+  /** A TFTP path, or an http(s) URL (iPXE scripts, UEFI HTTP Boot). */
+  bootFile?: string;
+  /** A UEFI HTTP Boot client: fetches bootFile by HTTP, has no TFTP server and no PXE menu. */
+  httpBoot: boolean;
+  /** The TFTP server's name (option 66). */
+  tftpServer?: string;
+  /** PXELINUX configuration file (option 209). */
+  configFile?: string;
+  /** PXELINUX path prefix (option 210). */
+  pathPrefix?: string;
+  /** A Raspberry Pi boot ROM, which wants "Raspberry Pi Boot" in option 43. */
+  raspberryPi: boolean;
+  /** Further options as configured. */
+  options: ExtraOption[];
 }
 
 /** Raspberry Pi Foundation / Raspberry Pi Trading OUIs. */
@@ -158,7 +183,13 @@ export class BootRules {
     return [...this.overrides].map(([mac, action]) => ({ mac, action }));
   }
 
-  select(c: ClientInfo): BootDecision | null {
+  /** What `c` boots, from our address `serverIp`; null when no rule matches. */
+  decide(c: ClientInfo, serverIp: string): BootDecision | null {
+    const selected = this.select(c);
+    return selected && resolveBoot(selected, c, serverIp);
+  }
+
+  select(c: ClientInfo): SelectedRule | null {
     const o = this.overrides.get(c.mac);
     if (o) return { source: 'override', action: o };
     for (let i = 0; i < this.rules.length; i++) {
@@ -176,30 +207,27 @@ export function httpBootUrl(bootFile: string, next: string): string {
 }
 
 /**
- * Writes a boot decision into a reply: siaddr, file, options 66/67/209/210, 43 and extras.
- * `serverIp` is our own address (default next-server). For a UEFI HTTP Boot client (`httpClient`)
- * the boot file is a URL, option 60 says "HTTPClient", and there is no TFTP server (66) nor PXE
- * option 43. Returns the boot file given, or null.
+ * A matched rule resolved for client `c`: the next-server is the rule's or our own `serverIp`;
+ * '{next-server}' in a boot file (an iPXE script URL) becomes it, so one flow works whatever
+ * address the interface has; an HTTP Boot client gets its boot file as a URL and no TFTP server
+ * for it; a TFTP boot file names its server (the rule's, or the next-server).
  */
-export function applyBoot(reply: DhcpPacket, action: BootAction, serverIp: string, pxeClient: boolean, httpClient = false): string | null {
-  if (action.noBoot) return null;
-  const next = action.nextServer || serverIp;
-  reply.siaddr = next;
-  // '{next-server}' in a boot file (an iPXE script URL) becomes the address clients boot from,
-  // so one flow works whatever address the interface has.
-  let bootFile = action.bootFile?.split('{next-server}').join(next);
-  if (bootFile && httpClient) bootFile = httpBootUrl(bootFile, next);
-  if (httpClient) reply.options.set(Opt.VENDOR_CLASS, str('HTTPClient'));
-  if (bootFile) {
-    // Long URLs (iPXE scripts) do not fit the 128-byte file field: option 67 carries them alone.
-    if (Buffer.byteLength(bootFile) < 128) reply.file = bootFile;
-    reply.options.set(Opt.BOOTFILE_NAME, str(bootFile));
-    if (!httpClient) reply.options.set(Opt.TFTP_SERVER_NAME, str(action.tftpServer || next));
-  } else if (action.tftpServer) reply.options.set(Opt.TFTP_SERVER_NAME, str(action.tftpServer));
-  if (action.configFile) reply.options.set(Opt.PXELINUX_CONFIG_FILE, str(action.configFile));
-  if (action.pathPrefix) reply.options.set(Opt.PXELINUX_PATH_PREFIX, str(action.pathPrefix));
-  if (action.raspberryPi) reply.options.set(Opt.VENDOR_SPECIFIC, raspberryPiVendorOption());
-  else if (pxeClient && !httpClient) reply.options.set(Opt.VENDOR_SPECIFIC, pxeVendorOption());
-  for (const o of action.options ?? []) reply.options.set(o.code, encodeExtraOption(o));
-  return bootFile ?? null;
+export function resolveBoot({ source, action }: SelectedRule, c: Pick<ClientInfo, 'isHttpBoot'>, serverIp: string): BootDecision {
+  const nextServer = action.nextServer || serverIp;
+  const httpBoot = c.isHttpBoot;
+  let bootFile = action.bootFile?.split('{next-server}').join(nextServer);
+  if (bootFile && httpBoot) bootFile = httpBootUrl(bootFile, nextServer);
+  const tftpServer = bootFile ? (httpBoot ? undefined : action.tftpServer || nextServer) : action.tftpServer;
+  return {
+    source,
+    noBoot: action.noBoot === true,
+    nextServer,
+    ...(bootFile ? { bootFile } : {}),
+    httpBoot,
+    ...(tftpServer ? { tftpServer } : {}),
+    ...(action.configFile ? { configFile: action.configFile } : {}),
+    ...(action.pathPrefix ? { pathPrefix: action.pathPrefix } : {}),
+    raspberryPi: action.raspberryPi === true,
+    options: action.options ?? [],
+  };
 }

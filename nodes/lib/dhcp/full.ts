@@ -10,14 +10,15 @@
  * An ACK that grants or extends a lease is sent only after the lease store made it durable.
  * DECLINE quarantines the address, RELEASE frees it, INFORM gets options without a lease.
  */
-import { applyBoot, type BootRules } from './boot-rules';
+import { writeBoot } from './boot-options';
+import type { BootRules } from './boot-rules';
 import type { ClientInfo } from './client';
 import type { DhcpPacket } from './codec';
 import { makeEvent, sentPxelinuxOptions, type DhcpEvent } from './events';
 import { intToIp, ipToInt } from './ip';
 import type { LogRecord } from './lease-store';
 import { getMessageType, getRequestedIp, getServerId, ips, MessageType, messageTypeName, Opt, str, u32 } from './options';
-import type { AddressPool, Subnet } from './pool';
+import type { AddressPool, Subnet } from './address-pool';
 import { baseReply, finishReply, NO_REPLY, type HandleResult, type Responder } from './reply';
 
 /** Where leases go: the LeaseStore, or a MemoryLeaseLog in tests. append() applies to the pool's state. */
@@ -91,9 +92,9 @@ export class FullResponder implements Responder {
     if (sc.domain) o.set(Opt.DOMAIN_NAME, str(sc.domain));
     const host = this.cfg.pool.hostnameFor(c.mac, null);
     if (host) o.set(Opt.HOSTNAME, str(host));
-    const decision = this.cfg.rules.select(c);
+    const decision = this.cfg.rules.decide(c, this.cfg.serverIp);
     if (!decision) return { bootFile: null, rule: null };
-    return { bootFile: applyBoot(reply, decision.action, this.cfg.serverIp, c.isPxe, c.isHttpBoot), rule: decision.source };
+    return { bootFile: writeBoot(reply, decision, c.isPxe), rule: decision.source };
   }
 
   private reply(req: DhcpPacket, c: ClientInfo, type: number, subnet: Subnet, yiaddr: string, received: DhcpEvent, withLease = true): HandleResult {

@@ -9,7 +9,7 @@ import * as dgram from 'node:dgram';
 import { createPacket, decode, encode, FLAG_BROADCAST } from './codec';
 import { getMessageType, getServerId, MessageType, u8 } from './options';
 import { BROADCAST, CLIENT_PORT, SERVER_PORT } from './reply-route';
-import type { DhcpTransport } from './server';
+import type { DhcpTransport } from './message-loop';
 
 /**
  * How long to listen for offers. Servers check an address before offering it (busybox udhcpd

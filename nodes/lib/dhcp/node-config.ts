@@ -5,7 +5,7 @@
 import type { BootChoice } from '../menus/boot-menus';
 import { ARCH_BIOS_DEFAULTS, type BootAction, type BootRule } from './boot-rules';
 import { OPTION_KINDS, type ExtraOption, type OptionKind } from './options';
-import type { Reservation } from './pool';
+import type { Reservation } from './address-pool';
 import type { DhcpServiceConfig } from './service';
 
 /** One row of the editor's boot-rule list. */

@@ -15,7 +15,7 @@
  *    4011, non-PXE clients, clients no rule matches — gets no answer.
  */
 import type { BootRules } from './boot-rules';
-import { applyBoot } from './boot-rules';
+import { writeBoot } from './boot-options';
 import type { ClientInfo } from './client';
 import type { DhcpPacket } from './codec';
 import { makeEvent, sentPxelinuxOptions } from './events';
@@ -70,11 +70,11 @@ export class ProxyResponder implements Responder {
     else if (type === MessageType.INFORM && onPxePort) replyType = MessageType.ACK;
     else return ignore(onPxePort ? 'only REQUEST is answered on port 4011' : 'addresses come from the other DHCP server');
 
-    const decision = this.cfg.rules.select(c);
+    const decision = this.cfg.rules.decide(c, this.cfg.serverIp);
     if (!decision) return ignore('no boot rule matches');
-    if (decision.action.noBoot) return ignore(`boot rule ${decision.source}: no boot`);
+    if (decision.noBoot) return ignore(`boot rule ${decision.source}: no boot`);
     const reply = baseReply(req, replyType, this.cfg.serverIp, true);
-    const bootFile = applyBoot(reply, decision.action, this.cfg.serverIp, true, c.isHttpBoot);
+    const bootFile = writeBoot(reply, decision, true);
     if (onPxePort) echoBootItem(req, reply);
     finishReply(req, reply);
     const sent = makeEvent(replyType === MessageType.OFFER ? 'offer' : 'ack', c, req.xid, req.giaddr, {

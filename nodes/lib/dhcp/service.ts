@@ -9,10 +9,10 @@ import type { DhcpEvent } from './events';
 import { FullResponder, type LeaseLog } from './full';
 import { intToIp, ipToInt, normalizeMac, parseCidr } from './ip';
 import { LeaseStore, MemoryLeaseLog, type LeaseRecord, type LeaseSnapshot } from './lease-store';
-import { AddressPool, type Reservation, type SubnetConfig } from './pool';
+import { AddressPool, type Reservation, type SubnetConfig } from './address-pool';
 import { ProxyResponder } from './proxy';
 import type { ReplyRoute } from './reply-route';
-import { DhcpServer } from './server';
+import { DhcpMessageLoop } from './message-loop';
 import { DhcpSockets, interfaceAddress, type InterfaceAddress, type Isolation } from './socket';
 import { DEFAULT_PROBE_MS, probeForServers, type ProbeAnswer } from './guard';
 
@@ -81,16 +81,16 @@ export class DhcpService extends EventEmitter<DhcpServiceEvents> {
   private constructor(
     readonly config: DhcpServiceConfig,
     readonly sockets: DhcpSockets,
-    readonly server: DhcpServer,
+    readonly loop: DhcpMessageLoop,
     readonly rules: BootRules,
     private readonly pool: AddressPool | null,
     private readonly store: LeaseStore | null,
     private readonly sweepTimer: NodeJS.Timeout | null,
   ) {
     super();
-    server.on('event', (e, r) => this.emit('event', e, r));
-    server.on('error', (err) => this.emit('error', err));
-    server.on('malformed', (err, from) => this.emit('warn', `malformed DHCP packet from ${from}: ${err.message}`));
+    loop.on('event', (e, r) => this.emit('event', e, r));
+    loop.on('error', (err) => this.emit('error', err));
+    loop.on('malformed', (err, from) => this.emit('warn', `malformed DHCP packet from ${from}: ${err.message}`));
   }
 
   get address(): InterfaceAddress {
@@ -151,8 +151,8 @@ export class DhcpService extends EventEmitter<DhcpServiceEvents> {
         timer = setInterval(() => p.sweep(Date.now()), 30_000);
         timer.unref();
       } else responder = new ProxyResponder({ serverIp: addr.address, rules });
-      const server = new DhcpServer(sockets, responder);
-      const svc = new DhcpService(cfg, sockets, server, rules, pool, store, timer);
+      const loop = new DhcpMessageLoop(sockets, responder);
+      const svc = new DhcpService(cfg, sockets, loop, rules, pool, store, timer);
       if (store && (store.loadReport.badLines || store.loadReport.tornTail)) {
         warnings.push(`lease file ${store.file}: ignored ${store.loadReport.badLines} bad line(s)${store.loadReport.tornTail ? ' and a torn last line' : ''}`);
       }
@@ -208,7 +208,7 @@ export class DhcpService extends EventEmitter<DhcpServiceEvents> {
   /** Stops answering, waits for pending lease writes, closes sockets and the lease log. */
   async close(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
-    await this.server.close();
+    await this.loop.close();
     await this.store?.close();
   }
 }

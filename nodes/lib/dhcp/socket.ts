@@ -49,7 +49,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { intToIp, ipToInt, prefixToMask, sameSubnet } from './ip';
 import { PXE_PORT, SERVER_PORT } from './reply-route';
-import type { DhcpTransport, IncomingMessage } from './server';
+import type { DhcpTransport, IncomingMessage } from './message-loop';
 
 export type Isolation = 'auto' | 'nftables' | 'filter';
 

@@ -22,32 +22,6 @@ export interface ListenOptions {
 export const MAX_CONNECTIONS = 1024;
 export const MAX_CONNECTIONS_PER_CLIENT = 128;
 
-/** An error from listen() rewritten to name the fix. */
-export function describeListenError(err: NodeJS.ErrnoException, port: number, address?: string): Error {
-  const where = `${address || '0.0.0.0'}:${port}`;
-  let text: string;
-  switch (err.code) {
-    case 'EACCES':
-      text =
-        `no permission to listen on ${where}: ports below 1024 need privilege. Either allow Node.js to bind them ` +
-        '(`sudo setcap cap_net_bind_service=+ep $(readlink -f $(which node))`, or AmbientCapabilities=CAP_NET_BIND_SERVICE ' +
-        "in Node-RED's systemd unit), or listen on a port above 1024 and redirect port 80 to it with the pxe-nat node's " +
-        "port redirect, or serve on Node-RED's own web server instead";
-      break;
-    case 'EADDRINUSE':
-      text = `${where} is already in use by another program (another web server?): stop it, or choose another port`;
-      break;
-    case 'EADDRNOTAVAIL':
-      text = `${address} is not an address of this machine: choose one of its interface addresses, or leave it empty for all`;
-      break;
-    default:
-      text = `cannot listen on ${where}: ${err.message}`;
-  }
-  const out = new Error(text) as NodeJS.ErrnoException;
-  out.code = err.code;
-  return out;
-}
-
 export class HttpListener {
   readonly server: http.Server;
   private readonly perClient = new Map<string, number>();
@@ -83,7 +57,7 @@ export class HttpListener {
     return this.perClient.get(address) ?? 0;
   }
 
-  /** Starts listening; rejects with describeListenError's message. */
+  /** Starts listening; rejects with the bind error as it is (its code says what went wrong; the node words the fix). */
   listen(opts: ListenOptions): Promise<AddressInfo> {
     const s = this.server;
     s.keepAliveTimeout = 5000;
@@ -91,7 +65,7 @@ export class HttpListener {
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
         s.off('listening', onListening);
-        reject(describeListenError(err, opts.port, opts.address));
+        reject(err);
       };
       const onListening = (): void => {
         s.off('error', onError);

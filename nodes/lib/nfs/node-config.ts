@@ -6,11 +6,8 @@ const PORTMAP_MODES: readonly PortmapMode[] = ['auto', 'own', 'rpcbind', 'off'];
 /** What archiso's own PXE menu mounts (archiso_nfs_srv=${pxeserver}:/run/archiso/bootmnt), and the plain root. */
 export const DEFAULT_EXPORTS: readonly string[] = ['/run/archiso/bootmnt', '/'];
 
-/** A port from the editor (`fallback` when empty), or undefined if it is not one. */
-export function parsePort(v: unknown, fallback: number): number | undefined {
-  const n = v === undefined || v === '' ? fallback : Number(v);
-  return Number.isInteger(n) && n > 0 && n < 65536 ? n : undefined;
-}
+/** Ports are checked as every server node checks them. */
+export { parsePort } from '../server-node';
 
 export function parsePortmapMode(v: unknown): PortmapMode {
   return (PORTMAP_MODES as readonly unknown[]).includes(v) ? (v as PortmapMode) : 'auto';

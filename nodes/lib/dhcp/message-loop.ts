@@ -1,5 +1,5 @@
 /**
- * The DHCP server loop, independent of sockets: decode → describe the client → the mode's
+ * The DHCP message loop, independent of sockets: decode → describe the client → the mode's
  * responder (proxy or full) → route (reply-route.ts) → encode → send, reporting an event for every
  * message received and sent. Malformed packets are counted and dropped, never thrown.
  */
@@ -19,7 +19,7 @@ export interface IncomingMessage {
   localPort: number;
 }
 
-/** The sockets as the server loop sees them (socket.ts, or a fake in unit tests). */
+/** The sockets as the message loop sees them (socket.ts, or a fake in unit tests). */
 export interface DhcpTransport extends EventEmitter {
   on(event: 'message', cb: (m: IncomingMessage) => void): this;
   on(event: 'error', cb: (err: Error) => void): this;
@@ -27,7 +27,7 @@ export interface DhcpTransport extends EventEmitter {
   close(): Promise<void>;
 }
 
-export interface ServerStats {
+export interface MessageLoopStats {
   received: number;
   malformed: number;
   ignored: number;
@@ -46,14 +46,14 @@ const MAX_REPLY_DATAGRAM = 1500;
 /** Hop limit for relayed requests (RFC 1542 §4.1.1 recommends 16 at most). */
 const MAX_HOPS = 16;
 
-export interface DhcpServerEvents {
+export interface DhcpMessageLoopEvents {
   event: [e: DhcpEvent, route: ReplyRoute | undefined];
   error: [err: Error];
   malformed: [err: Error, from: string];
 }
 
-export class DhcpServer extends EventEmitter<DhcpServerEvents> {
-  readonly stats: ServerStats = { received: 0, malformed: 0, ignored: 0, sent: 0, sendErrors: 0 };
+export class DhcpMessageLoop extends EventEmitter<DhcpMessageLoopEvents> {
+  readonly stats: MessageLoopStats = { received: 0, malformed: 0, ignored: 0, sent: 0, sendErrors: 0 };
   private inflight = new Set<Promise<void>>();
   private closed = false;
 

@@ -169,8 +169,8 @@ export class AddressPool {
   }
 
   /**
-   * May `key`/`mac` have `ip` in `subnet` now? `freeOnly` refuses addresses that another client
-   * had before (used for requests of unknown clients).
+   * May `key`/`mac` have `ip` in `subnet` now? Not one of ours; its own reservation, or nobody
+   * else's; in the dynamic range, unclaimed, and not on offer to another client.
    */
   usableBy(ip: number, subnet: Subnet, key: string, mac: string, now: number): boolean {
     if (!subnet.contains(ip) || this.serverIps.has(ip)) return false;

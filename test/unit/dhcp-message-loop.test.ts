@@ -5,7 +5,7 @@ import { decode, encode, OPTIONS_OFFSET, type DhcpPacket } from '../../nodes/lib
 import { makeEvent } from '../../nodes/lib/dhcp/events';
 import { MessageType as T, u16 } from '../../nodes/lib/dhcp/options';
 import { baseReply, finishReply, type HandleResult, type Responder } from '../../nodes/lib/dhcp/reply';
-import { DhcpServer } from '../../nodes/lib/dhcp/server';
+import { DhcpMessageLoop } from '../../nodes/lib/dhcp/message-loop';
 import { FakeTransport, request } from './dhcp-helpers';
 
 const SERVER = '10.40.0.1';
@@ -38,7 +38,7 @@ function discover(maxSize?: number, vendorClass?: string): Buffer {
 
 async function exchange(responder: BulkyResponder, req: Buffer): Promise<Buffer> {
   const t = new FakeTransport();
-  const server = new DhcpServer(t, responder);
+  const server = new DhcpMessageLoop(t, responder);
   const errors: Error[] = [];
   server.on('error', (e) => errors.push(e));
   t.deliver({ buf: req });
