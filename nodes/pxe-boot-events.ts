@@ -25,6 +25,9 @@ function toMessage(e: BootEvent, percent: number | undefined): { topic: string; 
     timeline: e.timeline.map((t) => ({ ...t, time: iso(t.at) })),
     bootId: e.bootId,
   };
+  // Which menu entry (when a generated config chose it) and which ISO (from its kernel) it booted.
+  if (e.entry) payload.entry = e.entry;
+  if (e.iso) payload.iso = e.iso;
   if (e.stalledStage) payload.stalledStage = e.stalledStage;
   if (e.error) payload.error = { ...e.error, time: iso(e.error.at) };
   return { topic: `boot/${e.stage}`, payload };

@@ -5,7 +5,7 @@ import { ARCH_BIOS_DEFAULTS, type BootAction } from './lib/dhcp/boot-rules';
 import type { DhcpEvent } from './lib/dhcp/events';
 import { kernelHttpOf, menuChoiceOf, parseExtraOptions, toServiceConfig, type BiosDefaults, type DhcpNodeDef, type KernelHttp } from './lib/dhcp/node-config';
 import { flowHttpServer } from './lib/http/flow-http-server';
-import { BootMenus, type BootChoice } from './lib/menus/boot-menus';
+import { BootMenus, TOP_MENU_KEY, type BootChoice } from './lib/menus/boot-menus';
 import { loaderFetchesHttp } from './lib/menus/pxelinux-config';
 import { bindErrorKind } from './lib/bind-error';
 import { DhcpService, RogueServerError } from './lib/dhcp/service';
@@ -26,12 +26,26 @@ interface PxeDhcpDef extends NodeDef, DhcpNodeDef {
  * The BIOS rule's defaults: what the store's Arch ISO needs (its layout's loader and options
  * 209/210), or the wiki's settings when there is no store or no Arch ISO in it.
  */
-async function biosDefaults(storeNode: IsoStoreNode | null, user: RedNode): Promise<{ bios: BiosDefaults; from: 'iso' | 'wiki' | 'noArch'; layout?: string }> {
+async function biosDefaults(
+  storeNode: IsoStoreNode | null,
+  user: RedNode,
+): Promise<{ bios: BiosDefaults; from: 'iso' | 'wiki' | 'noArch' | 'isos' | 'isosFailed'; layout?: string; detail?: Record<string, unknown> }> {
   if (!storeNode) return { bios: ARCH_BIOS_DEFAULTS, from: 'wiki' };
   try {
-    const info = await detectArchiso(await storeNode.acquire(user));
+    const store = await storeNode.acquire(user);
+    const info = await detectArchiso(store);
     if (info.detected && info.dhcp) {
       const { bootFile, configFile, pathPrefix } = info.dhcp;
+      // Several ISOs behind the store: BIOS clients get the generated menu of all of them.
+      // If that menu cannot be written, the main ISO's own menu still boots.
+      if (storeNode.isos.length > 0 && storeNode.published) {
+        const published = storeNode.published;
+        const top = await BootMenus.load(store)
+          .then((menus) => menus.publishPxelinux(published, TOP_MENU_KEY, { choice: { mode: 'menu' } }))
+          .catch((err: Error) => err);
+        if (typeof top === 'string') return { bios: { bootFile, configFile: top, pathPrefix }, from: 'isos', detail: { count: storeNode.isos.length + 1 } };
+        return { bios: { bootFile, configFile, pathPrefix }, from: 'isosFailed', layout: info.layout ?? undefined, detail: { message: top.message } };
+      }
       return { bios: { bootFile, configFile, pathPrefix }, from: 'iso', layout: info.layout ?? undefined };
     }
     return { bios: ARCH_BIOS_DEFAULTS, from: 'noArch' };
@@ -145,7 +159,7 @@ export = function register(RED: RedApi): void {
       // The store, when chosen, is where boot files come from; it only matters to the merge
       // (detected Arch files fill the BIOS rule). Its absence is not an error.
       if (def.store && !storeNode) this.warn(RED._('pxe-dhcp.errors.no-store'));
-      const { bios, from, layout } = await biosDefaults(storeNode, this);
+      const { bios, from, layout, detail } = await biosDefaults(storeNode, this);
       biosSettings = bios;
       const cfg = toServiceConfig(def, { leaseFile, bios });
       // Unattended boots: a rule that picks an entry of the ISO's menu hands out a generated
@@ -155,7 +169,7 @@ export = function register(RED: RedApi): void {
       const chosen = (def.rules ?? [])
         .map((d, i) => ({ i, name: d.name || `rule ${i + 1}`, boot: menuChoiceOf(d, d.name || `rule ${i + 1}`), kernel: kernelHttpOf(d, d.name || `rule ${i + 1}`) }))
         .filter((x): x is { i: number; name: string; boot: BootChoice; kernel: KernelHttp } => x.boot !== null);
-      this.debug(RED._('pxe-dhcp.log.bios', { from: RED._(`pxe-dhcp.log.bios-${from}`, { layout }), ...bios }));
+      this.debug(RED._('pxe-dhcp.log.bios', { from: RED._(`pxe-dhcp.log.bios-${from}`, { layout, ...detail }), ...bios }));
       if (cfg.mode === 'full' && !leaseFile) this.warn(RED._('pxe-dhcp.errors.no-userdir'));
       await waitForInterface();
       if (closing) return undefined;

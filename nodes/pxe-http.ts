@@ -94,7 +94,7 @@ export = function register(RED: RedWithHttpNode): void {
 
     const send = (topic: string, payload: object): void => this.send({ topic, payload } as NodeMessage);
     const bootSignal = (kind: 'progress' | 'done', client: string, file: string, bytes: number, size: number): void =>
-      bootBus.publish({ source: 'http', kind, ip: client.replace(/^::ffff:/, ''), file, bytes, size, at: Date.now() });
+      bootBus.publish({ source: 'http', kind, ip: client.replace(/^::ffff:/, ''), file, bytes, size, at: Date.now(), ...(storeNode ? { store: storeNode.isoName(file) } : {}) });
     // One warning per kind a minute: a client repeating a failing request must not flood the log.
     const warned = new Map<string, { at: number; more: number }>();
     const warnOnce = (kind: string, text: string): void => {

@@ -5,7 +5,8 @@ import { PublishedFiles, publishedFolder } from './lib/store/published-files';
 import { SharedResource } from './lib/shared-resource';
 import { detectArchiso } from './lib/store/archiso';
 import { describeStore } from './lib/store/describe';
-import { openConfiguredStore } from './lib/store/open-store';
+import { checkPrefix, defaultPrefix, MAX_MOUNTS } from './lib/store/mounted-store';
+import { openConfiguredStore, openStoreSpec, type IsoMountSpec, type StoreSpec } from './lib/store/open-store';
 import type { FileStore } from './lib/store/types';
 import { getStoreNode, type IsoStoreNode } from './lib/store-node';
 
@@ -13,6 +14,24 @@ interface IsoStoreDef extends NodeDef {
   path: string;
   /** Optional folder of extra files served after the image's (e.g. /usr/lib/ipxe). */
   extra?: string;
+  /** Further ISOs served beside this one by the same servers, each under its own path prefix. */
+  isos?: { path?: string; prefix?: string }[];
+}
+
+const baseName = (p: string): string => p.replace(/\/+$/, '').split('/').pop() ?? p;
+
+/** The further ISOs as configured, checked: a path each, and a prefix (typed, or from the file name) used once. */
+function isoMountsOf(def: IsoStoreDef): IsoMountSpec[] {
+  const rows = (Array.isArray(def.isos) ? def.isos : []).filter((r) => String(r?.path ?? '').trim());
+  if (rows.length > MAX_MOUNTS) throw new Error(`at most ${MAX_MOUNTS} further ISOs`);
+  const seen = new Set<string>();
+  return rows.map((r) => {
+    const source = String(r.path).trim();
+    const prefix = checkPrefix(String(r.prefix ?? '').trim() || defaultPrefix(source));
+    if (seen.has(prefix)) throw new Error(`two ISOs under the same prefix /${prefix}/`);
+    seen.add(prefix);
+    return { prefix, source };
+  });
 }
 
 export = function register(RED: RedApi): void {
@@ -24,8 +43,29 @@ export = function register(RED: RedApi): void {
     const userDir = RED.settings.userDir;
     const published = typeof userDir === 'string' && userDir ? new PublishedFiles(publishedFolder(userDir, this.id)) : undefined;
     this.published = published;
+    let isos: IsoMountSpec[] = [];
+    let badIsos: Error | undefined;
+    try {
+      isos = isoMountsOf(def);
+    } catch (err) {
+      badIsos = err as Error;
+      this.error(RED._('pxe-iso-store.errors.isos', { message: badIsos.message }));
+    }
+    this.isos = isos;
+    this.spec = (): StoreSpec => ({
+      source: this.source,
+      ...(extra ? { extraFolder: extra } : {}),
+      ...(published ? { publishedFolder: published.folder } : {}),
+      ...(isos.length ? { isos } : {}),
+    });
+    const names = new Map(isos.map((i) => [i.prefix, baseName(i.source)]));
+    this.isoName = (p: string): string => names.get(p.replace(/^[/\\]+/, '').split(/[/\\]/)[0] ?? '') ?? baseName(this.source);
     const shared = new SharedResource<FileStore>(
-      async () => openConfiguredStore(this.source, extra, published && (await published.init()).folder),
+      async () => {
+        if (badIsos) throw badIsos;
+        if (published) await published.init();
+        return openStoreSpec(this.spec());
+      },
       (store) => store.close(),
     );
     this.acquire = (user) => shared.acquire(user.id);

@@ -5,6 +5,7 @@ import { NbdServer, type NbdDisconnect, type NbdProgress, type NbdSessionInfo } 
 import type { NodeDef, RedApi, RedNode } from './lib/red';
 import { getStoreNode, type IsoStoreNode } from './lib/store-node';
 import { parsePort, runServerNode } from './lib/server-node';
+import { isoMounts } from './lib/store/mounted-store';
 
 interface NbdDef extends NodeDef {
   store: string;
@@ -44,6 +45,7 @@ export = function register(RED: RedApi): void {
 
     let source = '';
     let exp: FileExport | undefined;
+    let more: { exp: FileExport; source: string }[] = [];
     runServerNode<NbdServer>(RED, this, {
       type: 'pxe-nbd',
       store: storeNode,
@@ -57,7 +59,21 @@ export = function register(RED: RedApi): void {
         } catch (err) {
           throw fail('storeError', 'image', { source: store.source, message: (err as Error).message });
         }
-        const srv = own(new NbdServer({ exports: [exp], progressIntervalMs }));
+        // Further ISOs of the store, each exported under its path prefix (what the top menu's entries name).
+        more = [];
+        for (const m of isoMounts(store)) {
+          if (m.store.kind !== 'iso') continue;
+          if (m.prefix === exportName) {
+            this.warn(RED._('pxe-nbd.log.skipped', { name: m.prefix }));
+            continue;
+          }
+          try {
+            more.push({ exp: own(await FileExport.open(m.prefix, m.store.source, 'Arch Linux ISO image')), source: m.store.source });
+          } catch (err) {
+            throw fail('storeError', 'image', { source: m.store.source, message: (err as Error).message });
+          }
+        }
+        const srv = own(new NbdServer({ exports: [exp, ...more.map((m) => m.exp)], progressIntervalMs }));
         srv.on('connect', (info: NbdSessionInfo) => {
           this.send({ topic: 'nbd/connect', payload: info });
           showClients();
@@ -99,6 +115,7 @@ export = function register(RED: RedApi): void {
       started: (srv) => {
         server = srv;
         this.log(RED._('pxe-nbd.log.serving', { source, name: exportName, address: address || '*', port, size: exp?.size }));
+        for (const m of more) this.log(RED._('pxe-nbd.log.serving', { source: m.source, name: m.exp.name, address: address || '*', port, size: m.exp.size }));
         showClients();
       },
       closing: () => activity.close(),

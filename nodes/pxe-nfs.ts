@@ -77,7 +77,7 @@ export = function register(RED: RedApi): void {
           const key = `${p.address} ${p.path}`;
           if (p.done) activity.end(key, p.bytes);
           else activity.progress(key, p.bytes);
-          bootBus.publish({ source: 'nfs', kind: p.done ? 'done' : 'progress', ip: p.address, file: p.path, bytes: p.bytes, size: p.size, at: Date.now() });
+          bootBus.publish({ source: 'nfs', kind: p.done ? 'done' : 'progress', ip: p.address, file: p.path, bytes: p.bytes, size: p.size, at: Date.now(), ...(storeNode ? { store: storeNode.isoName(p.path) } : {}) });
         });
         srv.on('clientError', (e: NfsClientInfo & { message: string }) => this.debug(RED._('pxe-nfs.log.clientError', { address: e.address, port: e.port, message: e.message })));
         srv.on('refused', (r: NfsClientInfo & { max: number }) => this.warn(RED._('pxe-nfs.errors.tooMany', { address: r.address, max: r.max })));

@@ -1,4 +1,3 @@
-import * as path from 'node:path';
 import { ActivityStatus } from './lib/activity-status';
 import { bootBus, type TransferSignal } from './lib/boot-events/bus';
 import type { NodeDef, RedApi, RedNode } from './lib/red';
@@ -53,9 +52,12 @@ export = function register(RED: RedApi): void {
       idle: () => ({ fill: 'green', shape: 'dot', text: RED._('pxe-tftp.status.listening', { port: settings.port }) }),
       busyText: (count, rate) => RED._('pxe-tftp.status.busy', { count, rate }),
     });
-    const store = storeNode?.source ? path.basename(storeNode.source) : undefined;
-    const signal = (ev: TftpEvent | ProgressEvent, kind: TransferSignal['kind'], bytes: number, extra: Partial<TransferSignal> = {}): void =>
+    // The ISO a file came from: with several behind one store, the one under the file's prefix.
+    const storeOf = (file: string): string | undefined => (storeNode?.source ? storeNode.isoName(file) : undefined);
+    const signal = (ev: TftpEvent | ProgressEvent, kind: TransferSignal['kind'], bytes: number, extra: Partial<TransferSignal> = {}): void => {
+      const store = storeOf(ev.file);
       bootBus.publish({ source: 'tftp', kind, ip: ev.client.address.replace(/^::ffff:/, ''), file: ev.file, bytes, size: ev.size ?? bytes, at: Date.now(), ...(store ? { store } : {}), ...extra });
+    };
 
     // Requests dropped at the transfer limits (no ERROR sent: the firmware resends and is served a
     // moment later) are routine in a boot storm: one warning a minute says how many, not one each.
@@ -122,14 +124,10 @@ export = function register(RED: RedApi): void {
       },
       start: async ({ store, own, listen }) => {
         // Transfer workers open their own copy of the store the way the store node opened it: the
-        // files the flow published, the image (or folder), then its extra folder.
+        // files the flow published, the image (or folder) and further ISOs, then its extra folder.
         const sn = storeNode!;
         source = store.source;
-        const workerStore = {
-          source: sn.source,
-          ...(sn.extra ? { extraFolder: sn.extra } : {}),
-          ...(sn.published ? { publishedFolder: sn.published.folder } : {}),
-        };
+        const workerStore = sn.spec();
         // Owned: the node's close waits until the listening socket and every transfer socket are closed.
         const srv = own(new TftpServer({ store, address: address || undefined, workerStore, ...settings, ...(workers !== undefined ? { workers } : {}), nativeIo: def.nativeIo !== false }));
         srv.on('transfer', onEvent);

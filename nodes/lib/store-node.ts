@@ -1,4 +1,5 @@
 import type { RedApi, RedNode } from './red';
+import type { StoreSpec, IsoMountSpec } from './store/open-store';
 import type { PublishedFiles } from './store/published-files';
 import type { FileStore } from './store/types';
 
@@ -7,6 +8,12 @@ export interface IsoStoreNode extends RedNode {
   source: string;
   /** Folder of extra files served after the image's ('' for none). */
   extra: string;
+  /** Further ISOs served beside the main one, each under its own path prefix (checked). */
+  isos: IsoMountSpec[];
+  /** How to open a copy of this store (TFTP transfer workers do). */
+  spec(): StoreSpec;
+  /** The file name of the ISO a store path belongs to (a further ISO's under its prefix), for boot events. */
+  isoName(path: string): string;
   /** Files the flow published into this store (pxe-files), served before the image's; none without a user dir. */
   published: PublishedFiles | undefined;
   /** Opens the store for `user` (shared with the store's other users). */

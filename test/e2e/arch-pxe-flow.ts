@@ -31,10 +31,12 @@ export interface ArchPxeFlowOptions {
    * pxe-nbd node now; one is added only when it has none.
    */
   nbd?: boolean;
+  /** The example file to start from (default 'Arch PXE.json'). */
+  example?: string;
 }
 
 export function archPxeFlow(o: ArchPxeFlowOptions): FlowNode[] {
-  const example = JSON.parse(fs.readFileSync(path.join(repoRoot, 'examples', 'Arch PXE.json'), 'utf8')) as FlowNode[];
+  const example = JSON.parse(fs.readFileSync(path.join(repoRoot, 'examples', o.example ?? 'Arch PXE.json'), 'utf8')) as FlowNode[];
   const tab = example.find((n) => n.type === 'tab')!;
   const events = example.find((n) => n.type === 'pxe-boot-events')!;
   const flow = example.map((n): FlowNode => {

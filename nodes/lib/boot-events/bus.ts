@@ -35,6 +35,10 @@ export interface DhcpSignal {
   configFile?: string;
   /** Option 210 sent: PXELINUX path prefix. */
   pathPrefix?: string;
+  /** The menu entry a generated config boots ('arch_nfs'), when the flow chose one. */
+  entry?: string;
+  /** The ISO that entry is in (its file name), when the flow chose one. */
+  iso?: string;
 }
 
 export interface TransferSignal {

@@ -41,7 +41,10 @@ export interface BootSummary {
   endedAt?: number;
   root?: BootRecord['root'];
   kernel?: string;
+  /** The ISO booted (several behind one store: the chosen one), else the store files came from. */
   store?: string;
+  /** The menu entry booted, when a generated config chose it. */
+  entry?: string;
   /** The transfer that matters now: the furthest one in flight, else the furthest one seen. */
   transfer?: TransferInfo;
   retries: number;
@@ -275,7 +278,8 @@ export class BootMonitor {
       endedAt: r.endedAt,
       root: r.root,
       kernel: r.kernel,
-      store: r.store,
+      store: r.iso ?? r.store,
+      entry: r.entry,
       transfer: currentTransfer(r),
       interrupted: r.interrupted,
     };

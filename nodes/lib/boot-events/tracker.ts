@@ -44,6 +44,10 @@ export interface BootEvent {
   /** stalled: the stage it stopped in and the last error, when there was one. */
   stalledStage?: ProgressStage;
   error?: BootError;
+  /** The menu entry the client boots ('arch_nfs'), when a generated config chose it. */
+  entry?: string;
+  /** The ISO it boots (its file name): from its kernel's store, else from the choice. */
+  iso?: string;
 }
 
 export interface TransferInfo {
@@ -117,6 +121,10 @@ export interface BootRecord {
   initrd?: string;
   /** The store (ISO) the boot files came from, when the serving node says. */
   store?: string;
+  /** The menu entry booted, when a generated config chose it (DHCP's entry). */
+  entry?: string;
+  /** The ISO booted (its file name): the store its kernel came from, else the chosen entry's. */
+  iso?: string;
   transfers: Partial<Record<TransferStage, TransferInfo>>;
   files: FileEntry[];
   /** The last missing files asked for (pxelinux probes many paths): shown quietly. */
@@ -330,6 +338,8 @@ export class BootTracker {
     }
     if (s.arch) rec.arch = s.arch;
     if (s.hostname) rec.hostname = clip(s.hostname, 64);
+    if (s.entry) rec.entry = clip(s.entry, LIMITS.fileName);
+    if (s.iso && !rec.kernel) rec.iso = clip(s.iso, LIMITS.fileName);
     const fw = firmwareOf({ mac, arch: s.arch, vendorClass: s.vendorClass, userClass: s.userClass });
     const firmware = nextFirmware(rec.firmware, fw);
     if (firmware) rec.firmware = firmware;
@@ -384,7 +394,11 @@ export class BootTracker {
     else delete f.message;
     // NBD reads no file: its whole export stands for the root filesystem.
     if (stage === 'rootfs') rec.root = { via: s.source, file };
-    else if (stage === 'kernel') rec.kernel = file;
+    else if (stage === 'kernel') {
+      rec.kernel = file;
+      // The kernel's store is the ISO booted (several ISOs: the one under the kernel's prefix).
+      if (s.store) rec.iso = clip(s.store, LIMITS.fileName);
+    }
     else if (stage === 'initrd') rec.initrd = file;
   }
 
@@ -530,6 +544,8 @@ export class BootTracker {
       at: e.at,
       timeline: rec.timeline.map((t) => ({ ...t })),
       bootId: rec.id,
+      ...(rec.entry ? { entry: rec.entry } : {}),
+      ...(rec.iso ? { iso: rec.iso } : {}),
     };
   }
 
@@ -585,7 +601,7 @@ export class BootTracker {
     b.startedAt = Math.min(a.startedAt, b.startedAt);
     b.lastAt = Math.max(a.lastAt, b.lastAt);
     b.retries += a.retries;
-    for (const k of ['root', 'kernel', 'initrd', 'store', 'error', 'ipxe'] as const) if (a[k] !== undefined && b[k] === undefined) (b as unknown as Record<string, unknown>)[k] = a[k];
+    for (const k of ['root', 'kernel', 'initrd', 'store', 'entry', 'iso', 'error', 'ipxe'] as const) if (a[k] !== undefined && b[k] === undefined) (b as unknown as Record<string, unknown>)[k] = a[k];
     if (a.firmware === 'rpi') b.firmware = 'rpi';
     if (from.failAt !== undefined) into.failAt = from.failAt;
     this.drop(from);

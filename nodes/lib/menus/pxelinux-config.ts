@@ -25,6 +25,11 @@ export interface PxelinuxConfigInput {
    * (loaderFetchesHttp); absent: TFTP, as the ISO's entry says.
    */
   kernelBaseUrl?: string;
+  /**
+   * The menu a person sees ('menu' and 'timeout'), in place of INCLUDEing the ISO's: the top menu
+   * of several ISOs (topMenuLines), whose LABELs are the entries' labels.
+   */
+  menuLines?: string[];
 }
 
 /** Our own label for the entry we boot: hidden in the menu, so the ISO's menu looks as shipped. */
@@ -53,7 +58,7 @@ export function checkExtraArgs(args: string | undefined): string {
 }
 
 /** How a config in `workDir` names a store path: relative when below it, else from the TFTP root. */
-function nameFrom(workDir: string, storePath: string): string {
+export function nameFrom(workDir: string, storePath: string): string {
   const dir = workDir.replace(/^\/+|\/+$/g, '');
   return dir && storePath.startsWith(`${dir}/`) ? storePath.slice(dir.length + 1) : `::/${storePath}`;
 }
@@ -108,7 +113,8 @@ export function pxelinuxConfig(input: PxelinuxConfigInput): string {
   const extra = checkExtraArgs(input.extraArgs);
   const head = ['# Written by node-red-pxe for pxelinux. The ISO\'s own files are unchanged.'];
   const { choice } = input;
-  if (choice.mode === 'menu') return [...head, `INCLUDE ${nameFrom(input.workDir, input.menuPath)}`, ''].join('\n');
+  const menu = input.menuLines ?? [`INCLUDE ${nameFrom(input.workDir, input.menuPath)}`];
+  if (choice.mode === 'menu') return [...head, ...menu, ''].join('\n');
 
   const found = input.entries.find((e) => e.label === choice.entry);
   if (!found?.kernel) throw new MenuError('NO_ENTRY', `the ISO's menu has no entry "${choice.entry}" (it has: ${linuxEntries({ entries: input.entries, files: [], skipped: [] }).map((e) => e.label).join(', ') || 'none'})`);
@@ -122,7 +128,7 @@ export function pxelinuxConfig(input: PxelinuxConfigInput): string {
   if (!Number.isFinite(seconds) || seconds < 1 || seconds > 3600) throw new MenuError('BAD_TIMEOUT', 'the menu timeout must be 1 to 3600 seconds');
   return [
     ...head,
-    `INCLUDE ${nameFrom(input.workDir, input.menuPath)}`,
+    ...menu,
     // The ISO's entry stays highlighted; the timeout boots our copy with the extra parameters.
     `DEFAULT ${found.label}`,
     `TIMEOUT ${Math.round(seconds * 10)}`,

@@ -1,6 +1,6 @@
 import { detectArchiso, type ArchisoInfo } from './archiso';
 import { IsoStore } from './iso-store';
-import { LayeredStore } from './layered-store';
+import { mainStore } from './mounted-store';
 import type { FileStore } from './types';
 
 /**
@@ -26,7 +26,7 @@ export interface StoreDescription {
 }
 
 export async function describeStore(store: FileStore): Promise<StoreDescription> {
-  const primary = store instanceof LayeredStore ? store.primary : store;
+  const primary = mainStore(store);
   const iso =
     primary instanceof IsoStore
       ? {

@@ -11,13 +11,10 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { NegotiatedOptions } from './options';
 import type { JobEvent, JobReport, RunnerConfig, TransferJob } from './runner';
+import type { StoreSpec } from '../store/open-store';
 
-/** How a worker opens its own copy of the store (the same arguments as openConfiguredStore). */
-export interface WorkerStoreSpec {
-  source: string;
-  extraFolder?: string;
-  publishedFolder?: string;
-}
+/** How a worker opens its own copy of the store (openStoreSpec: as the store node opens it). */
+export type WorkerStoreSpec = StoreSpec;
 
 export interface WorkerInit {
   runner: RunnerConfig;

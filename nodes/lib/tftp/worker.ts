@@ -8,7 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { BusyPoller } from './busy-poll';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-pool';
 import { TransferRunner } from './runner';
-import { openConfiguredStore } from '../store/open-store';
+import { openStoreSpec } from '../store/open-store';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
@@ -17,7 +17,7 @@ const post = (m: FromWorker): void => port.postMessage(m);
 async function main(): Promise<void> {
   let store;
   try {
-    store = await openConfiguredStore(init.store.source, init.store.extraFolder, init.store.publishedFolder);
+    store = await openStoreSpec(init.store);
   } catch (err) {
     post({ type: 'fatal', message: (err as Error).message });
     port.close();
