@@ -4,8 +4,9 @@
  * on, boot events and the notification branch active) serves 10 BIOS clients booting at once:
  * each replays the recorded boot of bench:storm (bench/storm/client.ts: DHCP, pxelinux's TFTP
  * sequence, kernel and initramfs over TFTP, the root image over HTTP), with the files at a
- * current Arch ISO's full sizes (bench/storm/files.ts). The TFTP node runs 4 transfer workers,
- * what it starts by itself on a 4-core Pi 4/5 (this machine's 2 cores would give it 2).
+ * current Arch ISO's full sizes (bench/storm/files.ts). The TFTP node runs as many transfer
+ * workers as it starts by itself on a 4-core Pi 4 with 1 GiB (defaultTransferWorkers: none);
+ * `--workers 4` measures a Pi with 2 GiB or more.
  *
  * Figure: Node-RED's peak resident set (VmHWM of the process and any children) over the whole
  * run, ceiling 150 MiB (a 1 GiB Pi runs other flows too). Every client must finish with intact
@@ -24,6 +25,7 @@ import { installPacked, peakRss, settingsJs } from './storm/servers';
 import { filesRead, type Recording } from './storm/script';
 import { prepareFiles } from './storm/files';
 import type { ClientConfig, ClientResult } from './storm/client';
+import { defaultTransferWorkers } from '../nodes/lib/tftp/server';
 
 const MiB = 1024 * 1024;
 const arg = (name: string, def: number): number => {
@@ -36,8 +38,8 @@ if (!(CLIENTS >= 1 && CLIENTS <= 100)) throw new Error('--clients must be 1..100
 if (!(SCALE > 0 && SCALE <= 1)) throw new Error('--scale must be in (0, 1]');
 /** The ceiling: a 1 GiB Pi shares its memory with the OS and the user's other flows. */
 const CEILING_MIB = 150;
-/** Transfer workers a 4-core Pi gets by default (TftpServer: min(4, cores)); --workers to compare. */
-const PI_WORKERS = arg('workers', 4);
+/** Transfer workers a 4-core, 1 GiB Pi gets by default; --workers to compare. */
+const PI_WORKERS = arg('workers', defaultTransferWorkers(4, 1024 ** 3));
 if (!(PI_WORKERS >= 0 && PI_WORKERS <= 8)) throw new Error('--workers must be 0..8');
 const SERVER = '10.92.0.1';
 const CLIENT_BASE = '10.92.255.254';

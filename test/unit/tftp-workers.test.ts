@@ -12,10 +12,22 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { FolderStore } from '../../nodes/lib/store/folder-store';
 import { encodeError, encodeRequest, ErrorCode, Opcode } from '../../nodes/lib/tftp/codec';
 import { netasciiEncode } from '../../nodes/lib/tftp/netascii';
-import { TftpServer, type ProgressEvent, type TftpEvent, type TftpServerOptions } from '../../nodes/lib/tftp/server';
+import { defaultTransferWorkers, TftpServer, type ProgressEvent, type TftpEvent, type TftpServerOptions } from '../../nodes/lib/tftp/server';
 import { get, sleep, TestClient } from './tftp-helpers';
 
 const fdCount = (): number => fs.readdirSync('/proc/self/fd').length;
+
+describe('how many transfer workers the node starts when Threads is empty', () => {
+  const GiB = 1024 ** 3;
+  it('one per core up to 4 with 2 GiB or more; none on one core or under 2 GiB (a 1 GiB Pi)', () => {
+    assert.equal(defaultTransferWorkers(2, 24 * GiB), 2);
+    assert.equal(defaultTransferWorkers(4, 4 * GiB), 4);
+    assert.equal(defaultTransferWorkers(16, 64 * GiB), 4);
+    assert.equal(defaultTransferWorkers(1, 8 * GiB), 0);
+    assert.equal(defaultTransferWorkers(4, 0.9 * GiB), 0);
+    assert.equal(defaultTransferWorkers(4, 1.8 * GiB), 0);
+  });
+});
 
 describe('tftp server with transfer workers (127.0.0.1)', () => {
   let dir: string;

@@ -172,6 +172,19 @@ const DEFAULTS = {
   busyPollMs: 0,
 };
 
+/** Below this much memory the TFTP node starts no transfer workers by default. */
+export const WORKERS_MIN_MEMORY = 2 * 1024 ** 3;
+
+/**
+ * Transfer workers started when the node's Threads setting is empty: one per core up to 4, none on
+ * one core, and none under 2 GiB of memory — each worker is a V8 isolate with its own store
+ * (~13 MiB), and a 1 GiB Pi must serve 10 boots in under 150 MiB beside the user's other flows
+ * (bench:pi-memory: 133 MiB without workers, 187 MiB with 4).
+ */
+export function defaultTransferWorkers(cores: number, totalMemory: number): number {
+  return cores > 1 && totalMemory >= WORKERS_MIN_MEMORY ? Math.min(4, cores) : 0;
+}
+
 function positive(n: number | undefined, fallback: number): number {
   return typeof n === 'number' && Number.isFinite(n) && n >= 1 ? Math.floor(n) : fallback;
 }
@@ -228,8 +241,7 @@ export class TftpServer {
     this.nativeIo = runnerCfg.nativeIo;
     this.runner = new TransferRunner(opts.store, runnerCfg, this.poller);
     this.localTransfers = typeof opts.localTransfers === 'number' && opts.localTransfers >= 0 ? Math.floor(opts.localTransfers) : 2;
-    const cores = os.availableParallelism();
-    const fallback = opts.workerStore && cores > 1 ? Math.min(4, cores) : 0;
+    const fallback = opts.workerStore ? defaultTransferWorkers(os.availableParallelism(), os.totalmem()) : 0;
     const workers = typeof opts.workers === 'number' && Number.isFinite(opts.workers) ? Math.max(0, Math.min(64, Math.floor(opts.workers))) : fallback;
     if (workers > 0) {
       if (!opts.workerStore) throw new Error('workers need workerStore: how each worker opens the store');
