@@ -26,7 +26,8 @@ describe('JsonFile: one JSON file in the user dir', () => {
     let n = 0;
     for (let i = 0; i < 1000; i++) f.schedule(() => ({ n: ++n }));
     assert.equal(fs.existsSync(file), false, 'nothing written before the delay');
-    await new Promise((r) => setTimeout(r, 120));
+    // The first write comes after the delay (later on a busy machine: wait for it, bounded).
+    for (const t0 = Date.now(); f.writes === 0 && Date.now() - t0 < 2000; ) await new Promise((r) => setTimeout(r, 10));
     assert.equal(f.writes, 1);
     assert.deepEqual(JSON.parse(fs.readFileSync(file, 'utf8')), { n: 1 }, 'read once, when written');
     // A steady stream of changes: writes keep their pace (not one per change, not never).
@@ -38,7 +39,7 @@ describe('JsonFile: one JSON file in the user dir', () => {
     const elapsed = Date.now() - t0;
     await f.flush();
     // About one write per 50 ms of changes (timers run late on a busy machine: never more).
-    assert.ok(f.writes >= 3 && f.writes <= Math.ceil(elapsed / 50) + 2, `writes ${f.writes} in ${elapsed} ms`);
+    assert.ok(f.writes >= 2 && f.writes <= Math.ceil(elapsed / 50) + 2, `writes ${f.writes} in ${elapsed} ms`);
     assert.deepEqual(fs.readdirSync(path.dirname(file)), ['x.json'], 'no temporary file left');
   });
 
