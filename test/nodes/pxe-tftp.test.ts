@@ -237,7 +237,9 @@ describe('pxe-tftp node', () => {
         assert.ok(d1?.pkt?.op === Opcode.DATA, `cycle ${i}`);
         await helper.unload();
         assert.deepEqual(errors, [], `cycle ${i}`);
-        const bye = await c.recv();
+        // Retransmits of block 1 sent before the close (a busy machine) may come first.
+        let bye = await c.recv();
+        for (let k = 0; k < 20 && bye?.pkt?.op === Opcode.DATA; k++) bye = await c.recv();
         assert.ok(bye?.pkt?.op === Opcode.ERROR, `cycle ${i}: the client is told`);
         if (i === 0) baseline = fdCount();
       }
