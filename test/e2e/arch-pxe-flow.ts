@@ -33,6 +33,11 @@ export interface ArchPxeFlowOptions {
   nbd?: boolean;
   /** The example file to start from (default 'Arch PXE.json'). */
   example?: string;
+  /**
+   * Messages for the DHCP node, sent as a flow would at run time: an inject node 2 s after the
+   * deploy and every 5 s after (the node answers only once it serves; a repeat changes nothing).
+   */
+  dhcpMessages?: { topic: string; payload: unknown }[];
 }
 
 export function archPxeFlow(o: ArchPxeFlowOptions): FlowNode[] {
@@ -57,6 +62,10 @@ export function archPxeFlow(o: ArchPxeFlowOptions): FlowNode[] {
     const store = example.find((n) => n.type === 'pxe-iso-store')!;
     flow.push({ id: 'e2e0000000000002', type: 'pxe-nbd', z: tab.id, name: 'NBD', store: store.id, exportName: 'archiso', address: '', port: 10809, x: 130, y: 760, wires: [[]] });
   }
+  const dhcp = example.find((n) => n.type === 'pxe-dhcp')!;
+  (o.dhcpMessages ?? []).forEach((m, i) => {
+    flow.push({ id: `e2e00000000001${i.toString(16).padStart(2, '0')}`, type: 'inject', z: tab.id, name: m.topic, props: [{ p: 'payload' }, { p: 'topic', vt: 'str' }], repeat: '5', once: true, onceDelay: 2, topic: m.topic, payload: JSON.stringify(m.payload), payloadType: 'json', x: 130, y: 820 + 40 * i, wires: [[dhcp.id]] });
+  });
   // The test's eyes: every boot event as a JSON line.
   flow.push({ id: 'e2e0000000000001', type: 'file', z: tab.id, name: 'events', filename: o.eventsFile, filenameType: 'str', appendNewline: true, createDir: true, overwriteFile: 'false', encoding: 'none', x: 500, y: 700, wires: [[]] });
   (events.wires as string[][])[0]!.push('e2e0000000000001');

@@ -30,6 +30,8 @@ interface BootCase {
   addressServer?: boolean;
   /** The entry of this ISO's PXE menu to choose with keys; none when iPXE boots a script. */
   entry?: { iso: FixtureIso; method: Method };
+  /** Power the machine on only once Node-RED's log shows this (a choice set by message first). */
+  startAfterLog?: RegExp;
 }
 
 interface Booted {
@@ -72,6 +74,12 @@ describe('PXE boots of the Arch PXE example flow', { skip: skip ?? false }, () =
       const tap = lab.tap(srv, br);
       if (c.addressServer) startAddressServer(lab, srv, br);
       red = await startNodeRed(srv, archPxeFlow({ ...c.flow, iface: br, eventsFile }), { port: 1880 });
+      // The DHCP node serves once the bridge has a carrier: another machine on the segment gives it one.
+      if (c.startAfterLog) lab.attach(srv, br, lab.netns('peer'), '10.123.0.3/24');
+      for (const t0 = Date.now(); c.startAfterLog && !c.startAfterLog.test(red.log()); ) {
+        if (Date.now() - t0 > 30_000) throw new Error(`Node-RED never logged ${c.startAfterLog}:\n${red.log().slice(-3000)}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
       const poweredOn = Date.now();
       vm = startVm(srv, { ...c.vm, tap });
       const result = waitForBootResult(vm, BOOT_TIMEOUT);
@@ -178,6 +186,32 @@ describe('PXE boots of the Arch PXE example flow', { skip: skip ?? false }, () =
     assert.equal(r.marker?.server, SERVER);
     assert.match(r.output, /Command line: .*archiso_nfs_srv=\$\{pxeserver\}:\/run\/archiso\/bootmnt.* console=ttyS0 pxeflow_e2e=10\.123\.0\.1\b/, 'the extra parameters reach the kernel, {next-server} as our address');
     assertStagesInOrder(r.stages, STAGES.nfs);
+  });
+
+  it('unattended by message, BIOS, full DHCP, current ISO: the rules show the menu, a boot/menu message for this MAC boots the NBD entry at once', async (t) => {
+    const iso = manifest.isos.current;
+    const entry = iso.pxeEntries[pxeEntryIndex(iso, 'nbd')]!.label;
+    const mac = '52:54:00:12:34:07';
+    const r = await boot(
+      {
+        flow: {
+          iso: fixturePath(iso.file),
+          mode: 'full',
+          poolStart: '10.123.0.100',
+          poolEnd: '10.123.0.150',
+          dhcpMessages: [{ topic: 'boot/menu', payload: { mac, entry } }],
+        },
+        vm: { mac, firmware: 'bios', rom: 'ipxe' },
+        // As a user would: the choice is set, then the machine is switched on.
+        startAfterLog: new RegExp(`${mac}: kernel and initramfs over`),
+      },
+      STAGES.nbd,
+    );
+    t.diagnostic(`marker after ${(r.elapsedMs / 1000).toFixed(1)} s, no keys pressed`);
+    assert.equal(r.marker?.method, 'nbd');
+    assert.equal(r.marker?.sha256, manifest.marker.sha256);
+    assert.equal(r.marker?.server, SERVER);
+    assertStagesInOrder(r.stages, STAGES.nbd);
   });
 
   it("unattended, BIOS, proxy mode, current ISO: the ISO's menu is shown and a rule boots the HTTP entry after 2 s", async (t) => {
