@@ -198,7 +198,7 @@ export = function register(RED: RedApi): void {
       );
       if (closing) return svc;
       service = svc;
-      for (const w of svc.startupWarnings) this.warn(w);
+      for (const w of svc.startupWarnings) this.warn(RED._(`pxe-dhcp.warn.${w.key}`, w.subs));
       svc.on('event', (e: DhcpEvent) => {
         this.send({ topic: `dhcp/${e.type}`, payload: e });
         // Offers and ACKs carry the boot information the boot-events node starts a timeline with;
@@ -208,7 +208,7 @@ export = function register(RED: RedApi): void {
         }
         if (e.type === 'ack' || e.type === 'offer') this.status({ fill: 'green', shape: 'dot', text: RED._('pxe-dhcp.status.sent', { type: e.type, ip: e.ip ?? '' }).trim() });
       });
-      svc.on('warn', (w) => this.warn(w));
+      svc.on('warn', (w) => this.warn(RED._(`pxe-dhcp.warn.${w.key}`, w.subs)));
       svc.on('error', (err) => this.error(err.message));
       this.log(RED._('pxe-dhcp.log.serving', { mode: cfg.mode, sockets: svc.sockets.description }));
       this.status({ fill: 'green', shape: 'dot', text: RED._('pxe-dhcp.status.serving', { mode: cfg.mode, iface }).slice(0, 19) });

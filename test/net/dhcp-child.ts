@@ -14,11 +14,11 @@ const out = (o: unknown): void => {
 
 DhcpService.start(cfg).then(
   (svc) => {
-    for (const w of svc.startupWarnings) out({ warn: w });
+    for (const w of svc.startupWarnings) out({ warn: w.text });
     svc.on('event', (e, route) => {
       if (!cfg.quiet) out({ event: e, route });
     });
-    svc.on('warn', (w) => out({ warn: w }));
+    svc.on('warn', (w) => out({ warn: w.text }));
     svc.on('error', (e) => out({ error: e.message }));
     out({ listening: svc.address, isolation: svc.sockets.isolation });
     const rl = readline.createInterface({ input: process.stdin });

@@ -45,4 +45,11 @@ describe('locale keys', () => {
     for (const k of ['starting', 'error', 'rogue']) if (!has(cat, `pxe-dhcp.status.${k}`)) missing.push(`pxe-dhcp.status.${k}`);
     assert.deepEqual(missing, []);
   });
+
+  it("the DHCP service's warnings (DhcpWarning keys) have texts", () => {
+    const src = fs.readFileSync(path.join(nodesDir, 'lib/dhcp/service.ts'), 'utf8');
+    const keys = /key: ((?:'\w+'(?: \| )?)+);/.exec(src)![1]!.match(/\w+/g)!;
+    assert.ok(keys.length >= 6, keys.join());
+    assert.deepEqual(keys.filter((k) => !has(cat, `pxe-dhcp.warn.${k}`)), []);
+  });
 });

@@ -62,7 +62,7 @@ export class RogueServerError extends Error {
 
 export interface DhcpServiceEvents {
   event: [e: DhcpEvent, route: ReplyRoute | undefined];
-  warn: [msg: string];
+  warn: [warning: DhcpWarning];
   error: [err: Error];
 }
 
@@ -74,9 +74,23 @@ export function defaultRange(address: string, prefix: number): { start: string; 
   return { start: intToIp(c.network + Math.ceil(size / 4)), end: intToIp(c.network + Math.floor((3 * size) / 4)) };
 }
 
+
+/**
+ * Something the operator should know that does not stop the service: `key` names the text in the
+ * node's locale (pxe-dhcp.warn.<key>, with `subs`); `text` is the same in English for logs outside
+ * Node-RED.
+ */
+export interface DhcpWarning {
+  key: 'malformed' | 'probeSkipped' | 'forced' | 'leaseFile' | 'leaseFileTorn' | 'isolationFilter';
+  subs: Record<string, string | number>;
+  text: string;
+}
+
+const warning = (key: DhcpWarning['key'], subs: DhcpWarning['subs'], text: string): DhcpWarning => ({ key, subs, text });
+
 export class DhcpService extends EventEmitter<DhcpServiceEvents> {
   /** Things the user should know about how the service started (logged by the node). */
-  startupWarnings: string[] = [];
+  startupWarnings: DhcpWarning[] = [];
 
   private constructor(
     readonly config: DhcpServiceConfig,
@@ -90,7 +104,7 @@ export class DhcpService extends EventEmitter<DhcpServiceEvents> {
     super();
     loop.on('event', (e, r) => this.emit('event', e, r));
     loop.on('error', (err) => this.emit('error', err));
-    loop.on('malformed', (err, from) => this.emit('warn', `malformed DHCP packet from ${from}: ${err.message}`));
+    loop.on('malformed', (err, from) => this.emit('warn', warning('malformed', { from, message: err.message }, `malformed DHCP packet from ${from}: ${err.message}`)));
   }
 
   get address(): InterfaceAddress {
@@ -122,13 +136,16 @@ export class DhcpService extends EventEmitter<DhcpServiceEvents> {
     }
     const sockets = await DhcpSockets.open({ iface: cfg.iface, pxePort: cfg.mode === 'proxy', isolation: cfg.isolation ?? 'auto', address: addr });
     let store: LeaseStore | null = null;
-    const warnings: string[] = [];
+    const warnings: DhcpWarning[] = [];
     try {
       if (cfg.mode === 'full' && (cfg.probeMs ?? DEFAULT_PROBE_MS) > 0) {
         const found = await probeForServers(sockets, { mac: addr.mac, ownAddress: addr.address, timeoutMs: cfg.probeMs ?? DEFAULT_PROBE_MS });
-        if (found === null) warnings.push('rogue-server probe skipped: port 68 is in use');
+        if (found === null) warnings.push(warning('probeSkipped', {}, 'rogue-server probe skipped: port 68 is in use'));
         else if (found.length && !cfg.force) throw new RogueServerError(found);
-        else if (found.length) warnings.push(`forced: serving although ${new RogueServerError(found).message.split(';')[0]}`);
+        else if (found.length) {
+          const seen = new RogueServerError(found).message.split(';')[0]!;
+          warnings.push(warning('forced', { seen }, `forced: serving although ${seen}`));
+        }
       }
       let log: LeaseLog & { state: LeaseSnapshot };
       if (cfg.mode === 'full' && cfg.leaseFile) {
@@ -154,10 +171,12 @@ export class DhcpService extends EventEmitter<DhcpServiceEvents> {
       const loop = new DhcpMessageLoop(sockets, responder);
       const svc = new DhcpService(cfg, sockets, loop, rules, pool, store, timer);
       if (store && (store.loadReport.badLines || store.loadReport.tornTail)) {
-        warnings.push(`lease file ${store.file}: ignored ${store.loadReport.badLines} bad line(s)${store.loadReport.tornTail ? ' and a torn last line' : ''}`);
+        const { badLines, tornTail } = store.loadReport;
+        warnings.push(warning(tornTail ? 'leaseFileTorn' : 'leaseFile', { file: store.file, count: badLines }, `lease file ${store.file}: ignored ${badLines} bad line(s)${tornTail ? ' and a torn last line' : ''}`));
       }
       if (sockets.isolation === 'filter') {
-        warnings.push(`interface isolation by source-address filter (${sockets.isolationNote ?? 'chosen'}); see the README`);
+        const note = sockets.isolationNote ?? 'chosen';
+        warnings.push(warning('isolationFilter', { note }, `interface isolation by source-address filter (${note}); see the README`));
       }
       svc.startupWarnings = warnings;
       return svc;
