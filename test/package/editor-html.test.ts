@@ -50,6 +50,10 @@ describe('editor .html files', () => {
         for (const s of sections) assert.match(help.body, new RegExp(`<h3>${s}</h3>`), `help section ${s}`);
       });
 
+      it("looks its texts up through the node (node._), not RED._, which shows a package's bare keys", () => {
+        assert.deepEqual([...html.matchAll(/RED\._\('(pxe-[^']*)'/g)].map((m) => m[1]), []);
+      });
+
       it('uses an icon that exists and has locale messages', () => {
         const icon = /icon:\s*'([^']+)'/.exec(def!.body)?.[1];
         assert.ok(icon, 'icon set');
