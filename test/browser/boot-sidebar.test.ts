@@ -29,7 +29,8 @@ import { archPxeFlow, readEvents } from '../e2e/arch-pxe-flow';
 import { ensureFixtures, fixturePath, pxeEntryIndex } from '../fixtures/fixtures';
 import { Lab, labAvailable } from '../lab/netns';
 import { chooseMenuEntry, startVm, waitForBootResult, type Vm } from '../lab/qemu';
-import { CHROMIUM, openEditor, startBootRed, TEST_TAB, type BootRed, type Opened } from './boot-red';
+import { startBootRed, TEST_TAB, type BootRed } from './boot-red';
+import { CHROMIUM, openEditor, type Opened } from './editor-page';
 
 const root = path.resolve(__dirname, '..', '..');
 const shots = path.join(root, '.cache', 'browser');

@@ -20,7 +20,8 @@ import { chromium, type Browser, type ConsoleMessage, type Page } from 'playwrig
 import { toBootRules, type RuleDef } from '../../nodes/lib/dhcp/node-config';
 import { ensureFixtures, fixturePath, type FixtureIso } from '../fixtures/fixtures';
 import { freePort } from '../lab/process';
-import { openEditor, startBootRed, type BootRed, type Opened } from './boot-red';
+import { startBootRed, type BootRed } from './boot-red';
+import { openEditor, type Opened } from './editor-page';
 
 const CHROMIUM = '/usr/bin/chromium';
 const root = path.resolve(__dirname, '..', '..');

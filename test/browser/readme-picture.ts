@@ -17,7 +17,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureFixtures, fixturePath, repoRoot } from '../fixtures/fixtures';
 import { Lab, labAvailable } from '../lab/netns';
-import { CHROMIUM, openEditor, startBootRed, type BootRed, type Opened } from './boot-red';
+import { startBootRed, type BootRed } from './boot-red';
+import { CHROMIUM, openEditor, type Opened } from './editor-page';
 
 type FlowNode = Record<string, unknown> & { id: string; type: string };
 
