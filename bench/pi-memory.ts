@@ -21,9 +21,8 @@ import * as path from 'node:path';
 import { Lab, labAvailable, type Netns } from '../test/lab/netns';
 import { waitForLine } from '../test/lab/process';
 import { archPxeFlow, readEvents } from '../test/e2e/arch-pxe-flow';
-import { installPacked, peakRss, settingsJs } from './storm/servers';
-import { filesRead, type Recording } from './storm/script';
-import { prepareFiles } from './storm/files';
+import { peakRss, prepareRun, settingsJs } from './storm/servers';
+import type { Recording } from './storm/script';
 import type { ClientConfig, ClientResult } from './storm/client';
 import { defaultTransferWorkers } from '../nodes/lib/tftp/server';
 
@@ -70,12 +69,7 @@ async function main(): Promise<void> {
   let ok = 0;
   try {
     console.log('preparing the files and installing the packed package…');
-    const files = prepareFiles(work, recording.iso, SCALE);
-    const userDir = installPacked(path.join(work, 'pkg'));
-    const missing = filesRead(recording.steps).filter((f) => !files.expect[f]);
-    if (missing.length) throw new Error(`the recording reads files the tree lacks: ${missing.join(', ')}`);
-    const firstTftp = recording.steps.find((s) => s.proto === 'tftp');
-    if (!firstTftp || firstTftp.proto !== 'tftp') throw new Error('the recording has no TFTP request');
+    const { files, userDir, bootFile } = prepareRun(work, recording, SCALE);
     console.log(`${CLIENTS} clients at once; files: ${Object.entries(files.sizes).map(([p, s]) => `${path.basename(p)} ${fmt(s / MiB)} MiB`).join(', ')}; TFTP workers ${PI_WORKERS}`);
 
     const srv = lab.netns('srv');
@@ -109,7 +103,7 @@ async function main(): Promise<void> {
     let sampled = 0;
     const sampler = setInterval(() => (sampled = Math.max(sampled, rssNow(red!.pid!))), 100);
     const cfgFile = path.join(work, 'clients.json');
-    const cfg: ClientConfig = { iface: cliIf, server: SERVER, clients: CLIENTS, round: 1, spreadMs: 200, steps: recording.steps, expect: files.expect, bootFile: firstTftp.file, clientTimeoutMs: 600_000 };
+    const cfg: ClientConfig = { iface: cliIf, server: SERVER, clients: CLIENTS, round: 1, spreadMs: 200, steps: recording.steps, expect: files.expect, bootFile, clientTimeoutMs: 600_000 };
     fs.writeFileSync(cfgFile, JSON.stringify(cfg));
     const r = await cli.run(process.execPath, ['--import', 'tsx', path.join(__dirname, 'storm', 'client.ts'), cfgFile], { cwd: root, timeoutMs: cfg.clientTimeoutMs + 60_000 });
     clearInterval(sampler);

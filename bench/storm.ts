@@ -34,9 +34,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Lab, labAvailable, type Netns } from '../test/lab/netns';
 import { readEvents } from '../test/e2e/arch-pxe-flow';
-import { CpuGroup, installPacked, peakRss, startOurs, startStack, type Running } from './storm/servers';
-import { describeSteps, filesRead, type Recording } from './storm/script';
-import { FULL_SIZES, prepareFiles } from './storm/files';
+import { CpuGroup, peakRss, prepareRun, startOurs, startStack, type Running } from './storm/servers';
+import { describeSteps, type Recording } from './storm/script';
+import { FULL_SIZES } from './storm/files';
 import type { ClientConfig, ClientResult } from './storm/client';
 
 const MiB = 1024 * 1024;
@@ -122,12 +122,7 @@ async function main(): Promise<void> {
   let running: Running | undefined;
   try {
     console.log('preparing the files and installing the packed package…');
-    const files = prepareFiles(work, recording.iso, SCALE);
-    const userDir = installPacked(path.join(work, 'pkg'));
-    const missing = filesRead(recording.steps).filter((f) => !files.expect[f]);
-    if (missing.length) throw new Error(`the recording reads files the tree lacks: ${missing.join(', ')}`);
-    const firstTftp = recording.steps.find((s) => s.proto === 'tftp');
-    if (!firstTftp || firstTftp.proto !== 'tftp') throw new Error('the recording has no TFTP request');
+    const { files, userDir, bootFile } = prepareRun(work, recording, SCALE);
 
     const srv = lab.netns('srv');
     const cli = lab.netns('cli');
@@ -158,7 +153,7 @@ async function main(): Promise<void> {
         for (let i = 0; i < 20 && fs.existsSync(`${lagFile}.reset`); i++) await sleep(50);
       }
       const cpu0 = running.cpu.seconds();
-      const cfg: ClientConfig = { iface: cliIf, server: SERVER, clients: CLIENTS, round, spreadMs: 1000, steps: recording.steps, expect: files.expect, bootFile: firstTftp.file, clientTimeoutMs: 600_000 };
+      const cfg: ClientConfig = { iface: cliIf, server: SERVER, clients: CLIENTS, round, spreadMs: 1000, steps: recording.steps, expect: files.expect, bootFile, clientTimeoutMs: 600_000 };
       const { allMs, results } = await runClients(cli, path.join(work, `client-${round}.json`), cfg);
       const r: Round = { server, round, allMs, results, cpuSeconds: running.cpu.seconds() - cpu0, peakRssBytes: running.pids.reduce((sum, pid) => sum + peakRss(pid), 0), bytes: bytesPerClient(results) };
       if (server === 'ours') {

@@ -11,6 +11,8 @@ import * as path from 'node:path';
 import type { Netns } from '../../test/lab/netns';
 import { waitForLine } from '../../test/lab/process';
 import { archPxeFlow } from '../../test/e2e/arch-pxe-flow';
+import { prepareFiles } from './files';
+import { filesRead, type Recording } from './script';
 
 const root = path.resolve(__dirname, '..', '..');
 const CPUACCT = '/sys/fs/cgroup/cpuacct';
@@ -99,6 +101,21 @@ function collect(proc: ChildProcess): () => string {
 }
 
 // ---------------------------------------------------------------- ours
+
+/**
+ * What a storm run needs before any server starts: the recording's files at `scale` (checked to
+ * cover every file it reads), the packed package installed in a Node-RED user dir, and the
+ * loader the clients ask for first.
+ */
+export function prepareRun(work: string, recording: Recording, scale: number): { files: ReturnType<typeof prepareFiles>; userDir: string; bootFile: string } {
+  const files = prepareFiles(work, recording.iso, scale);
+  const userDir = installPacked(path.join(work, 'pkg'));
+  const missing = filesRead(recording.steps).filter((f) => !files.expect[f]);
+  if (missing.length) throw new Error(`the recording reads files the tree lacks: ${missing.join(', ')}`);
+  const firstTftp = recording.steps.find((s) => s.proto === 'tftp');
+  if (!firstTftp || firstTftp.proto !== 'tftp') throw new Error('the recording has no TFTP request');
+  return { files, userDir, bootFile: firstTftp.file };
+}
 
 /** `npm pack` of this checkout, installed into a fresh user dir as Node-RED's palette would (plus its native addon). */
 export function installPacked(work: string): string {
