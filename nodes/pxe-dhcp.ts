@@ -3,12 +3,12 @@ import { bootBus } from './lib/boot-events/bus';
 import { dhcpSignal } from './lib/boot-events/dhcp-signal';
 import { ARCH_BIOS_DEFAULTS, type BootAction } from './lib/dhcp/boot-rules';
 import type { DhcpEvent } from './lib/dhcp/events';
-import { kernelHttpOf, menuChoiceOf, parseExtraOptions, toServiceConfig, type BiosDefaults, type DhcpNodeDef, type KernelHttp } from './lib/dhcp/node-config';
+import { DhcpConfigError, kernelHttpOf, menuApplies, menuChoiceOf, parseExtraOptions, toServiceConfig, type BiosDefaults, type DhcpNodeDef, type KernelHttp, type RuleDef } from './lib/dhcp/node-config';
 import { flowHttpServer } from './lib/http/flow-http-server';
 import { BootMenus, TOP_MENU_KEY, type BootChoice } from './lib/menus/boot-menus';
 import { loaderFetchesHttp } from './lib/menus/pxelinux-config';
 import { bindErrorKind } from './lib/bind-error';
-import { DhcpService, RogueServerError } from './lib/dhcp/service';
+import { DhcpService, RogueServerError, type DhcpServiceConfig } from './lib/dhcp/service';
 import { normalizeMac } from './lib/dhcp/ip';
 import { interfaceAddress } from './lib/dhcp/socket';
 import { registerInterfacesEndpoint } from './lib/interfaces';
@@ -85,8 +85,8 @@ function withServer(boot: BootChoice, address: string): BootChoice {
   return { ...boot, ...(boot.extraArgs ? { extraArgs: put(boot.extraArgs) } : {}), ...(boot.kernelBaseUrl ? { kernelBaseUrl: put(boot.kernelBaseUrl) } : {}) };
 }
 
-/** The boot override a flow sends in msg.payload (pixiecore-API style). */
-function overrideFrom(p: Record<string, unknown>): BootAction | null {
+/** The boot override a flow sends in msg.payload (pixiecore-API style); `what` names it in errors. */
+function overrideFrom(p: Record<string, unknown>, what: string): BootAction | null {
   if (p.remove === true) return null;
   const a: BootAction = {};
   for (const k of ['nextServer', 'bootFile', 'tftpServer', 'configFile', 'pathPrefix'] as const) {
@@ -95,12 +95,17 @@ function overrideFrom(p: Record<string, unknown>): BootAction | null {
   if (p.noBoot === true) a.noBoot = true;
   if (p.raspberryPi === true) a.raspberryPi = true;
   if (Array.isArray(p.options)) a.options = p.options as BootAction['options'];
-  else if (typeof p.options === 'string') a.options = parseExtraOptions(p.options);
+  else if (typeof p.options === 'string') a.options = parseExtraOptions(p.options, what);
   return a;
 }
 
 export = function register(RED: RedApi): void {
   registerInterfacesEndpoint(RED, 'pxe-dhcp.read');
+
+  /** A rule, as errors name it in the user's language. */
+  const ruleLabel = (d: Pick<RuleDef, 'name'>, i: number): string => (d.name ? RED._('pxe-dhcp.config.rule', { name: d.name }) : RED._('pxe-dhcp.config.ruleN', { n: i + 1 }));
+  /** A bad setting in the user's language (its English text stays on `DhcpConfigError.message`). */
+  const worded = (err: unknown): Error => (err instanceof DhcpConfigError ? new Error(RED._(`pxe-dhcp.config.${err.key}`, err.subs)) : (err as Error));
 
   function PxeDhcpNode(this: RedNode, def: PxeDhcpDef): void {
     RED.nodes.createNode(this, def);
@@ -161,14 +166,24 @@ export = function register(RED: RedApi): void {
       if (def.store && !storeNode) this.warn(RED._('pxe-dhcp.errors.no-store'));
       const { bios, from, layout, detail } = await biosDefaults(storeNode, this);
       biosSettings = bios;
-      const cfg = toServiceConfig(def, { leaseFile, bios });
+      let cfg: DhcpServiceConfig;
       // Unattended boots: a rule that picks an entry of the ISO's menu hands out a generated
       // pxelinux config instead of the ISO's. If that fails, the rule keeps the ISO's own menu:
       // a client that waits at a menu is better than one that cannot boot. Written once the
       // interface is up: '{next-server}' in the kernel parameters is its address.
-      const chosen = (def.rules ?? [])
-        .map((d, i) => ({ i, name: d.name || `rule ${i + 1}`, boot: menuChoiceOf(d, d.name || `rule ${i + 1}`), kernel: kernelHttpOf(d, d.name || `rule ${i + 1}`) }))
-        .filter((x): x is { i: number; name: string; boot: BootChoice; kernel: KernelHttp } => x.boot !== null);
+      let chosen: { i: number; name: string; boot: BootChoice; kernel: KernelHttp }[];
+      try {
+        cfg = toServiceConfig(def, { leaseFile, bios, label: ruleLabel });
+        chosen = (def.rules ?? [])
+          .map((d, i) => ({ i, name: ruleLabel(d, i), boot: menuChoiceOf(d, ruleLabel(d, i)), kernel: kernelHttpOf(d, ruleLabel(d, i)) }))
+          .filter((x): x is { i: number; name: string; boot: BootChoice; kernel: KernelHttp } => x.boot !== null);
+      } catch (err) {
+        throw err instanceof DhcpConfigError ? new StartFailure('config', worded(err).message) : err;
+      }
+      // A menu on a rule for UEFI, HTTP Boot, iPXE or Pi clients would hand them a BIOS loader:
+      // those keep their own boot file.
+      for (const c of chosen.filter(({ i }) => !menuApplies(cfg.rules[i]!))) this.warn(RED._('pxe-dhcp.warn.menuNotBios', { rule: c.name }));
+      chosen = chosen.filter(({ i }) => menuApplies(cfg.rules[i]!));
       this.debug(RED._('pxe-dhcp.log.bios', { from: RED._(`pxe-dhcp.log.bios-${from}`, { layout, ...detail }), ...bios }));
       if (cfg.mode === 'full' && !leaseFile) this.warn(RED._('pxe-dhcp.errors.no-userdir'));
       await waitForInterface();
@@ -238,12 +253,13 @@ export = function register(RED: RedApi): void {
         if (!svc) return done(new Error(RED._('pxe-dhcp.errors.not-running')));
         (async () => {
           const mac = normalizeMac(String(p.mac ?? ''));
-          const boot = p.remove === true ? null : menuChoiceOf({ menu: String(p.menu ?? 'now'), entry: p.entry as string, menuSeconds: p.seconds as number, kernelArgs: p.kernelArgs as string }, `boot/menu for ${mac}`);
+          const what = RED._('pxe-dhcp.config.message', { topic: 'boot/menu', mac });
+          const boot = p.remove === true ? null : menuChoiceOf({ menu: String(p.menu ?? 'now'), entry: p.entry as string, menuSeconds: p.seconds as number, kernelArgs: p.kernelArgs as string }, what);
           if (!boot) {
             svc.setBootOverride(mac, null);
             return;
           }
-          const kernel = kernelHttpOf({ kernelHttp: p.kernelHttp as string }, `boot/menu for ${mac}`);
+          const kernel = kernelHttpOf({ kernelHttp: p.kernelHttp as string }, what);
           await withMenus(RED, storeNode, this, async (menus, published) => {
             const src = await kernelSource(kernel, loaderOf(menus, biosSettings), mac);
             const server = interfaceAddress(iface).address;
@@ -256,7 +272,7 @@ export = function register(RED: RedApi): void {
             reply('dhcp/overrides', svc.rules.listOverrides());
             done();
           },
-          (err: Error) => done(err),
+          (err: Error) => done(worded(err)),
         );
         return;
       }
@@ -274,7 +290,7 @@ export = function register(RED: RedApi): void {
             reply('dhcp/reservations', service.reservations());
             break;
           case 'boot/override':
-            service.setBootOverride(String(p.mac ?? ''), overrideFrom(p));
+            service.setBootOverride(String(p.mac ?? ''), overrideFrom(p, RED._('pxe-dhcp.config.message', { topic: 'boot/override', mac: String(p.mac ?? '') })));
             reply('dhcp/overrides', service.rules.listOverrides());
             break;
           case 'leases':
@@ -285,7 +301,7 @@ export = function register(RED: RedApi): void {
         }
         done();
       } catch (err) {
-        done(err as Error);
+        done(worded(err));
       }
     });
   }

@@ -516,7 +516,7 @@ const OLD_RULES: StoredRule[] = [
   { ...blank, name: 'old HTTP Boot', match: 'httpboot', value: '16', ipxe: 'no', bootFile: 'http://{next-server}/snponly.efi' },
   { ...blank, name: 'x86 UEFI', match: 'arch', value: '6' },
   { ...blank, name: 'lab MAC', match: 'mac', value: '52:54:00:12:35:02', configFile: '::/broken.cfg', pathPrefix: '/boot/syslinux/' },
-  { ...blank, name: 'to change', match: 'arch', value: '0' },
+  { ...blank, name: 'to change', match: 'arch', value: '0', menu: 'now', entry: 'arch_nfs' },
 ];
 
 describe('the DHCP rule editor in chromium', { skip, timeout: 120000 }, () => {
@@ -586,13 +586,21 @@ describe('the DHCP rule editor in chromium', { skip, timeout: 120000 }, () => {
       fs.writeFileSync(path.join(root, '.cache', 'browser', 'rule-editor.png'), shot);
       if (process.env.UPDATE_SCREENSHOT === '1') fs.writeFileSync(path.join(root, 'docs', 'rule-editor.png'), shot);
 
-      // The user picks "UEFI x64" for the last rule and saves.
+      // The unattended-boot menu is offered where clients may run pxelinux only.
+      const menuShown = [];
+      for (const row of await rows.all()) menuShown.push(await row.locator('.pxe-rule-menu').isVisible());
+      assert.deepEqual(menuShown, [true, false, false, true, true, true]);
+      assert.equal(await rows.nth(5).locator('.pxe-rule-entry').inputValue(), 'arch_nfs');
+
+      // The user picks "UEFI x64" for the last rule and saves: its menu choice goes with it.
       await rows.nth(5).locator('.pxe-rule-kind').selectOption({ label: 'UEFI x64' });
       assert.equal(await rows.nth(5).locator('.pxe-rule-value').isVisible(), false);
+      assert.equal(await rows.nth(5).locator('.pxe-rule-menu').isVisible(), false);
+      assert.equal(await rows.nth(5).locator('.pxe-rule-khttp').isVisible(), false);
       await page.locator('#node-dialog-ok').click();
       await page.locator('.red-ui-tray').first().waitFor({ state: 'detached' });
       const saved = await page.evaluate((id) => (RED as unknown as { nodes: { node(id: string): { rules: StoredRule[] } } }).nodes.node(id).rules, DHCP);
-      assert.deepEqual([saved[5]!.match, saved[5]!.value], ['arch', '7,9']);
+      assert.deepEqual([saved[5]!.match, saved[5]!.value, saved[5]!.menu], ['arch', '7,9', 'iso']);
       assert.deepEqual(toBootRules(saved.slice(5))[0]!.match, { arch: [7, 9] });
       // The rules it did not touch mean what they meant (as the runtime reads them: arch codes are a set).
       const meaning = (rules: StoredRule[]): ReturnType<typeof toBootRules> => toBootRules(rules).map((r) => ({ ...r, match: { ...r.match, ...(r.match.arch ? { arch: [...r.match.arch].sort((a, b) => a - b) } : {}) } }));

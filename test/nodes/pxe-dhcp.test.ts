@@ -75,11 +75,13 @@ describe('pxe-dhcp node in a Node-RED runtime', () => {
       { id: 'n2', type: 'pxe-dhcp', mode: 'full', iface: 'lo', poolStart: '10.0.0.5', poolEnd: '', rules: [] },
       { id: 'n3', type: 'pxe-dhcp', mode: 'full', iface: 'lo', rules: [{ match: 'any', options: '211 nonsense 4' }] },
     ];
-    await helper.load(dhcpNode, flow);
+    await helper.load([withLocale, dhcpNode], flow);
     const e1 = errorMatching(helper.getNode('n1'), /MAC/);
     const e2 = errorMatching(helper.getNode('n2'), /both the first and the last/);
-    const e3 = errorMatching(helper.getNode('n3'), /code kind value/);
-    await Promise.all([e1, e2, e3]);
+    // Worded from the locale (pxe-dhcp.config.*), naming the rule, with a red "bad setting" dot.
+    const e3 = errorMatching(helper.getNode('n3'), /^boot rule 1: extra option line 1 "211 nonsense 4": expected "code kind value"/);
+    const s3 = statusMatching(helper.getNode('n3'), (s) => s.fill === 'red' && s.text === 'bad setting');
+    await Promise.all([e1, e2, e3, s3]);
   });
 
   it('unattended rules: refuses a menu choice without an entry at deploy, and offers the store\'s entries to the editor', async () => {
@@ -90,9 +92,17 @@ describe('pxe-dhcp node in a Node-RED runtime', () => {
       const flow = [
         { id: 's1', type: 'pxe-iso-store', path: iso },
         { id: 'n1', type: 'pxe-dhcp', mode: 'proxy', iface: 'pxelab-none2', store: 's1', rules: [{ name: 'lab', match: 'arch', value: '0', ipxe: 'any', menu: 'now', entry: '' }] },
+        { id: 'n2', type: 'pxe-dhcp', mode: 'proxy', iface: 'pxelab-none3', store: 's1', rules: [{ name: 'uefi', match: 'arch', value: '7,9', ipxe: 'any', menu: 'now', entry: 'arch_http' }] },
       ];
-      await helper.load([storeNode, dhcpNode], flow);
-      await errorMatching(helper.getNode('n1'), /lab: choose the menu entry/);
+      await helper.load([withLocale, storeNode, dhcpNode], flow);
+      // A menu on a UEFI rule would hand UEFI clients a BIOS loader: ignored, with a warning.
+      const ignored = new Promise<string>((resolve) =>
+        helper.getNode('n2').on('call:warn', ((call: { args: [unknown] }) => {
+          if (/unattended-boot menu/.test(String(call.args[0]))) resolve(String(call.args[0]));
+        }) as never),
+      );
+      await errorMatching(helper.getNode('n1'), /boot rule "lab": choose the menu entry/);
+      assert.equal(await ignored, 'boot rule "uefi": the unattended-boot menu is for BIOS (pxelinux) clients; this rule\'s clients keep their boot file');
       const res = await helper.request().get('/pxe-iso-store/menu-entries').query({ store: 's1' }).expect(200);
       assert.deepEqual(
         (res.body.entries as { label: string }[]).map((e) => e.label),

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { menuChoiceOf, parseExtraOptions, toBootRules, toServiceConfig } from '../../nodes/lib/dhcp/node-config';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DHCP_CONFIG_ERROR_KEYS, DhcpConfigError, kernelHttpOf, menuApplies, menuChoiceOf, parseExtraOptions, toBootRules, toServiceConfig } from '../../nodes/lib/dhcp/node-config';
 import { defaultRange } from '../../nodes/lib/dhcp/service';
 
 describe('pxe-dhcp settings', () => {
@@ -73,5 +75,54 @@ describe('pxe-dhcp settings', () => {
     assert.throws(() => menuChoiceOf({ menu: 'now' }, 'rule "x"'), /rule "x": choose the menu entry/);
     assert.throws(() => menuChoiceOf({ menu: 'timeout', entry: 'a', menuSeconds: 0 }, 'r'), /1 to 3600 seconds/);
     assert.throws(() => menuChoiceOf({ menu: 'later', entry: 'a' }, 'r'), /unknown menu choice/);
+  });
+
+  it('offers the unattended-boot menu to rules whose clients may run pxelinux only', () => {
+    const applies = toBootRules([
+      { match: 'arch', value: '0' },
+      { match: 'any' },
+      { match: 'mac', value: '52:54:00' },
+      { match: 'arch', value: '0, 7' },
+      { match: 'arch', value: '7,9' },
+      { match: 'arch', value: '11' },
+      { match: 'httpboot' },
+      { match: 'ipxe' },
+      { match: 'raspberrypi' },
+      { match: 'arch', value: '0', ipxe: 'yes' },
+    ]).map(menuApplies);
+    assert.deepEqual(applies, [true, true, true, true, false, false, false, false, false, false]);
+  });
+
+  it('names every bad setting by a locale key whose English text is the error message', () => {
+    const en = (JSON.parse(fs.readFileSync(path.join(__dirname, '../../nodes/locales/en-US/pxe-dhcp.json'), 'utf8')) as { 'pxe-dhcp': { config: Record<string, string> } })['pxe-dhcp'].config;
+    const caught = (f: () => unknown): DhcpConfigError => {
+      try {
+        f();
+      } catch (e) {
+        assert.ok(e instanceof DhcpConfigError, String(e));
+        return e;
+      }
+      assert.fail('no error');
+    };
+    const errors = [
+      caught(() => toBootRules([{ name: 'lab', options: '66 string x\nbad line' }])),
+      caught(() => parseExtraOptions('1 nope 2', 'boot/override for aa:bb')),
+      caught(() => toBootRules([{ match: 'arch', value: 'x86' }])),
+      caught(() => toBootRules([{ match: 'nope' as never }])),
+      caught(() => menuChoiceOf({ menu: 'now' }, 'r')),
+      caught(() => menuChoiceOf({ menu: 'timeout', entry: 'a', menuSeconds: 0 }, 'r')),
+      caught(() => menuChoiceOf({ menu: 'later', entry: 'a' }, 'r')),
+      caught(() => kernelHttpOf({ kernelHttp: 'https://x/' }, 'r')),
+      caught(() => toServiceConfig({ iface: '' })),
+      caught(() => toServiceConfig({ iface: 'eth0', leaseTime: 5 })),
+      caught(() => toServiceConfig({ iface: 'eth0', mode: 'full', poolStart: '10.0.0.2' })),
+    ];
+    assert.deepEqual([...new Set(errors.map((e) => e.key))].sort(), [...DHCP_CONFIG_ERROR_KEYS].sort(), 'every key is exercised');
+    for (const e of errors) {
+      const text = en[e.key];
+      assert.ok(text, `pxe-dhcp.config.${e.key} has a text`);
+      assert.equal(text.replace(/__(\w+)__/g, (_, k: string) => String(e.subs[k])), e.message);
+    }
+    assert.equal(errors[0]!.message, 'boot rule "lab": extra option line 2 "bad line": expected "code kind value", kind one of ' + errors[0]!.subs.kinds);
   });
 });

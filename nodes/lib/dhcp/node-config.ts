@@ -61,42 +61,67 @@ export interface DhcpNodeDef {
   rules?: RuleDef[];
 }
 
+/**
+ * A bad setting. The node words it from its locale (`pxe-dhcp.config.<key>`, with `subs`, and
+ * `subs.what` naming the rule or message it came from); `message` is the same in English for
+ * logs and tests outside Node-RED.
+ */
+export class DhcpConfigError extends Error {
+  constructor(
+    readonly key: DhcpConfigErrorKey,
+    readonly subs: Record<string, string | number>,
+    text: string,
+  ) {
+    super(text);
+  }
+}
+
+export const DHCP_CONFIG_ERROR_KEYS = ['optionLine', 'menuEntry', 'menuSeconds', 'menuMode', 'kernelHttp', 'archNumber', 'match', 'iface', 'leaseTime', 'poolEnds'] as const;
+export type DhcpConfigErrorKey = (typeof DHCP_CONFIG_ERROR_KEYS)[number];
+
+/** `what` in English for a rule: its name, else its place in the list. */
+export const ruleLabel = (d: Pick<RuleDef, 'name'>, i: number): string => (d.name ? `boot rule "${d.name}"` : `boot rule ${i + 1}`);
+
 const list = (s: string | undefined): string[] =>
   String(s ?? '')
     .split(/[\s,]+/)
     .map((x) => x.trim())
     .filter(Boolean);
 
-/** `code kind value` lines → typed extra options; throws naming the bad line. */
-export function parseExtraOptions(text: string | undefined): ExtraOption[] {
+/** `code kind value` lines → typed extra options; throws naming the bad line (and `what` holds them). */
+export function parseExtraOptions(text: string | undefined, what = 'extra options'): ExtraOption[] {
   const out: ExtraOption[] = [];
   for (const [i, raw] of String(text ?? '').split('\n').entries()) {
     const line = raw.trim();
     if (!line || line.startsWith('#')) continue;
     const m = /^(\d+)\s+(\w+)\s*(.*)$/.exec(line);
     if (!m || !OPTION_KINDS.includes(m[2] as OptionKind)) {
-      throw new Error(`extra option line ${i + 1} "${line}": expected "code kind value", kind one of ${OPTION_KINDS.join(', ')}`);
+      const kinds = OPTION_KINDS.join(', ');
+      throw new DhcpConfigError('optionLine', { what, line: i + 1, text: line, kinds }, `${what}: extra option line ${i + 1} "${line}": expected "code kind value", kind one of ${kinds}`);
     }
     out.push({ code: Number(m[1]), kind: m[2] as OptionKind, value: m[3] ?? '' });
   }
   return out;
 }
 
-/** The unattended-boot choice of a rule (or a run-time message), or null for the ISO's own menu. */
+/**
+ * The unattended-boot choice of a rule (or a run-time message), or null for the ISO's own menu.
+ * `what` names the rule or message in errors (the node passes it in the user's language).
+ */
 export function menuChoiceOf(d: Pick<RuleDef, 'menu' | 'entry' | 'menuSeconds' | 'kernelArgs'>, what: string): BootChoice | null {
   const mode = d.menu || 'iso';
   if (mode === 'iso') return null;
   const entry = String(d.entry ?? '').trim();
-  if (!entry) throw new Error(`${what}: choose the menu entry to boot`);
+  if (!entry) throw new DhcpConfigError('menuEntry', { what }, `${what}: choose the menu entry to boot`);
   const kernelArgs = String(d.kernelArgs ?? '').trim();
   const extra = kernelArgs ? { extraArgs: kernelArgs } : {};
   if (mode === 'now') return { choice: { mode: 'now', entry }, ...extra };
   if (mode === 'timeout') {
     const seconds = Number(d.menuSeconds ?? 10);
-    if (!Number.isFinite(seconds) || seconds < 1 || seconds > 3600) throw new Error(`${what}: the menu timeout must be 1 to 3600 seconds`);
+    if (!Number.isFinite(seconds) || seconds < 1 || seconds > 3600) throw new DhcpConfigError('menuSeconds', { what }, `${what}: the menu timeout must be 1 to 3600 seconds`);
     return { choice: { mode: 'timeout', entry, seconds }, ...extra };
   }
-  throw new Error(`${what}: unknown menu choice "${mode}"`);
+  throw new DhcpConfigError('menuMode', { what, mode }, `${what}: unknown menu choice "${mode}"`);
 }
 
 /** A rule's kernel source: 'auto', 'tftp', or an http:// base URL (still with '{next-server}'). */
@@ -107,13 +132,13 @@ export function kernelHttpOf(d: Pick<RuleDef, 'kernelHttp'>, what: string): Kern
   if (v === '' || v.toLowerCase() === 'auto') return 'auto';
   if (['tftp', 'off', 'no'].includes(v.toLowerCase())) return 'tftp';
   if (/^http:\/\/\S+$/i.test(v) && v.length <= 512) return `http://${v.slice('http://'.length)}`;
-  throw new Error(`${what}: kernel over HTTP from "${v}": give auto, tftp or an http:// URL (lpxelinux cannot fetch https://)`);
+  throw new DhcpConfigError('kernelHttp', { what, value: v }, `${what}: kernel over HTTP from "${v}": give auto, tftp or an http:// URL (lpxelinux cannot fetch https://)`);
 }
 
 function archNumbers(values: string[], what: string): number[] {
   return values.map((v) => {
     const n = Number(v);
-    if (!Number.isInteger(n)) throw new Error(`${what}: architecture "${v}" is not a number`);
+    if (!Number.isInteger(n)) throw new DhcpConfigError('archNumber', { what, value: v }, `${what}: architecture "${v}" is not a number`);
     return n;
   });
 }
@@ -130,10 +155,21 @@ function isBiosRule(d: RuleDef): boolean {
   return d.match === 'arch' && list(d.value).length > 0 && list(d.value).every((v) => Number(v) === 0);
 }
 
-export function toBootRules(defs: RuleDef[] | undefined, bios: BiosDefaults = ARCH_BIOS_DEFAULTS): BootRule[] {
+/**
+ * Whether a rule's clients can run pxelinux, so an unattended-boot menu choice means something:
+ * not a rule that matches only UEFI, HTTP Boot, iPXE or Raspberry Pi clients (a generated
+ * pxelinux config would hand them a BIOS loader).
+ */
+export function menuApplies(rule: BootRule): boolean {
+  const m = rule.match;
+  if (m.httpBoot || m.raspberryPi || m.ipxe === true) return false;
+  return !m.arch || m.arch.includes(0);
+}
+
+export function toBootRules(defs: RuleDef[] | undefined, bios: BiosDefaults = ARCH_BIOS_DEFAULTS, label = ruleLabel): BootRule[] {
   const rows = defs && defs.length ? defs : defaultRuleDefs();
   return rows.map((d, i) => {
-    const what = d.name ? `boot rule "${d.name}"` : `boot rule ${i + 1}`;
+    const what = label(d, i);
     const values = list(d.value);
     const match: BootRule['match'] = {};
     switch (d.match ?? 'any') {
@@ -162,7 +198,7 @@ export function toBootRules(defs: RuleDef[] | undefined, bios: BiosDefaults = AR
         if (values.length) match.arch = archNumbers(values, what);
         break;
       default:
-        throw new Error(`${what}: unknown match "${String(d.match)}"`);
+        throw new DhcpConfigError('match', { what, match: String(d.match) }, `${what}: unknown match "${String(d.match)}"`);
     }
     if (d.ipxe === 'yes') match.ipxe = true;
     else if (d.ipxe === 'no') match.ipxe = false;
@@ -177,28 +213,24 @@ export function toBootRules(defs: RuleDef[] | undefined, bios: BiosDefaults = AR
     if (configFile) rule.configFile = configFile;
     if (pathPrefix) rule.pathPrefix = pathPrefix;
     if (d.raspberryPi || d.match === 'raspberrypi') rule.raspberryPi = true;
-    try {
-      const extra = parseExtraOptions(d.options);
-      if (extra.length) rule.options = extra;
-    } catch (e) {
-      throw new Error(`${what}: ${(e as Error).message}`);
-    }
+    const extra = parseExtraOptions(d.options, what);
+    if (extra.length) rule.options = extra;
     return rule;
   });
 }
 
-export function toServiceConfig(def: DhcpNodeDef, opts: { leaseFile?: string; bios?: BiosDefaults } = {}): DhcpServiceConfig {
+export function toServiceConfig(def: DhcpNodeDef, opts: { leaseFile?: string; bios?: BiosDefaults; label?: typeof ruleLabel } = {}): DhcpServiceConfig {
   const mode = def.mode === 'full' ? 'full' : 'proxy';
   const iface = String(def.iface ?? '').trim();
-  if (!iface) throw new Error('no network interface selected');
+  if (!iface) throw new DhcpConfigError('iface', {}, 'no network interface selected');
   const isolation = def.isolation === 'nftables' || def.isolation === 'filter' ? def.isolation : 'auto';
   const leaseTime = Number(def.leaseTime || 3600);
-  if (!Number.isInteger(leaseTime) || leaseTime < 60 || leaseTime > 365 * 86400) throw new Error(`lease time ${def.leaseTime} is not 60..31536000 seconds`);
+  if (!Number.isInteger(leaseTime) || leaseTime < 60 || leaseTime > 365 * 86400) throw new DhcpConfigError('leaseTime', { value: String(def.leaseTime) }, `lease time ${def.leaseTime} is not 60..31536000 seconds`);
   const cfg: DhcpServiceConfig = {
     mode,
     iface,
     isolation,
-    rules: toBootRules(def.rules, opts.bios),
+    rules: toBootRules(def.rules, opts.bios, opts.label),
     leaseTime,
     authoritative: def.authoritative !== false,
     force: !!def.force,
@@ -206,7 +238,7 @@ export function toServiceConfig(def: DhcpNodeDef, opts: { leaseFile?: string; bi
   if (mode === 'full') {
     const start = def.poolStart?.trim();
     const end = def.poolEnd?.trim();
-    if (!!start !== !!end) throw new Error('give both the first and the last pool address, or neither');
+    if (!!start !== !!end) throw new DhcpConfigError('poolEnds', {}, 'give both the first and the last pool address, or neither');
     cfg.pool = { start, end, router: list(def.router), dns: list(def.dns), domain: def.domain?.trim() || undefined };
     cfg.reservations = (def.reservations ?? []).filter((r) => r && (r.mac || r.ip)).map((r) => ({ mac: String(r.mac), ip: String(r.ip), ...(r.hostname ? { hostname: String(r.hostname) } : {}) }));
     if (opts.leaseFile) cfg.leaseFile = opts.leaseFile;
