@@ -3,7 +3,9 @@
  * the same lab namespace on its own address (port 69) behind one veth with MTU 1500; clients run
  * in a second namespace. Every download is checked against the file's SHA-256.
  *
- *   node --import tsx bench/tftp.ts [--runs N] [--profile] [--rev GIT-REV] [-- extra tftp-child flags]
+ *   node --import tsx bench/tftp.ts [--runs N] [--only ws1,ws16,conc,rss] [--profile] [--rev GIT-REV] [-- extra tftp-child flags]
+ *
+ * --only runs just the named parts (for measuring one change); the full bench runs them all.
  *
  * Fair on a 2-CPU machine (issue 19): every server runs pinned to CPU 0 and every client (and this
  * process) to CPU 1, as on a LAN where clients are other machines. Each server sits in a cpuacct
@@ -52,6 +54,9 @@ const RUNS = runsArg >= 0 ? Math.max(1, Number(own[runsArg + 1])) : 7;
 const PROFILE = own.includes('--profile');
 const revArg = own.indexOf('--rev');
 const REV = revArg >= 0 ? own[revArg + 1] : undefined;
+const onlyArg = own.indexOf('--only');
+const ONLY = onlyArg >= 0 ? new Set((own[onlyArg + 1] ?? '').split(',')) : undefined;
+const part = (name: 'ws1' | 'ws16' | 'conc' | 'rss'): boolean => !ONLY || ONLY.has(name);
 const CONCURRENT = 50;
 const BIG_MIB = 64;
 const RSS_MIB = 16;
@@ -287,33 +292,45 @@ async function main(): Promise<void> {
 
     console.log(`servers on CPU ${SERVER_CPU}, clients on CPU ${CLIENT_CPU}; ${RUNS} rounds, order rotating; load average ${os.loadavg().map((x) => fmt(x)).join(' ')} on ${os.cpus().length} CPUs`);
     console.log(`${BIG_MIB} MiB file, blksize 1468 (MiB/s and server CPU-s per GiB)`);
-    const ws1 = await interleaved('curl windowsize 1', WHO, (w) => stream(w, 'curl', 1));
-    figures.push({ name: 'tftp_curl_ws1_vs_dnsmasq', value: pairs('ws1 throughput ours / dnsmasq', ws1.ours, ws1.dnsmasq, rate), unit: 'x', floor: 1.0 });
-    pairs('ws1 throughput ours / tftpd-hpa', ws1.ours, ws1['tftpd-hpa'], rate);
-    figures.push({ name: 'tftp_cpu_ws1_vs_tftpd_hpa', value: pairs('ws1 CPU per GiB ours / tftpd-hpa', ws1.ours, ws1['tftpd-hpa'], cpuPerGiB), unit: 'x', floor: 1.0, ceiling: true });
-    figures.push({ name: 'tftp_cpu_ws1_vs_dnsmasq', value: pairs('ws1 CPU per GiB ours / dnsmasq', ws1.ours, ws1.dnsmasq, cpuPerGiB), unit: 'x', floor: 1.5, ceiling: true });
+    let ws1dnsmasq: Measure[] | undefined;
+    if (part('ws1') || part('ws16')) {
+      const ws1 = await interleaved('curl windowsize 1', part('ws1') ? WHO : ['dnsmasq'], (w) => stream(w, 'curl', 1));
+      ws1dnsmasq = ws1.dnsmasq;
+      if (part('ws1')) {
+        figures.push({ name: 'tftp_curl_ws1_vs_dnsmasq', value: pairs('ws1 throughput ours / dnsmasq', ws1.ours, ws1.dnsmasq, rate), unit: 'x', floor: 1.0 });
+        pairs('ws1 throughput ours / tftpd-hpa', ws1.ours, ws1['tftpd-hpa'], rate);
+        figures.push({ name: 'tftp_cpu_ws1_vs_tftpd_hpa', value: pairs('ws1 CPU per GiB ours / tftpd-hpa', ws1.ours, ws1['tftpd-hpa'], cpuPerGiB), unit: 'x', floor: 1.0, ceiling: true });
+        figures.push({ name: 'tftp_cpu_ws1_vs_dnsmasq', value: pairs('ws1 CPU per GiB ours / dnsmasq', ws1.ours, ws1.dnsmasq, cpuPerGiB), unit: 'x', floor: 1.5, ceiling: true });
+      }
+    }
 
-    // tftpd-hpa and dnsmasq grant windowsize 1 only: their atftp run is the same as curl's.
-    const ws16 = await interleaved('atftp windowsize 16', ['ours', 'dnsmasq'], (w) => stream(w, 'atftp', 16));
-    figures.push({ name: 'tftp_atftp_ws16_vs_dnsmasq_ws1', value: pairs('ws16 ours / dnsmasq curl ws1', ws16.ours, ws1.dnsmasq, rate), unit: 'x', floor: 1.6 });
-    pairs('ws16 ours / dnsmasq atftp (granted ws1)', ws16.ours, ws16.dnsmasq, rate);
+    if (part('ws16') && ws1dnsmasq) {
+      // tftpd-hpa and dnsmasq grant windowsize 1 only: their atftp run is the same as curl's.
+      const ws16 = await interleaved('atftp windowsize 16', ['ours', 'dnsmasq'], (w) => stream(w, 'atftp', 16));
+      figures.push({ name: 'tftp_atftp_ws16_vs_dnsmasq_ws1', value: pairs('ws16 ours / dnsmasq curl ws1', ws16.ours, ws1dnsmasq, rate), unit: 'x', floor: 1.6 });
+      pairs('ws16 ours / dnsmasq atftp (granted ws1)', ws16.ours, ws16.dnsmasq, rate);
+    }
 
-    console.log(`${CONCURRENT} concurrent 1 MiB downloads (curl, blksize 1468), all checked`);
-    const conc = await interleaved(`${CONCURRENT} concurrent`, WHO, (w) => concurrent(w, 'small.bin', CONCURRENT, smallSha, MiB));
-    figures.push({ name: 'tftp_concurrent50_vs_tftpd_hpa', value: pairs('aggregate ours / tftpd-hpa', conc.ours, conc['tftpd-hpa'], rate), unit: 'x', floor: 1.0 });
-    pairs('aggregate ours / dnsmasq', conc.ours, conc.dnsmasq, rate);
-    figures.push({ name: 'tftp_cpu_concurrent50_vs_tftpd_hpa', value: pairs('CPU per GiB ours / tftpd-hpa', conc.ours, conc['tftpd-hpa'], cpuPerGiB), unit: 'x', floor: 1.0, ceiling: true });
-    figures.push({ name: 'tftp_cpu_concurrent50_vs_dnsmasq', value: pairs('CPU per GiB ours / dnsmasq', conc.ours, conc.dnsmasq, cpuPerGiB), unit: 'x', floor: 1.5, ceiling: true });
+    if (part('conc')) {
+      console.log(`${CONCURRENT} concurrent 1 MiB downloads (curl, blksize 1468), all checked`);
+      const conc = await interleaved(`${CONCURRENT} concurrent`, WHO, (w) => concurrent(w, 'small.bin', CONCURRENT, smallSha, MiB));
+      figures.push({ name: 'tftp_concurrent50_vs_tftpd_hpa', value: pairs('aggregate ours / tftpd-hpa', conc.ours, conc['tftpd-hpa'], rate), unit: 'x', floor: 1.0 });
+      pairs('aggregate ours / dnsmasq', conc.ours, conc.dnsmasq, rate);
+      figures.push({ name: 'tftp_cpu_concurrent50_vs_tftpd_hpa', value: pairs('CPU per GiB ours / tftpd-hpa', conc.ours, conc['tftpd-hpa'], cpuPerGiB), unit: 'x', floor: 1.0, ceiling: true });
+      figures.push({ name: 'tftp_cpu_concurrent50_vs_dnsmasq', value: pairs('CPU per GiB ours / dnsmasq', conc.ours, conc.dnsmasq, cpuPerGiB), unit: 'x', floor: 1.5, ceiling: true });
+    }
 
     // Memory: 50 concurrent downloads of a larger file from our server; peak RSS sampled in the server.
-    fs.writeFileSync(path.join(root, 'rss.bin'), big.subarray(0, RSS_MIB * MiB), { mode: 0o644 });
-    await ask('reset', /"reset"/);
-    const before = (await ask('stats', /"stats"/)).stats as { rss: number };
-    const m = await concurrent('ours', 'rss.bin', CONCURRENT, null, RSS_MIB * MiB);
-    const after = (await ask('stats', /"stats"/)).stats as { peakRss: number; fds: number; active: number };
-    const growth = (after.peakRss - before.rss) / MiB;
-    console.log(`${CONCURRENT} concurrent ${RSS_MIB} MiB downloads from ours: ${fmt(m.secs, 1)} s (${fmt(rate(m))} MiB/s, ${fmt(cpuPerGiB(m), 1)} CPU-s/GiB), RSS ${fmt(before.rss / MiB, 1)} → peak ${fmt(after.peakRss / MiB, 1)} MiB, fds after ${after.fds}, active ${after.active}`);
-    figures.push({ name: `tftp_rss_growth_50x${RSS_MIB}MiB`, value: growth, unit: 'MiB', floor: 64, ceiling: true });
+    if (part('rss')) {
+      fs.writeFileSync(path.join(root, 'rss.bin'), big.subarray(0, RSS_MIB * MiB), { mode: 0o644 });
+      await ask('reset', /"reset"/);
+      const before = (await ask('stats', /"stats"/)).stats as { rss: number };
+      const m = await concurrent('ours', 'rss.bin', CONCURRENT, null, RSS_MIB * MiB);
+      const after = (await ask('stats', /"stats"/)).stats as { peakRss: number; fds: number; active: number };
+      const growth = (after.peakRss - before.rss) / MiB;
+      console.log(`${CONCURRENT} concurrent ${RSS_MIB} MiB downloads from ours: ${fmt(m.secs, 1)} s (${fmt(rate(m))} MiB/s, ${fmt(cpuPerGiB(m), 1)} CPU-s/GiB), RSS ${fmt(before.rss / MiB, 1)} → peak ${fmt(after.peakRss / MiB, 1)} MiB, fds after ${after.fds}, active ${after.active}`);
+      figures.push({ name: `tftp_rss_growth_50x${RSS_MIB}MiB`, value: growth, unit: 'MiB', floor: 64, ceiling: true });
+    }
 
     await ask('quit', /"closed"/);
     await new Promise<void>((r) => (ours.exitCode !== null ? r() : ours.once('exit', () => r())));

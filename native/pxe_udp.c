@@ -10,6 +10,11 @@
  * socket and hands JavaScript all the datagrams at once (one callback per batch). Sends are a
  * plain send(2) from a synchronous call. JavaScript keeps the whole TFTP state machine.
  *
+ * Also one file call, preadNowait: a positional read that copies only what the page cache holds
+ * and never waits on the disk (RWF_NOWAIT). A lone windowsize-1 transfer otherwise pays a libuv
+ * thread-pool wake-up (two context switches) for every read-ahead chunk of a file that is almost
+ * always cached (issue 19).
+ *
  * State is per Node environment (main thread and each worker thread have their own).
  */
 #define NAPI_VERSION 8
@@ -25,6 +30,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* Datagrams delivered per callback, and the bytes kept of each (a read transfer only expects
@@ -87,7 +93,15 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
   Instance *inst = handle->data;
   if (status < 0 || inst->callback == NULL) return;
   struct epoll_event ready[BATCH];
-  int n = epoll_wait(inst->epfd, ready, BATCH, 0);
+  int n;
+  if (inst->sockets == 1) {
+    /* One socket (a lone transfer, the common PXE boot): it is the one that is readable, so
+     * asking the set which one is a syscall per ACK for nothing. */
+    ready[0].data.fd = inst->fds[0];
+    n = 1;
+  } else {
+    n = epoll_wait(inst->epfd, ready, BATCH, 0);
+  }
   int k = 0;
   for (int i = 0; i < n; i++) {
     int fd = ready[i].data.fd;
@@ -275,6 +289,34 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* preadNowait(fd, buffer, offset, length, position) → bytes copied (maybe fewer than asked, 0 at
+ * the end of the file), or -errno: EAGAIN when the first bytes are not in the page cache (the
+ * caller then reads through libuv's thread pool), EOPNOTSUPP where the file system cannot. Never
+ * blocks on I/O, so it may run on the event loop; the caller bounds `length` (one read-ahead
+ * chunk: a copy of tens of microseconds). */
+static napi_value js_pread_nowait(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd = -1;
+  int64_t offset = -1, length = -1, position = -1;
+  void *data = NULL;
+  size_t len = 0;
+  bool is_buffer = false;
+  if (argc < 5 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_is_buffer(env, argv[1], &is_buffer) != napi_ok ||
+      !is_buffer || napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok || napi_get_value_int64(env, argv[2], &offset) != napi_ok ||
+      napi_get_value_int64(env, argv[3], &length) != napi_ok || napi_get_value_int64(env, argv[4], &position) != napi_ok || fd < 0 ||
+      offset < 0 || length < 0 || position < 0 || (uint64_t)offset + (uint64_t)length > len) {
+    napi_throw_type_error(env, "EINVAL", "preadNowait(fd, buffer, offset, length, position)");
+    return NULL;
+  }
+  struct iovec iov = {.iov_base = (char *)data + offset, .iov_len = (size_t)length};
+  ssize_t got = preadv2(fd, &iov, 1, (off_t)position, RWF_NOWAIT);
+  napi_value out;
+  napi_create_int64(env, got < 0 ? -errno : (int64_t)got, &out);
+  return out;
+}
+
 static void on_poll_closed(uv_handle_t *handle) {
   Instance *inst = handle->data;
   napi_async_cleanup_hook_handle cleanup = inst->cleanup;
@@ -323,6 +365,7 @@ NAPI_MODULE_INIT() {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
       {"send", NULL, js_send, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
+      {"preadNowait", NULL, js_pread_nowait, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -45,12 +45,16 @@ export = function register(RED: RedApi): void {
     const badWorkers = workers === undefined && def.workers !== undefined && def.workers !== '';
     const storeNode: IsoStoreNode | null = getStoreNode(RED, def.store);
 
-    // "3 active, 41 MB/s", at most once a second, from the server's progress reports (a few a
-    // second per running transfer) and each transfer's end.
+    let server: TftpServer | undefined;
+    // "3 active, 41 MB/s" (", 12 waiting" while requests wait for a slot), at most once a second,
+    // from the server's progress reports (a few a second per running transfer) and each end.
     const activity = new ActivityStatus({
       show: (s) => this.status(s),
       idle: () => ({ fill: 'green', shape: 'dot', text: RED._('pxe-tftp.status.listening', { port: settings.port }) }),
-      busyText: (count, rate) => RED._('pxe-tftp.status.busy', { count, rate }),
+      busyText: (count, rate) => {
+        const waiting = server?.waitingRequests ?? 0;
+        return waiting > 0 ? RED._('pxe-tftp.status.busyWaiting', { count, waiting, rate }) : RED._('pxe-tftp.status.busy', { count, rate });
+      },
     });
     // The ISO a file came from: with several behind one store, the one under the file's prefix.
     const storeOf = (file: string): string | undefined => (storeNode?.source ? storeNode.isoName(file) : undefined);
@@ -59,18 +63,19 @@ export = function register(RED: RedApi): void {
       bootBus.publish({ source: 'tftp', kind, ip: ev.client.address.replace(/^::ffff:/, ''), file: ev.file, bytes, size: ev.size ?? bytes, at: Date.now(), ...(store ? { store } : {}), ...extra });
     };
 
-    // Requests dropped at the transfer limits (no ERROR sent: the firmware resends and is served a
-    // moment later) are routine in a boot storm: one warning a minute says how many, not one each.
+    // Requests dropped at the per-client limit (no ERROR sent: the firmware resends and is served a
+    // moment later), and requests refused because every slot stayed busy, come in bursts in a boot
+    // storm: one warning a minute of each says how many, not one each.
     const DROP_WARN_MS = 60_000;
-    let dropped = 0;
-    let dropWarnAt = -Infinity;
-    const onDropped = (ev: TftpEvent & { type: 'error' }): void => {
+    const bursts = { dropped: { count: 0, at: -Infinity }, refused: { count: 0, at: -Infinity } };
+    const onBusy = (ev: TftpEvent & { type: 'error' }, kind: keyof typeof bursts): void => {
       this.debug(RED._('pxe-tftp.log.dropped', { who: `${ev.client.address}:${ev.client.port}`, file: ev.file, message: ev.message }));
-      dropped++;
-      if (Date.now() - dropWarnAt < DROP_WARN_MS) return;
-      this.warn(RED._('pxe-tftp.warn.dropped', { count: dropped, message: ev.message }));
-      dropWarnAt = Date.now();
-      dropped = 0;
+      const b = bursts[kind];
+      b.count++;
+      if (Date.now() - b.at < DROP_WARN_MS) return;
+      this.warn(RED._(`pxe-tftp.warn.${kind}`, { count: b.count, message: ev.message }));
+      b.at = Date.now();
+      b.count = 0;
     };
 
     const onEvent = (ev: TftpEvent): void => {
@@ -79,7 +84,13 @@ export = function register(RED: RedApi): void {
       if (ev.type === 'error' && ev.stage === 'request' && ev.code === undefined) {
         // Not a failure of the boot: the client waits its turn, so no error goes to the boot view.
         this.send({ topic: 'tftp/error', payload: ev });
-        return onDropped(ev);
+        return onBusy(ev, 'dropped');
+      }
+      if (ev.type === 'error' && ev.busy) {
+        // The client was told (an ERROR) and its boot stops there: the boot view shows it.
+        this.send({ topic: 'tftp/error', payload: ev });
+        signal(ev, 'error', 0, { error: ev.message });
+        return onBusy(ev, 'refused');
       }
       switch (ev.type) {
         case 'declined':
@@ -130,6 +141,7 @@ export = function register(RED: RedApi): void {
         const workerStore = sn.spec();
         // Owned: the node's close waits until the listening socket and every transfer socket are closed.
         const srv = own(new TftpServer({ store, address: address || undefined, workerStore, ...settings, ...(workers !== undefined ? { workers } : {}), nativeIo: def.nativeIo !== false }));
+        server = srv;
         srv.on('transfer', onEvent);
         srv.on('progress', onProgress);
         srv.on('warning', (err) => this.warn(RED._('pxe-tftp.errors.socket', { message: err.message })));

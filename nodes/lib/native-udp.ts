@@ -14,6 +14,8 @@ interface Addon {
   open(local: string, peer: string, port: number): number;
   send(fd: number, data: Buffer): number;
   close(fd: number): void;
+  /** Missing from an addon built before it existed (the caller then reads the usual way). */
+  preadNowait?(fd: number, buffer: Buffer, offset: number, length: number, position: number): number;
 }
 
 /** What a socket's owner is told; `data` is only valid during the call (the buffer is reused). */
@@ -82,6 +84,7 @@ export class NativeUdp {
 }
 
 let loaded: NativeUdp | null | undefined;
+let addon: Addon | null | undefined;
 
 /** Where the build puts the addon, from nodes/lib (tsx) or dist/nodes/lib (compiled). */
 function addonPath(): string | undefined {
@@ -92,20 +95,44 @@ function addonPath(): string | undefined {
   return undefined;
 }
 
+/** The addon itself, loaded once per thread; null when not built, not Linux or PXE_NO_NATIVE. */
+function loadAddon(): Addon | null {
+  if (addon !== undefined) return addon;
+  addon = null;
+  if (process.platform !== 'linux' || process.env.PXE_NO_NATIVE) return addon;
+  const file = addonPath();
+  if (!file) return addon;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    addon = require(file) as Addon;
+  } catch {
+    addon = null;
+  }
+  return addon;
+}
+
 /** This thread's native UDP I/O, or null (not built, not Linux, PXE_NO_NATIVE set, failed to load). */
 export function nativeUdp(): NativeUdp | null {
   if (loaded !== undefined) return loaded;
   loaded = null;
-  if (process.platform !== 'linux' || process.env.PXE_NO_NATIVE) return loaded;
-  const file = addonPath();
-  if (!file) return loaded;
+  const a = loadAddon();
+  if (!a) return loaded;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    loaded = new NativeUdp(require(file) as Addon);
+    loaded = new NativeUdp(a);
   } catch {
     loaded = null;
   }
   return loaded;
+}
+
+/**
+ * A positional read that copies only what the page cache holds and never waits on the disk
+ * (preadv2 with RWF_NOWAIT): bytes copied, or a negative errno (EAGAIN: not cached). Undefined
+ * without the addon (or with one built before it had this call).
+ */
+export function nativePreadNowait(): ((fd: number, buffer: Buffer, offset: number, length: number, position: number) => number) | undefined {
+  const a = loadAddon();
+  return a?.preadNowait ? a.preadNowait.bind(a) : undefined;
 }
 
 /** Why native I/O is off, for a log line; undefined when it is on. */

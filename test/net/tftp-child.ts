@@ -9,7 +9,8 @@
  *               {"redeployed":N,"fds":[fd count after each cycle]}
  *   quit     → closes the server (waiting for every socket) and exits 0.
  * Usage: tftp-child.ts --root DIR [--address IP] [--port N] [--max-blksize N]
- *        [--max-windowsize N] [--max-transfers N] [--max-per-client N] [--busy-poll-ms X]
+ *        [--max-windowsize N] [--max-transfers N] [--max-per-client N] [--max-waiting N]
+ *        [--max-wait-ms N] [--busy-poll-ms X]
  *        [--workers N]
  *        [--no-events]
  */
@@ -43,6 +44,8 @@ async function main(): Promise<void> {
     maxWindowsize: num('max-windowsize'),
     maxTransfers: num('max-transfers'),
     maxPerClient: num('max-per-client'),
+    maxWaiting: num('max-waiting'),
+    maxWaitMs: num('max-wait-ms'),
     busyPollMs: num('busy-poll-ms'),
     workers: num('workers'),
     localTransfers: num('local-transfers'),

@@ -240,6 +240,46 @@ describe('tftp server in the lab, with tftp-hpa, atftp and curl', { skip: skip ?
     }
   });
 
+  it('with one transfer slot, 8 tftp-hpa clients at once all wait their turn and complete intact, none lost', async () => {
+    // tftp-hpa resends its request every 5 s and gives up after 25 s: when a dropped request was
+    // the only way to wait, a slot stayed idle until the next resend and the last clients ran out.
+    // Room for all 8 to wait (the default, 4 per slot, would refuse 3 of them with an ERROR).
+    const second = srv.spawn(process.execPath, ['--import', 'tsx', path.join(root, 'test', 'net', 'tftp-child.ts'), '--root', store, '--address', SRV, '--port', '6969', '--max-transfers', '1', '--max-waiting', '8', '--max-per-client', '64'], { cwd: root });
+    const got: TftpEvent[] = [];
+    let buf = '';
+    second.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const parts = buf.split('\n');
+      buf = parts.pop() ?? '';
+      for (const l of parts) {
+        const o = JSON.parse(l) as { event?: TftpEvent };
+        if (o.event) got.push(o.event);
+      }
+    });
+    try {
+      await waitForLine(second, /"listening"/, 30_000);
+      const n = 8;
+      const targets = Array.from({ length: n }, () => outFile());
+      const t0 = Date.now();
+      const script = ['pids=""', ...targets.map((t) => `/usr/bin/tftp -m binary ${SRV} 6969 -c get m1 ${t} & pids="$pids $!"`), 'fail=0; for p in $pids; do wait $p || fail=1; done', 'echo "FAIL $fail"'].join('\n');
+      const r = await cli.run('/bin/sh', ['-c', script], { timeoutMs: 120_000 });
+      const secs = (Date.now() - t0) / 1000;
+      assert.match(r.stdout, /FAIL 0/, r.stderr);
+      for (const t of targets) check(t, 'm1', 'tftp-hpa behind one slot', r);
+      const end = Date.now() + 5000;
+      while (got.filter((e) => e.type === 'done').length < n && Date.now() < end) await new Promise((res) => setTimeout(res, 20));
+      assert.equal(got.filter((e) => e.type === 'done').length, n, 'every client served');
+      assert.deepEqual(got.filter((e) => e.type === 'error'), [], 'none dropped or refused');
+      // One after another with no idle slot between them: far from the 25 s a client waits.
+      assert.ok(secs < 25, `all done in ${secs.toFixed(1)} s`);
+    } finally {
+      const closed = waitForLine(second, /"closed"/, 30_000).catch(() => undefined);
+      second.stdin!.write('quit\n');
+      await closed;
+      if (second.exitCode === null) second.kill('SIGKILL');
+    }
+  });
+
   it('redeploys 20 times: no EADDRINUSE, no leaked descriptors, still serving', async () => {
     const first = (await ask('stats', /"stats"/)).stats as { fds: number; active: number };
     assert.equal(first.active, 0);

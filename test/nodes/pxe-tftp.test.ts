@@ -149,7 +149,7 @@ describe('pxe-tftp node', () => {
     assert.deepEqual(msgs.map((m) => m.topic), ['tftp/start', 'tftp/done']);
   });
 
-  it('a request dropped at the transfer limit is not a boot error, and is warned about once a minute, not each time', async () => {
+  it('a request waiting for a transfer slot is not a boot error; one refused past the wait queue is, and is warned about once a minute', async () => {
     const port = await freeUdpPort();
     await helper.load([tftpNode, isoStoreNode], flow(port, { maxTransfers: 1 }));
     const n1 = helper.getNode('n1') as RedNode;
@@ -158,23 +158,33 @@ describe('pxe-tftp node', () => {
     const off = bootBus.subscribe((x: BootSignal) => {
       if (x.source === 'tftp') signals.push(x);
     });
+    const rrq = encodeRequest(Opcode.RRQ, 'arch/boot/vmlinuz-linux', 'octet');
     const busy = await TestClient.open();
-    const waiting = await TestClient.open();
+    // maxTransfers 1: 4 requests wait (4 per slot), the next two are refused.
+    const waiting = await Promise.all(Array.from({ length: 4 }, () => TestClient.open()));
+    const refused = await Promise.all(Array.from({ length: 2 }, () => TestClient.open()));
     try {
       // One transfer holds the only slot (its client never acknowledges the first block).
-      busy.send(encodeRequest(Opcode.RRQ, 'arch/boot/vmlinuz-linux', 'octet'), port);
+      busy.send(rrq, port);
       assert.equal((await busy.recv())?.pkt?.op, Opcode.DATA);
-      const warned = waitFor(n1, 'warn', (a) => a[0] === 'pxe-tftp.warn.dropped');
-      for (let i = 0; i < 3; i++) waiting.send(encodeRequest(Opcode.RRQ, 'arch/boot/vmlinuz-linux', 'octet'), port);
-      await warned;
-      assert.equal(await waiting.recv(300), null, 'no ERROR: the client is left to resend');
+      for (const c of waiting) for (let i = 0; i < 2; i++) c.send(rrq, port);
       await new Promise((r) => setTimeout(r, 100));
-      assert.equal(spied(n1, 'warn').filter((a) => a[0] === 'pxe-tftp.warn.dropped').length, 1);
-      assert.deepEqual(signals.filter((x) => x.kind === 'error'), [], 'the boot view sees no error');
+      const warned = waitFor(n1, 'warn', (a) => a[0] === 'pxe-tftp.warn.refused');
+      for (const c of refused) c.send(rrq, port);
+      await warned;
+      for (const c of refused) {
+        const r = await c.recv(500);
+        assert.ok(r?.pkt?.op === Opcode.ERROR && r.pkt.code === 0, 'past the queue: an ERROR, not silence');
+      }
+      for (const c of waiting) assert.equal(await c.recv(50), null, 'waiting: no answer yet, no ERROR');
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(spied(n1, 'warn').filter((a) => a[0] === 'pxe-tftp.warn.refused').length, 1, 'one warning for the burst');
+      assert.equal(spied(n1, 'warn').filter((a) => a[0] === 'pxe-tftp.warn.dropped').length, 0);
+      const errors = signals.filter((x) => x.kind === 'error');
+      assert.equal(errors.length, 2, 'the boot view sees the two refused clients, not the waiting ones');
     } finally {
       off();
-      await busy.close();
-      await waiting.close();
+      for (const c of [busy, ...waiting, ...refused]) await c.close();
     }
   });
 

@@ -75,6 +75,21 @@ describe('folder store', () => {
     await assert.rejects(store.createReadStream('arch/boot/vmlinuz', { start: 0, end: data.length }), (e) => isStoreError(e, 'ERANGE'));
   });
 
+  it('reads page-cached bytes synchronously when the native addon is built, and nothing once closed', async (t) => {
+    const f = await store.open('arch/boot/vmlinuz');
+    if (!f.readCached) {
+      await f.close();
+      return t.skip('native addon not built');
+    }
+    await f.read(Buffer.alloc(data.length), 0, data.length, 0); // now cached
+    const buf = Buffer.alloc(200);
+    assert.equal(f.readCached(buf, 0, 200, 4900), 100, 'short at the end of the file');
+    assert.deepEqual(buf.subarray(0, 100), data.subarray(4900));
+    assert.equal(f.readCached(buf, 0, 200, data.length), 0, 'nothing past the end');
+    await f.close();
+    assert.equal(f.readCached(buf, 0, 200, 0), -1, 'a closed file reads nothing');
+  });
+
   it('refuses traversal and symlink escapes, and reports misses as not found', async () => {
     await assert.rejects(store.stat('../etc/passwd'), (e) => isStoreError(e, 'EINVAL'));
     await assert.rejects(store.stat('escape'), (e) => isStoreError(e, 'EACCES'));

@@ -328,7 +328,7 @@ for (const nativeIo of nativeUdp() ? [true, false] : [false]) describe(`tftp ser
     assert.deepEqual(errs.filter((e) => e.type === 'error' && e.quiet).map((e) => e.file), ['pxelinux.cfg/01-52-54-00-12-34-56', '/etc/passwd', 'arch']);
   });
 
-  it('ignores a repeated request from the same port, and drops requests over the limits', async () => {
+  it('ignores a repeated request from the same port, drops requests over the per-client limit, lets those over maxTransfers wait', async () => {
     const { server, port, events } = await start({ maxPerClient: 1, retransmitMs: 5000, minRetransmitMs: 5000 });
     const a = await client();
     const rrq = encodeRequest(Opcode.RRQ, 'f100000', 'octet');
@@ -349,6 +349,60 @@ for (const nativeIo of nativeUdp() ? [true, false] : [false]) describe(`tftp ser
     const answered = await Promise.all(cs.map(async (c) => (await c.drain(200)).length));
     assert.deepEqual(answered.sort(), [0, 1, 1]);
     assert.equal(s2.activeTransfers, 2);
+    assert.equal(s2.waitingRequests, 1, 'the third waits for a slot');
+  });
+
+  it('lets requests past maxTransfers wait, starts them first come first served as slots free, and queues a resend once', async () => {
+    const { server, port, events } = await start({ maxTransfers: 1, retransmitMs: 5000, minRetransmitMs: 5000 });
+    const rrq = encodeRequest(Opcode.RRQ, 'f100000', 'octet');
+    const [a, b, c] = [await client(), await client(), await client()];
+    a.send(rrq, port);
+    const first = await a.recv();
+    assert.equal(first?.pkt?.op, Opcode.DATA);
+    b.send(rrq, port);
+    await sleep(20);
+    c.send(rrq, port);
+    b.send(rrq, port); // a client resending while it waits
+    await sleep(100);
+    assert.equal(server.waitingRequests, 2);
+    assert.deepEqual(await b.drain(150), [], 'no answer while waiting');
+    // a gives up: its slot goes to the oldest waiting request, b, and only to it.
+    a.send(encodeError(0, 'bye'), first!.port);
+    const bFirst = await b.drain(300);
+    assert.deepEqual(bFirst.map((r) => r.pkt?.op), [Opcode.DATA], 'one transfer for b, not two');
+    assert.deepEqual(await c.drain(100), [], 'c still waits');
+    assert.equal(server.waitingRequests, 1);
+    b.send(encodeError(0, 'bye'), bFirst[0]!.port);
+    assert.equal((await c.recv())?.pkt?.op, Opcode.DATA);
+    assert.equal(server.waitingRequests, 0);
+    assert.ok(!events.some((e) => e.type === 'error' && e.stage === 'request'), 'nothing refused or dropped');
+  });
+
+  it('refuses with ERROR 0 past the wait queue bound and past the longest wait, and tells waiting clients on close', async () => {
+    const { server, port, events } = await start({ maxTransfers: 1, maxWaiting: 1, maxWaitMs: 300, retransmitMs: 5000, minRetransmitMs: 5000 });
+    const rrq = encodeRequest(Opcode.RRQ, 'f100000', 'octet');
+    const [a, b, c] = [await client(), await client(), await client()];
+    a.send(rrq, port);
+    assert.equal((await a.recv())?.pkt?.op, Opcode.DATA);
+    b.send(rrq, port);
+    await sleep(20);
+    c.send(rrq, port);
+    const full = await c.recv(200);
+    assert.ok(full?.pkt?.op === Opcode.ERROR && full.pkt.code === 0 && /busy/i.test(full.pkt.message), 'past the bound: ERROR 0 at once');
+    const late = await b.recv(1000);
+    assert.ok(late?.pkt?.op === Opcode.ERROR && late.pkt.code === 0 && /busy/i.test(late.pkt.message), 'past the wait: ERROR 0');
+    assert.equal(server.waitingRequests, 0);
+    const refused = events.filter((e) => e.type === 'error' && e.stage === 'request');
+    assert.equal(refused.length, 2);
+    assert.ok(refused.every((e) => e.type === 'error' && e.busy === true && e.code === 0));
+    // The slots and per-client counts were given back: a fresh request still waits rather than being dropped.
+    const d = await client();
+    d.send(rrq, port);
+    await sleep(50);
+    assert.equal(server.waitingRequests, 1);
+    await server.close();
+    const bye = await d.recv(500);
+    assert.ok(bye?.pkt?.op === Opcode.ERROR && /shutting down/.test(bye.pkt.message));
   });
 
   it('survives a bounded fuzz loop on port 69 and on a transfer port, then still serves', async () => {

@@ -437,6 +437,28 @@ export class IsoImage {
     return out;
   }
 
+  /** Whether readCached can copy anything (the image source offers cached reads). */
+  get canReadCached(): boolean {
+    return this.src.readCached !== undefined;
+  }
+
+  /**
+   * Positional read of a file's page-cached bytes, synchronously, across extents (see
+   * StoreFile.readCached): the count copied, short at the first byte not cached; -1 if none.
+   */
+  readCached(node: IsoNode, buffer: Buffer, offset: number, length: number, position: number): number {
+    const read = this.src.readCached;
+    if (!read) return -1;
+    if (position >= node.size || length <= 0) return 0;
+    let done = 0;
+    for (const r of this.ranges(node, position, Math.min(node.size, position + length) - 1)) {
+      const n = read(buffer, offset + done, r.length, r.position);
+      if (n > 0) done += n;
+      if (n < r.length) break;
+    }
+    return done > 0 ? done : -1;
+  }
+
   /** Positional read of a file's bytes, across extents; returns the count read. */
   async read(node: IsoNode, buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
     if (position >= node.size || length <= 0) return 0;

@@ -1,4 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
+import { cachedReader } from '../store/cached-read';
 import { StoreError } from '../store/types';
 
 /**
@@ -8,6 +9,8 @@ import { StoreError } from '../store/types';
 export interface ImageSource {
   readonly size: number;
   read(buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
+  /** Page-cached bytes only, synchronously (see StoreFile.readCached); -1 when none could be read. */
+  readCached?(buffer: Buffer, offset: number, length: number, position: number): number;
 }
 
 export function badImage(message: string): StoreError {
@@ -43,7 +46,7 @@ export async function readExact(src: ImageSource, position: number, length: numb
 
 /** An image read through an fs FileHandle (what the store uses). */
 export function fileHandleSource(fh: FileHandle, size: number): ImageSource {
-  return { size, read: async (buffer, offset, length, position) => (await fh.read(buffer, offset, length, position)).bytesRead };
+  return { size, read: async (buffer, offset, length, position) => (await fh.read(buffer, offset, length, position)).bytesRead, readCached: cachedReader(fh) };
 }
 
 /** An in-memory image, for tests and the fuzzer. */

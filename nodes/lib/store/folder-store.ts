@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
+import { cachedReader } from './cached-read';
 import { normalizeStorePath } from './path';
 import { StoreError, type FileStore, type ReadStreamOptions, type StoreFile, type StoreStat } from './types';
 
@@ -154,6 +155,7 @@ export class FolderStore implements FileStore {
       size: st.size,
       mtime: st.mtime,
       read: async (buffer, offset, length, position) => (await fh.read(buffer, offset, length, position)).bytesRead,
+      readCached: cachedReader(fh),
       close: () => fh.close(),
     };
   }

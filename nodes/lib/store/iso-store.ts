@@ -297,6 +297,15 @@ export class IsoStore implements FileStore {
         if (!ok) throw new StoreError('ERANGE', `invalid read of /${rel}: offset ${offset}, length ${length}, position ${position}`);
         return img.image.read(node, buffer, offset, length, position);
       },
+      ...(img.image.canReadCached
+        ? {
+            readCached: (buffer: Buffer, offset: number, length: number, position: number): number => {
+              if (closed) return -1;
+              const ok = [offset, length, position].every((n) => Number.isSafeInteger(n) && n >= 0) && offset + length <= buffer.length;
+              return ok ? img.image.readCached(node, buffer, offset, length, position) : -1;
+            },
+          }
+        : {}),
       close: async () => {
         closed = true;
         release();

@@ -17,6 +17,13 @@ export interface StoreFile {
   readonly mtime: Date;
   /** Reads up to `length` bytes at `position` of the file into `buffer`; returns the count read. */
   read(buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
+  /**
+   * The same read, synchronous, copying only bytes the page cache holds (it never waits on the
+   * disk): the count copied, which may be short, or -1 when nothing could be (not cached, no
+   * native addon). Absent where a store cannot offer it. For callers on the event loop that
+   * would otherwise wake a thread-pool thread per read of a file that is almost always cached.
+   */
+  readCached?(buffer: Buffer, offset: number, length: number, position: number): number;
   close(): Promise<void>;
 }
 

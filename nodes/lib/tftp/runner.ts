@@ -109,7 +109,7 @@ export class TransferRunner {
       // The same local address as port 69, so the client sees replies from the address it asked.
       socket = await openTransferSocket(this.cfg.address, peer, this.cfg.nativeIo);
       if (this.closing) return;
-      const source: ChunkSource = req.mode === 'netascii' ? new NetasciiSource(file, this.cfg.readAheadBytes) : new OctetSource(file);
+      const source: ChunkSource = req.mode === 'netascii' ? new NetasciiSource(file, this.cfg.readAheadBytes) : new OctetSource(file, this.cfg.nativeIo);
       const size = req.mode === 'octet' ? file.size : undefined;
       const { options, oack } = negotiate(req.options, this.cfg.limits, source.size);
       let ended!: () => void;

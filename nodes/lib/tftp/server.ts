@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import * as os from 'node:os';
 import { BusyPoller } from './busy-poll';
 import { decode, encodeError, ErrorCode, Opcode, peekOpcode, TftpDecodeError, type RequestPacket } from './codec';
+import { AdmissionQueue } from './admission';
 import { clampLimits, type NegotiatedOptions, type NegotiationLimits } from './options';
 import { transferSocketIo } from './transfer-socket';
 import { PROGRESS_INTERVAL_MS, TransferRunner, type JobEvent, type JobResult, type Peer, type TransferJob } from './runner';
@@ -27,8 +28,19 @@ export interface TftpServerOptions {
   maxBlksize?: number;
   /** Largest windowsize granted (default 64). */
   maxWindowsize?: number;
-  /** Transfers at once; further requests are dropped so the client retries later (default 100). */
+  /** Transfers at once; further requests wait for a slot (default 100). */
   maxTransfers?: number;
+  /**
+   * Requests waiting for a transfer slot at once (default 4 × maxTransfers); one more is refused
+   * with an ERROR. A waiting request holds its packet (≤ 512 bytes) and nothing else.
+   */
+  maxWaiting?: number;
+  /**
+   * Longest a request waits for a slot before it is refused with an ERROR, ms (default 20000:
+   * below the shortest common client retry budget, tftp-hpa's 25 s, so the client still listens
+   * when the ERROR comes; a PXE ROM retries for about 35 s).
+   */
+  maxWaitMs?: number;
   /** Transfers at once from one client address (default 8). */
   maxPerClient?: number;
   /** Upper bound of the adaptive retransmit timeout, ms (default 1000). */
@@ -106,6 +118,8 @@ export interface ErrorEvent extends EventBase {
   message: string;
   /** Routine, log at debug level: a missing file (pxelinux probes many paths per boot). */
   quiet: boolean;
+  /** Refused because the server was busy: every transfer slot taken and the wait queue full or its wait over. */
+  busy?: boolean;
   options?: NegotiatedOptions;
   bytesSent: number;
   durationMs: number;
@@ -160,11 +174,24 @@ interface Slot {
   closed: Promise<void>;
 }
 
+/** Waiting requests per transfer slot, by default (maxWaiting). */
+const WAITING_PER_SLOT = 4;
+
+/** A read request waiting for a transfer slot. */
+interface Pending {
+  key: string;
+  peer: Peer;
+  req: RequestPacket;
+  raw: Buffer;
+}
+
 const DEFAULTS = {
   address: '0.0.0.0',
   port: 69,
   maxTransfers: 100,
   maxPerClient: 8,
+  maxWaiting: 0, // 0: WAITING_PER_SLOT × maxTransfers
+  maxWaitMs: 20_000,
   retransmitMs: 1000,
   minRetransmitMs: 100,
   maxRetries: 8,
@@ -198,7 +225,10 @@ export class TftpServer {
   private readonly slots = new Map<string, Slot>();
   /** Every transfer until its socket and file are closed (what close() waits for). */
   private readonly open = new Set<Slot>();
+  /** Transfers and waiting requests by client address (maxPerClient counts both). */
   private readonly perClient = new Map<string, number>();
+  /** Requests waiting for a transfer slot, bounded by maxWaiting and maxWaitMs. */
+  private readonly waiting: AdmissionQueue<Pending>;
   private nextId = 1;
   private closing = false;
   private listening = false;
@@ -221,6 +251,12 @@ export class TftpServer {
       port: typeof opts.port === 'number' && opts.port >= 0 && opts.port < 65536 ? Math.floor(opts.port) : DEFAULTS.port,
       maxTransfers: positive(opts.maxTransfers, DEFAULTS.maxTransfers),
       maxPerClient: positive(opts.maxPerClient, DEFAULTS.maxPerClient),
+      // 0 is a valid choice here: no waiting, a busy server refuses at once.
+      maxWaiting:
+        typeof opts.maxWaiting === 'number' && Number.isFinite(opts.maxWaiting) && opts.maxWaiting >= 0
+          ? Math.floor(opts.maxWaiting)
+          : WAITING_PER_SLOT * positive(opts.maxTransfers, DEFAULTS.maxTransfers),
+      maxWaitMs: positive(opts.maxWaitMs, DEFAULTS.maxWaitMs),
       retransmitMs,
       minRetransmitMs: Math.min(retransmitMs, positive(opts.minRetransmitMs, DEFAULTS.minRetransmitMs)),
       maxRetries: positive(opts.maxRetries, DEFAULTS.maxRetries),
@@ -228,6 +264,15 @@ export class TftpServer {
       busyPollMs: typeof opts.busyPollMs === 'number' && opts.busyPollMs >= 0 ? Math.min(opts.busyPollMs, 10) : DEFAULTS.busyPollMs,
     };
     this.poller = new BusyPoller(this.cfg.busyPollMs);
+    this.waiting = new AdmissionQueue<Pending>({
+      maxWaiting: this.cfg.maxWaiting,
+      maxWaitMs: this.cfg.maxWaitMs,
+      onExpired: (p, waitedMs) => {
+        this.unclaim(p.peer.address);
+        const s = (waitedMs / 1000).toFixed(1);
+        this.refuse(p.peer, p.req, ErrorCode.NOT_DEFINED, `no transfer slot free within ${s} s (limit ${this.cfg.maxTransfers}): refused`, false, `Server busy: no transfer slot free within ${s} s, try again later`, this.nextId++, true);
+      },
+    });
     const runnerCfg = {
       address: this.cfg.address,
       limits: this.limits,
@@ -276,6 +321,11 @@ export class TftpServer {
   /** Transfers currently running (requests being set up included). */
   get activeTransfers(): number {
     return this.slots.size;
+  }
+
+  /** Requests waiting for a transfer slot. */
+  get waitingRequests(): number {
+    return this.waiting.size;
   }
 
   /** Transfers whose socket or file is still open (a finished one may still be closing, in a worker). */
@@ -348,7 +398,10 @@ export class TftpServer {
     const socket = this.socket;
     this.socket = undefined;
     const waits: Promise<void>[] = [];
-    if (socket) waits.push(new Promise<void>((resolve) => socket.close(() => resolve())));
+    // Waiting clients are told, as running transfers are (abortAll); port 69 closes once the
+    // ERRORs are out (a send completes after a tick; closing first would drop them).
+    const told = this.waiting.clear().map((p) => new Promise<void>((resolve) => (socket ? socket.send(encodeError(ErrorCode.NOT_DEFINED, 'server shutting down'), p.peer.port, p.peer.address, () => resolve()) : resolve())));
+    if (socket) waits.push(Promise.all(told).then(() => new Promise<void>((resolve) => socket.close(() => resolve()))));
     this.runner.abortAll('server shutting down');
     for (const slot of this.open) waits.push(slot.closed);
     // The pool aborts the workers' transfers and resolves once their threads have exited.
@@ -368,9 +421,9 @@ export class TftpServer {
     return { id, client: peer, file: req.filename, mode: req.mode, requested };
   }
 
-  private refuse(peer: Peer, req: RequestPacket, code: number | undefined, message: string, quiet = false, clientMessage = message, id = this.nextId++): void {
+  private refuse(peer: Peer, req: RequestPacket, code: number | undefined, message: string, quiet = false, clientMessage = message, id = this.nextId++, busy = false): void {
     if (code !== undefined) this.reply(peer, code, clientMessage);
-    this.emit({ ...this.base(id, peer, req), type: 'error', stage: 'request', by: 'server', code, message, quiet, bytesSent: 0, durationMs: 0 });
+    this.emit({ ...this.base(id, peer, req), type: 'error', stage: 'request', by: 'server', code, message, quiet, bytesSent: 0, durationMs: 0, ...(busy ? { busy } : {}) });
   }
 
   private onRequest(msg: Buffer, rinfo: dgram.RemoteInfo): void {
@@ -409,25 +462,42 @@ export class TftpServer {
       if (!msg.equals(known.raw) || (known.started && known.req.options.length > 0)) known.queued = { msg, rinfo };
       return;
     }
-    // Over a limit the request is dropped unanswered: PXE ROMs resend it and get served later,
-    // where an ERROR would abort their boot.
-    if (this.slots.size >= this.cfg.maxTransfers) {
-      this.refuse(peer, req, undefined, `too many transfers (limit ${this.cfg.maxTransfers}): request dropped, the client will retry`);
+    const pending: Pending = { key, peer, req, raw: msg };
+    // A client resending while it waits for a slot: still the one request, in its place in line.
+    if (this.waiting.has(key)) {
+      this.waiting.offer(key, pending);
       return;
     }
+    // Over the per-client limit the request is dropped unanswered: a PXE ROM resends it and is
+    // served once one of its own transfers ends, where an ERROR would abort its boot.
     const n = this.perClient.get(peer.address) ?? 0;
     if (n >= this.cfg.maxPerClient) {
       this.refuse(peer, req, undefined, `too many transfers from ${peer.address} (limit ${this.cfg.maxPerClient}): request dropped`);
       return;
     }
+    // Every slot taken (or others already waiting: first come, first served): wait in line.
+    if (this.slots.size >= this.cfg.maxTransfers || this.waiting.size > 0) {
+      if (this.waiting.offer(key, pending) === 'full') {
+        const message = `too many transfers (limit ${this.cfg.maxTransfers}) and ${this.cfg.maxWaiting} requests waiting: refused`;
+        this.refuse(peer, req, ErrorCode.NOT_DEFINED, message, false, 'Server busy: all transfer slots taken, try again later', this.nextId++, true);
+        return;
+      }
+      this.perClient.set(peer.address, n + 1);
+      return;
+    }
     this.perClient.set(peer.address, n + 1);
+    this.begin(pending);
+  }
+
+  /** Starts a transfer for a request within the limits (already counted in perClient). */
+  private begin({ key, peer, req, raw }: Pending): void {
     let release!: () => void;
     const slot: Slot = {
       id: this.nextId++,
       key,
       peer,
       req,
-      raw: msg,
+      raw,
       started: false,
       startedAt: Date.now(),
       closed: new Promise<void>((r) => (release = r)),
@@ -448,12 +518,26 @@ export class TftpServer {
   private forget(slot: Slot): void {
     if (this.slots.get(slot.key) !== slot) return;
     this.slots.delete(slot.key);
-    const left = (this.perClient.get(slot.peer.address) ?? 1) - 1;
-    if (left > 0) this.perClient.set(slot.peer.address, left);
-    else this.perClient.delete(slot.peer.address);
+    this.unclaim(slot.peer.address);
     const next = slot.queued;
     slot.queued = undefined;
     if (next) this.onRequest(next.msg, next.rinfo);
+    this.admit();
+  }
+
+  /** Starts waiting requests, oldest first, while slots are free. */
+  private admit(): void {
+    while (!this.closing && this.slots.size < this.cfg.maxTransfers) {
+      const p = this.waiting.take();
+      if (!p) return;
+      this.begin(p);
+    }
+  }
+
+  private unclaim(address: string): void {
+    const left = (this.perClient.get(address) ?? 1) - 1;
+    if (left > 0) this.perClient.set(address, left);
+    else this.perClient.delete(address);
   }
 
   /** Hands the job to a worker or runs it here; resolves when its socket and file are closed. */

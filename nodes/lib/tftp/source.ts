@@ -12,6 +12,11 @@ export interface ChunkSource {
   readonly size: number | undefined;
   /** Fills `buf` with the next bytes; returns how many. Fewer than buf.length means the end. */
   next(buf: Buffer): Promise<number>;
+  /**
+   * The same, synchronously, when the bytes are in the page cache (no disk wait, no thread-pool
+   * hop); -1 when they are not (or cannot be known), and next() must be used. Optional.
+   */
+  nextCached?(buf: Buffer): number;
 }
 
 /** Reads `length` bytes at `position`, looping over short reads; stops early only at end of file. */
@@ -30,8 +35,23 @@ export class OctetSource implements ChunkSource {
   private position = 0;
   readonly size: number;
 
-  constructor(private readonly file: StoreFile) {
+  /** @param cached use the store's synchronous page-cache reads when it offers them */
+  constructor(
+    private readonly file: StoreFile,
+    private readonly cached = true,
+  ) {
     this.size = file.size;
+  }
+
+  nextCached(buf: Buffer): number {
+    if (!this.cached || !this.file.readCached) return -1;
+    const want = Math.min(buf.length, this.size - this.position);
+    if (want <= 0) return 0;
+    const n = this.file.readCached(buf, 0, want, this.position);
+    // Partly cached: the async read does the whole chunk (the copy made here is simply redone).
+    if (n !== want) return -1;
+    this.position += n;
+    return n;
   }
 
   async next(buf: Buffer): Promise<number> {
