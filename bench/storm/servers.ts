@@ -281,7 +281,9 @@ export async function startStack(ns: Netns, o: StackOptions): Promise<Running> {
     await Promise.all(stops.map((f) => f()));
     cpu.remove();
   };
-  const log = (): string => logs.map((l) => l()).join('\n');
+  // dnsmasq logs to its file (log-facility): its tail is the part that tells what TFTP did.
+  const dnsmasqLog = path.join(o.work, 'dnsmasq.log');
+  const log = (): string => [...logs.map((l) => l()), fs.existsSync(dnsmasqLog) ? fs.readFileSync(dnsmasqLog, 'utf8').slice(-20000) : ''].join('\n');
   // Both listening: dnsmasq binds 67/69 (and 4011 in proxy mode), nginx 80.
   const deadline = Date.now() + 20_000;
   for (;;) {
