@@ -239,13 +239,16 @@ async function main(): Promise<void> {
     const bad = (rs: Round[]): number => rs.reduce((s, r) => s + r.results.filter((x) => !x.ok).length, 0);
     const corrupt = (rs: Round[]): number => rs.reduce((s, r) => s + r.results.reduce((t, x) => t + x.corrupt, 0), 0);
     const cpuPerGib = (rs: Round[]): number => rs.reduce((s, r) => s + r.cpuSeconds, 0) / (rs.reduce((s, r) => s + r.bytes, 0) / (1024 * MiB));
-    console.log(`all-complete ours ${ours.map((r) => fmt(r.allMs / 1000)).join(' ')} s, stack ${stack.map((r) => fmt(r.allMs / 1000)).join(' ')} s; stack/ours per pair ${ratios.map((x) => fmt(x)).join(' ')} (spread ${fmt(Math.min(...ratios))}–${fmt(Math.max(...ratios))})`);
-    console.log(`per-client boot p50/p95: ours ${fmt(pct(times(ours), 0.5))}/${fmt(pct(times(ours), 0.95))} s, stack ${fmt(pct(times(stack), 0.5))}/${fmt(pct(times(stack), 0.95))} s`);
+    // With --only one side has no rounds: its parts are left out (not printed as NaN).
+    const sides = (f: (rs: Round[], name: string) => string): string =>
+      ([['ours', ours], ['stack', stack]] as [string, Round[]][]).filter(([, rs]) => rs.length).map(([name, rs]) => f(rs, name)).join(', ');
+    console.log(`all-complete ${sides((rs, n) => `${n} ${rs.map((r) => fmt(r.allMs / 1000)).join(' ')} s`)}` + (ratios.length ? `; stack/ours per pair ${ratios.map((x) => fmt(x)).join(' ')} (spread ${fmt(Math.min(...ratios))}–${fmt(Math.max(...ratios))})` : ''));
+    console.log(`per-client boot p50/p95: ${sides((rs, n) => `${n} ${fmt(pct(times(rs), 0.5))}/${fmt(pct(times(rs), 0.95))} s`)}`);
     // dnsmasq pings every address before offering it (the wiki leaves that on): the transfer phases alone, for the servers' TFTP and HTTP.
     const transfer = (rs: Round[]): number[] => rs.flatMap((r) => r.results.filter((x) => x.ok).map((x) => (x.phases.tftp + x.phases.http) / 1000));
     const dhcpP50 = (rs: Round[]): number => pct(rs.flatMap((r) => r.results.map((x) => x.phases.dhcp / 1000)), 0.5);
-    console.log(`per-client DHCP p50: ours ${fmt(dhcpP50(ours))} s, stack ${fmt(dhcpP50(stack))} s; TFTP + HTTP phases p50/p95: ours ${fmt(pct(transfer(ours), 0.5))}/${fmt(pct(transfer(ours), 0.95))} s, stack ${fmt(pct(transfer(stack), 0.5))}/${fmt(pct(transfer(stack), 0.95))} s`);
-    console.log(`server CPU per GiB served: ours ${fmt(cpuPerGib(ours), 1)} CPU-s/GiB, stack ${fmt(cpuPerGib(stack), 1)} CPU-s/GiB; stack lost or corrupt clients ${bad(stack)}, peak RSS (dnsmasq + nginx) ${fmt(Math.max(...stack.map((r) => r.peakRssBytes)) / MiB, 1)} MiB`);
+    console.log(`per-client DHCP p50: ${sides((rs, n) => `${n} ${fmt(dhcpP50(rs))} s`)}; TFTP + HTTP phases p50/p95: ${sides((rs, n) => `${n} ${fmt(pct(transfer(rs), 0.5))}/${fmt(pct(transfer(rs), 0.95))} s`)}`);
+    console.log(`server CPU per GiB served: ${sides((rs, n) => `${n} ${fmt(cpuPerGib(rs), 1)} CPU-s/GiB`)}` + (stack.length ? `; stack lost or corrupt clients ${bad(stack)}, peak RSS (dnsmasq + nginx) ${fmt(Math.max(...stack.map((r) => r.peakRssBytes)) / MiB, 1)} MiB` : ''));
     console.log('event-loop delay: perf_hooks.monitorEventLoopDelay (10 ms resolution) started by settings.js inside the Node-RED process, reset at the storm start, read at its end');
 
     const timeFloor = CLIENTS <= 50 ? 1.0 : 0;
