@@ -15,7 +15,20 @@
  *   stack: the seed's stack, dnsmasq (DHCP + TFTP, the wiki's configuration) + nginx serving the
  *          ISO's extracted tree (the wiki's darkhttpd is not packaged in Debian 12).
  *
- *   node --import tsx bench/storm.ts [--clients N] [--pairs P] [--scale S] [--only ours|stack]
+ *   node --import tsx bench/storm.ts [--clients N] [--pairs P] [--scale S] [--only ours|stack] [--dhcp full|proxy]
+ *
+ * --dhcp proxy replays the proxy-mode recording (bench/storm/recorded-boot-proxy.json): the
+ * namespace gets a plain address-only DHCP server (dnsmasq, no PXE, its own namespace on the same
+ * bridge, pinned with the clients: it stands for the home router, the same for both sides), ours
+ * runs the example in proxy mode and the stack is dnsmasq's own proxy mode (proxy dhcp-range,
+ * pxe-service, dhcp-boot) with its TFTP + nginx. Each client takes its address from the address
+ * server and its boot file from the proxy's offer: the recorded BIOS client (QEMU's iPXE ROM) sent
+ * no port-4011 REQUEST, the proxy offer already naming next-server and boot file.
+ * Without dnsmasq's DHCP pings to spread them (the address server has no-ping) the 50 clients
+ * reach TFTP together, and dnsmasq 2.90 starts a second transfer for every retransmitted request
+ * (pxelinux resends after 110 ms) and holds an unacknowledged one about 30 s: with its default
+ * tftp-max of 50 the table fills and its TFTP stalls in 30-s waves, and a stack round can lose
+ * every client (reported as lost stack clients; its configuration is left as the wiki has it).
  *
  * --only runs one server's rounds (P of them) and prints its figures without the ratio: the
  * 200-client check of ours (no lost client, bounded memory, no false boot/stalled) needs no stack
@@ -34,8 +47,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Lab, labAvailable, type Netns } from '../test/lab/netns';
 import { readEvents } from '../test/e2e/arch-pxe-flow';
-import { CpuGroup, peakRss, prepareRun, startOurs, startStack, type Running } from './storm/servers';
-import { describeSteps, type Recording } from './storm/script';
+import { CpuGroup, peakRss, prepareRun, startAddressServer, startOurs, startStack, type Running } from './storm/servers';
+import { describeSteps, recordingFile, type Recording } from './storm/script';
 import { FULL_SIZES } from './storm/files';
 import type { ClientConfig, ClientResult } from './storm/client';
 
@@ -52,11 +65,18 @@ const onlyArg = process.argv.indexOf('--only');
 const ONLY = onlyArg >= 0 ? (process.argv[onlyArg + 1] as 'ours' | 'stack') : undefined;
 if (ONLY !== undefined && ONLY !== 'ours' && ONLY !== 'stack') throw new Error('--only takes ours or stack');
 const SCALE = arg('scale', 1 / 8);
+const dhcpArg = process.argv.indexOf('--dhcp');
+const DHCP = (dhcpArg >= 0 ? process.argv[dhcpArg + 1] : 'full') as 'full' | 'proxy';
+if (DHCP !== 'full' && DHCP !== 'proxy') throw new Error('--dhcp takes full or proxy');
 if (!(CLIENTS >= 1 && CLIENTS <= 250)) throw new Error('--clients must be 1..250 (one /24 of client addresses per round)');
 if (!(PAIRS >= 1 && PAIRS <= 10)) throw new Error('--pairs must be 1..10');
 if (!(SCALE > 0 && SCALE <= 1)) throw new Error('--scale must be in (0, 1]');
 
+/** Figure names: storm50_…, storm50_proxy_… */
+const TAG = DHCP === 'full' ? `storm${CLIENTS}` : `storm${CLIENTS}_proxy`;
 const SERVER = '10.91.0.1';
+/** Proxy mode's address server (the home router). */
+const ROUTER = '10.91.0.2';
 const CLIENT_BASE = '10.91.255.254';
 const SERVER_CPU = 0;
 const CLIENT_CPU = 1;
@@ -114,7 +134,9 @@ async function main(): Promise<void> {
   if (!CpuGroup.available()) throw new Error('cgroup v1 cpuacct is not mounted at /sys/fs/cgroup/cpuacct');
   if (os.cpus().length < 2) throw new Error('the bench pins servers and clients to different CPUs: it needs 2');
   for (const bin of ['/usr/sbin/dnsmasq', '/usr/sbin/nginx', '/usr/bin/taskset', '/usr/bin/xorriso']) if (!fs.existsSync(bin)) throw new Error(`${bin} missing: run .ci/install-deps.sh`);
-  const recording = JSON.parse(fs.readFileSync(path.join(__dirname, 'storm', 'recorded-boot.json'), 'utf8')) as Recording;
+  const recording = JSON.parse(fs.readFileSync(recordingFile(DHCP), 'utf8')) as Recording;
+  const proxySteps = recording.steps.filter((s) => s.proto === 'dhcp' && s.proxy).length;
+  if ((DHCP === 'proxy') !== proxySteps > 0) throw new Error(`${recordingFile(DHCP)} is not a ${DHCP}-DHCP recording`);
   fs.mkdirSync(path.join(root, '.cache'), { recursive: true });
   const work = fs.mkdtempSync(path.join(root, '.cache', 'storm-'));
   const lab = Lab.create();
@@ -126,12 +148,29 @@ async function main(): Promise<void> {
 
     const srv = lab.netns('srv');
     const cli = lab.netns('cli');
-    const { a: srvIf, b: cliIf } = lab.veth(srv, `${SERVER}/16`, cli, `${CLIENT_BASE}/16`, { mtu: 1500 });
+    // Full: one veth. Proxy: a bridge in the server namespace, the clients and the address
+    // server each on a veth into it (their broadcasts reach both DHCP servers).
+    let srvIf: string;
+    let cliIf: string;
+    let router: Netns | undefined;
+    let routerIf = '';
+    if (DHCP === 'full') ({ a: srvIf, b: cliIf } = lab.veth(srv, `${SERVER}/16`, cli, `${CLIENT_BASE}/16`, { mtu: 1500 }));
+    else {
+      srvIf = lab.bridge(srv, `${SERVER}/16`);
+      cliIf = lab.attach(srv, srvIf, cli, `${CLIENT_BASE}/16`, { mtu: 1500 });
+      router = lab.netns('router');
+      routerIf = lab.attach(srv, srvIf, router, `${ROUTER}/16`, { mtu: 1500 });
+    }
 
     const sizesText = Object.entries(files.sizes).map(([p, s]) => `${path.basename(p)} ${fmt(s / MiB)} MiB`).join(', ');
     console.log(`${CLIENTS} clients started within 1 s, ${PAIRS} pair(s) of rounds; files scaled ×${fmt(SCALE, 3)} from kernel ${FULL_SIZES.kernel / MiB} MiB, initramfs ${FULL_SIZES.initramfs / MiB} MiB, rootfs ${FULL_SIZES.rootfs / MiB} MiB: ${sizesText}`);
     console.log(`each client replays ${describeSteps(recording.steps)} (recorded ${recording.date} by ${recording.recordedWith}: ${recording.how})`);
-    console.log(`servers on CPU ${SERVER_CPU}, clients on CPU ${CLIENT_CPU}; stack = dnsmasq ${execFileSync('/usr/sbin/dnsmasq', ['--version'], { encoding: 'utf8' }).split(/\s+/)[2]} (DHCP + TFTP, the wiki's dnsmasq.conf) + nginx (the wiki's darkhttpd is not packaged in Debian 12)`);
+    const dnsmasqVersion = execFileSync('/usr/sbin/dnsmasq', ['--version'], { encoding: 'utf8' }).split(/\s+/)[2];
+    console.log(
+      DHCP === 'full'
+        ? `servers on CPU ${SERVER_CPU}, clients on CPU ${CLIENT_CPU}; full DHCP; stack = dnsmasq ${dnsmasqVersion} (DHCP + TFTP, the wiki's dnsmasq.conf) + nginx (the wiki's darkhttpd is not packaged in Debian 12)`
+        : `servers on CPU ${SERVER_CPU}, clients and the address server on CPU ${CLIENT_CPU}; proxy DHCP beside an address-only dnsmasq ${dnsmasqVersion} (no PXE options, no-ping); ours = the example in proxy mode; stack = dnsmasq's proxy mode (proxy dhcp-range, pxe-service, dhcp-boot; it sends no 209/210 in proxy replies) + its TFTP + nginx (the wiki's darkhttpd is not packaged in Debian 12)`,
+    );
     console.log(`load average ${os.loadavg().map((x) => fmt(x)).join(' ')} on ${os.cpus().length} CPUs`);
 
     let round = 0;
@@ -140,12 +179,14 @@ async function main(): Promise<void> {
       round++;
       resetClientAddresses(cli, cliIf);
       const pool = { start: `10.91.${round}.1`, end: `10.91.${round}.254`, mask: '255.255.0.0' };
+      // Proxy: each round's addresses from a fresh address server (no leases from the last one).
+      const addressServer = router ? await startAddressServer(router, { iface: routerIf, work, pool, cpu: CLIENT_CPU }) : undefined;
       const eventsFile = path.join(work, `events-${round}.jsonl`);
       const lagFile = path.join(work, `lag-${round}.json`);
       running =
         server === 'ours'
-          ? await startOurs(srv, { userDir, iso: files.iso, iface: srvIf, pool, eventsFile, lagFile, cpu: SERVER_CPU })
-          : await startStack(srv, { tree: files.tree, work, iface: srvIf, address: SERVER, pool, bootFile: files.layout.dhcp.bootFile, option209: files.layout.dhcp.option209, option210: files.layout.dhcp.option210, cpu: SERVER_CPU });
+          ? await startOurs(srv, { userDir, iso: files.iso, iface: srvIf, dhcp: DHCP, pool, eventsFile, lagFile, cpu: SERVER_CPU })
+          : await startStack(srv, { tree: files.tree, work, iface: srvIf, address: SERVER, dhcp: DHCP, pool, bootFile: files.layout.dhcp.bootFile, option209: files.layout.dhcp.option209, option210: files.layout.dhcp.option210, cpu: SERVER_CPU });
       await sleep(1000);
       if (server === 'ours') {
         // The lag histogram starts with the storm (settings.js resets it within 250 ms).
@@ -169,6 +210,7 @@ async function main(): Promise<void> {
       if (results.some((x) => !x.ok)) console.log(`  ${server} log tail:\n${running.log().split('\n').filter((l) => !/\[debug\]/.test(l)).slice(-15).join('\n')}`);
       await running.stop();
       running = undefined;
+      await addressServer?.stop();
       const ok = results.filter((x) => x.ok).length;
       const ms = results.map((x) => x.ms);
       const gib = r.bytes / (1024 * MiB);
@@ -202,36 +244,39 @@ async function main(): Promise<void> {
     const bad = (rs: Round[]): number => rs.reduce((s, r) => s + r.results.filter((x) => !x.ok).length, 0);
     const corrupt = (rs: Round[]): number => rs.reduce((s, r) => s + r.results.reduce((t, x) => t + x.corrupt, 0), 0);
     const cpuPerGib = (rs: Round[]): number => rs.reduce((s, r) => s + r.cpuSeconds, 0) / (rs.reduce((s, r) => s + r.bytes, 0) / (1024 * MiB));
-    console.log(`all-complete ours ${ours.map((r) => fmt(r.allMs / 1000)).join(' ')} s, stack ${stack.map((r) => fmt(r.allMs / 1000)).join(' ')} s; stack/ours per pair ${ratios.map((x) => fmt(x)).join(' ')} (spread ${fmt(Math.min(...ratios))}–${fmt(Math.max(...ratios))})`);
-    console.log(`per-client boot p50/p95: ours ${fmt(pct(times(ours), 0.5))}/${fmt(pct(times(ours), 0.95))} s, stack ${fmt(pct(times(stack), 0.5))}/${fmt(pct(times(stack), 0.95))} s`);
+    // With --only one side has no rounds: its parts are left out (not printed as NaN).
+    const sides = (f: (rs: Round[], name: string) => string): string =>
+      ([['ours', ours], ['stack', stack]] as [string, Round[]][]).filter(([, rs]) => rs.length).map(([name, rs]) => f(rs, name)).join(', ');
+    console.log(`all-complete ${sides((rs, n) => `${n} ${rs.map((r) => fmt(r.allMs / 1000)).join(' ')} s`)}` + (ratios.length ? `; stack/ours per pair ${ratios.map((x) => fmt(x)).join(' ')} (spread ${fmt(Math.min(...ratios))}–${fmt(Math.max(...ratios))})` : ''));
+    console.log(`per-client boot p50/p95: ${sides((rs, n) => `${n} ${fmt(pct(times(rs), 0.5))}/${fmt(pct(times(rs), 0.95))} s`)}`);
     // dnsmasq pings every address before offering it (the wiki leaves that on): the transfer phases alone, for the servers' TFTP and HTTP.
     const transfer = (rs: Round[]): number[] => rs.flatMap((r) => r.results.filter((x) => x.ok).map((x) => (x.phases.tftp + x.phases.http) / 1000));
     const dhcpP50 = (rs: Round[]): number => pct(rs.flatMap((r) => r.results.map((x) => x.phases.dhcp / 1000)), 0.5);
-    console.log(`per-client DHCP p50: ours ${fmt(dhcpP50(ours))} s, stack ${fmt(dhcpP50(stack))} s; TFTP + HTTP phases p50/p95: ours ${fmt(pct(transfer(ours), 0.5))}/${fmt(pct(transfer(ours), 0.95))} s, stack ${fmt(pct(transfer(stack), 0.5))}/${fmt(pct(transfer(stack), 0.95))} s`);
-    console.log(`server CPU per GiB served: ours ${fmt(cpuPerGib(ours), 1)} CPU-s/GiB, stack ${fmt(cpuPerGib(stack), 1)} CPU-s/GiB; stack lost or corrupt clients ${bad(stack)}, peak RSS (dnsmasq + nginx) ${fmt(Math.max(...stack.map((r) => r.peakRssBytes)) / MiB, 1)} MiB`);
+    console.log(`per-client DHCP p50: ${sides((rs, n) => `${n} ${fmt(dhcpP50(rs))} s`)}; TFTP + HTTP phases p50/p95: ${sides((rs, n) => `${n} ${fmt(pct(transfer(rs), 0.5))}/${fmt(pct(transfer(rs), 0.95))} s`)}`);
+    console.log(`server CPU per GiB served: ${sides((rs, n) => `${n} ${fmt(cpuPerGib(rs), 1)} CPU-s/GiB`)}` + (stack.length ? `; stack lost or corrupt clients ${bad(stack)}, peak RSS (dnsmasq + nginx) ${fmt(Math.max(...stack.map((r) => r.peakRssBytes)) / MiB, 1)} MiB` : ''));
     console.log('event-loop delay: perf_hooks.monitorEventLoopDelay (10 ms resolution) started by settings.js inside the Node-RED process, reset at the storm start, read at its end');
 
     const timeFloor = CLIENTS <= 50 ? 1.0 : 0;
     // With --only, the other side's figures (and the ratio) are left out, not reported as missed.
-    if (ratios.length) figure(`storm${CLIENTS}_all_complete_stack_over_ours`, median(ratios), 'x', timeFloor);
+    if (ratios.length) figure(`${TAG}_all_complete_stack_over_ours`, median(ratios), 'x', timeFloor);
     if (ours.length) {
-      figure(`storm${CLIENTS}_client_boot_p50_ours`, pct(times(ours), 0.5), 's', 0, 'none');
-      figure(`storm${CLIENTS}_client_boot_p95_ours`, pct(times(ours), 0.95), 's', 0, 'none');
+      figure(`${TAG}_client_boot_p50_ours`, pct(times(ours), 0.5), 's', 0, 'none');
+      figure(`${TAG}_client_boot_p95_ours`, pct(times(ours), 0.95), 's', 0, 'none');
     }
     if (stack.length) {
-      figure(`storm${CLIENTS}_client_boot_p50_stack`, pct(times(stack), 0.5), 's', 0, 'none');
-      figure(`storm${CLIENTS}_client_boot_p95_stack`, pct(times(stack), 0.95), 's', 0, 'none');
+      figure(`${TAG}_client_boot_p50_stack`, pct(times(stack), 0.5), 's', 0, 'none');
+      figure(`${TAG}_client_boot_p95_stack`, pct(times(stack), 0.95), 's', 0, 'none');
     }
-    if (ratios.length) figure(`storm${CLIENTS}_client_transfer_p95_stack_over_ours`, pct(transfer(stack), 0.95) / pct(transfer(ours), 0.95), 'x', 0, 'none');
+    if (ratios.length) figure(`${TAG}_client_transfer_p95_stack_over_ours`, pct(transfer(stack), 0.95) / pct(transfer(ours), 0.95), 'x', 0, 'none');
     if (ours.length) {
-      figure(`storm${CLIENTS}_nodered_event_loop_delay_p99`, Math.max(...ours.map((r) => r.lag?.p99 ?? Infinity)), 'ms', 100, 'ceiling');
-      figure(`storm${CLIENTS}_nodered_peak_rss`, Math.max(...ours.map((r) => r.peakRssBytes)) / MiB, 'MiB', 300, 'ceiling');
-      figure(`storm${CLIENTS}_lost_or_corrupt_clients_ours`, bad(ours) + corrupt(ours), 'clients', 0, 'ceiling');
-      figure(`storm${CLIENTS}_boot_complete_events_min`, Math.min(...ours.map((r) => r.complete ?? 0)), 'events', CLIENTS);
-      figure(`storm${CLIENTS}_boot_stalled_events`, ours.reduce((s, r) => s + (r.stalled ?? 0), 0), 'events', 0, 'ceiling');
-      figure(`storm${CLIENTS}_server_cpu_per_gib_ours`, cpuPerGib(ours), 'CPU-s/GiB', 0, 'none');
+      figure(`${TAG}_nodered_event_loop_delay_p99`, Math.max(...ours.map((r) => r.lag?.p99 ?? Infinity)), 'ms', 100, 'ceiling');
+      figure(`${TAG}_nodered_peak_rss`, Math.max(...ours.map((r) => r.peakRssBytes)) / MiB, 'MiB', 300, 'ceiling');
+      figure(`${TAG}_lost_or_corrupt_clients_ours`, bad(ours) + corrupt(ours), 'clients', 0, 'ceiling');
+      figure(`${TAG}_boot_complete_events_min`, Math.min(...ours.map((r) => r.complete ?? 0)), 'events', CLIENTS);
+      figure(`${TAG}_boot_stalled_events`, ours.reduce((s, r) => s + (r.stalled ?? 0), 0), 'events', 0, 'ceiling');
+      figure(`${TAG}_server_cpu_per_gib_ours`, cpuPerGib(ours), 'CPU-s/GiB', 0, 'none');
     }
-    if (stack.length) figure(`storm${CLIENTS}_server_cpu_per_gib_stack`, cpuPerGib(stack), 'CPU-s/GiB', 0, 'none');
+    if (stack.length) figure(`${TAG}_server_cpu_per_gib_stack`, cpuPerGib(stack), 'CPU-s/GiB', 0, 'none');
   } finally {
     await running?.stop().catch(() => undefined);
     await lab.destroy();

@@ -2,7 +2,12 @@
  * The boot-storm client simulator: N BIOS PXE clients in one process, started within `spreadMs`,
  * each replaying the recorded steps (bench/storm/script.ts) against one server address:
  *   DHCP DISCOVER → OFFER → REQUEST → ACK (broadcast flag set, as PXE ROMs do), the leased
- *   address added to the interface (a real client configures it too), then every TFTP request
+ *   address added to the interface (a real client configures it too); in proxy mode the DISCOVER
+ *   waits for both the address server's offer and the proxy's (yiaddr 0, option 60 PXEClient),
+ *   the REQUEST goes to the address server and the boot file is the proxy offer's; when the
+ *   recording has a port-4011 request, the client then sends the proxy a DHCPREQUEST from
+ *   <address>:68 to <proxy>:4011 (ciaddr set, server identifier the proxy's, as iPXE's ProxyDHCP
+ *   state does) and takes the boot file from its ACK (PXE 2.1 §2.2.3); then every TFTP request
  *   in order from that address (lock-step ACKs, windowsize 1, resent on pxelinux's timeout table), then
  *   the HTTP requests (one connection each, as archiso's curl does).
  * Every file read whole is checked against its SHA-256. Runs inside the clients' namespace:
@@ -20,7 +25,7 @@ import { createPacket, decode as decodeDhcp, encode as encodeDhcp, FLAG_BROADCAS
 import { ipToBuf, maskToPrefix, ipToInt } from '../../nodes/lib/dhcp/ip';
 import { getIp, getMessageType, getString, MessageType, Opt } from '../../nodes/lib/dhcp/options';
 import { decode as decodeTftp, encodeAck, encodeError, encodeRequest, Opcode } from '../../nodes/lib/tftp/codec';
-import { normalisePath, type DhcpStep, type HttpStep, type Step, type TftpStep } from './script';
+import { normalisePath, type HttpStep, type Step, type TftpStep } from './script';
 
 export interface ClientConfig {
   iface: string;
@@ -38,6 +43,14 @@ export interface ClientConfig {
   clientTimeoutMs: number;
 }
 
+/** One DHCP message of a client's exchange, as seen by the client (sent → or received ←). */
+export interface DhcpLogEntry {
+  dir: 'sent' | 'received';
+  type: string;
+  /** Sent: destination address:port; received: the server identifier (option 54) and the port it came from. */
+  peer: string;
+}
+
 export interface ClientResult {
   i: number;
   mac: string;
@@ -53,6 +66,8 @@ export interface ClientResult {
   bytes: number;
   /** ms spent in each protocol's steps. */
   phases: { dhcp: number; tftp: number; http: number };
+  /** Every DHCP message sent and every reply taken, in order (the replay test compares it with the recording). */
+  dhcpLog?: DhcpLogEntry[];
 }
 
 const TRIES = 6;
@@ -74,11 +89,22 @@ function sleep(ms: number): Promise<void> {
 }
 
 // ---------------------------------------------------------------- DHCP (one socket on port 68)
-const waiting = new Map<number, (p: ReturnType<typeof decodeDhcp>) => void>();
+type DhcpReply = ReturnType<typeof decodeDhcp>;
+/** Per xid: what to do with a reply (from the shared port-68 socket or a client's own). */
+const waiting = new Map<number, (p: DhcpReply, fromPort: number) => void>();
 const dhcpSock = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+const PXE_PORT = 4011;
+const TYPE_NAMES: Record<number, string> = { 1: 'DISCOVER', 2: 'OFFER', 3: 'REQUEST', 5: 'ACK', 6: 'NAK' };
+const typeName = (p: DhcpReply): string => TYPE_NAMES[getMessageType(p.options) ?? 0] ?? String(getMessageType(p.options));
 
-function dhcpPacket(type: number, xid: number, mac: Buffer, step: DhcpStep, secs: number, offer?: { ip: string; server: string }): Buffer {
-  const p = createPacket({ op: 1, xid, secs, flags: FLAG_BROADCAST, chaddr: Buffer.concat([mac, Buffer.alloc(10)]) });
+interface DhcpFields {
+  vendorClass: string;
+  userClass: string[];
+  arch: number;
+}
+
+function dhcpPacket(type: number, xid: number, mac: Buffer, step: DhcpFields, secs: number, o: { requested?: string; server?: string; ciaddr?: string } = {}): Buffer {
+  const p = createPacket({ op: 1, xid, secs, flags: FLAG_BROADCAST, chaddr: Buffer.concat([mac, Buffer.alloc(10)]), ciaddr: o.ciaddr ?? '0.0.0.0' });
   p.options.set(Opt.MESSAGE_TYPE, Buffer.from([type]));
   p.options.set(Opt.MAX_MESSAGE_SIZE, Buffer.from([0x05, 0xc0]));
   p.options.set(Opt.PARAMETER_REQUEST_LIST, Buffer.from([1, 3, 6, 7, 12, 13, 15, 17, 43, 60, 66, 67, 128, 129, 130, 131, 132, 133, 134, 135, 175, 203, 209, 210]));
@@ -87,37 +113,44 @@ function dhcpPacket(type: number, xid: number, mac: Buffer, step: DhcpStep, secs
   p.options.set(Opt.CLIENT_UUID, Buffer.concat([Buffer.from([0]), createHash('md5').update(mac).digest()]));
   p.options.set(Opt.VENDOR_CLASS, Buffer.from(step.vendorClass));
   if (step.userClass.length) p.options.set(Opt.USER_CLASS, Buffer.concat(step.userClass.map((u) => Buffer.concat([Buffer.from([u.length]), Buffer.from(u)]))));
-  if (offer) {
-    p.options.set(Opt.REQUESTED_IP, ipToBuf(offer.ip));
-    p.options.set(Opt.SERVER_ID, ipToBuf(offer.server));
-  }
+  if (o.requested) p.options.set(Opt.REQUESTED_IP, ipToBuf(o.requested));
+  if (o.server) p.options.set(Opt.SERVER_ID, ipToBuf(o.server));
   return encodeDhcp(p);
 }
 
-/** Sends `pkt` and waits for a reply of `want` type to `xid`, resending as iPXE does (after 1, 2, 4, 8, 10, 10 s). */
-async function dhcpAsk(pkt: () => Buffer, xid: number, want: number): Promise<ReturnType<typeof decodeDhcp>> {
+/**
+ * Sends (via `send`) and waits until `take` returns a result for the replies to `xid` so far,
+ * resending as iPXE does (after 1, 2, 4, 8, 10, 10 s). A NAK ends the wait with an error.
+ */
+async function dhcpAsk<T>(send: () => void, xid: number, take: (p: DhcpReply, fromPort: number) => T | undefined, what: string): Promise<T> {
   for (let t = 0; t < TRIES; t++) {
-    const reply = new Promise<ReturnType<typeof decodeDhcp> | null>((resolve) => {
+    const reply = new Promise<T | Error | null>((resolve) => {
       const timer = setTimeout(() => {
         waiting.delete(xid);
         resolve(null);
       }, Math.min(10, 2 ** t) * 1000);
-      waiting.set(xid, (p) => {
-        if (getMessageType(p.options) !== want && getMessageType(p.options) !== MessageType.NAK) return;
+      waiting.set(xid, (p, fromPort) => {
+        const type = getMessageType(p.options);
+        let got: T | undefined;
+        if (type === MessageType.NAK) got = undefined;
+        else if ((got = take(p, fromPort)) === undefined) return;
         clearTimeout(timer);
         waiting.delete(xid);
-        resolve(p);
+        resolve(type === MessageType.NAK ? new Error('DHCP NAK') : got!);
       });
     });
-    dhcpSock.send(pkt(), 67, '255.255.255.255');
+    send();
     const p = await reply;
-    if (p) {
-      if (getMessageType(p.options) === MessageType.NAK) throw new Error('DHCP NAK');
-      return p;
-    }
+    if (p instanceof Error) throw p;
+    if (p !== null) return p;
   }
-  throw new Error(`no DHCP ${want === MessageType.OFFER ? 'OFFER' : 'ACK'} after ${TRIES} tries`);
+  throw new Error(`no DHCP ${what} after ${TRIES} tries`);
 }
+
+const broadcast = (pkt: Buffer): void => dhcpSock.send(pkt, 67, '255.255.255.255');
+
+/** A proxy DHCP offer: no address, option 60 PXEClient (PXE 2.1 §2.2.3). */
+const isProxyOffer = (p: DhcpReply): boolean => p.yiaddr === '0.0.0.0' && (getString(p.options, Opt.VENDOR_CLASS) ?? '').startsWith('PXEClient');
 
 // ---------------------------------------------------------------- TFTP (a socket per transfer)
 interface TftpOutcome {
@@ -234,6 +267,27 @@ function addAddress(ipAddr: string, prefix: number): Promise<void> {
   );
 }
 
+/**
+ * A client's own port-68 socket on its leased address, for the port-4011 exchange: the request
+ * leaves from that address (not the namespace's first one) and the proxy's unicast ACK comes back
+ * to it. One per client at a time, closed after the exchange.
+ */
+function bindOwn(address: string): Promise<dgram.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+    s.on('message', (buf, rinfo) => {
+      try {
+        const p = decodeDhcp(buf);
+        waiting.get(p.xid)?.(p, rinfo.port);
+      } catch {
+        // not a DHCP reply we can read: ignore, as a client would
+      }
+    });
+    s.once('error', reject);
+    s.bind({ address, port: 68 }, () => resolve(s));
+  });
+}
+
 // ---------------------------------------------------------------- one client
 async function runClient(i: number): Promise<ClientResult> {
   const mac = macOf(i);
@@ -263,26 +317,75 @@ async function runClient(i: number): Promise<ClientResult> {
   async function runStep(step: Step): Promise<void> {
     if (step.proto === 'dhcp') {
       const secs = (): number => Math.floor((performance.now() - start) / 1000);
-      let ack: ReturnType<typeof decodeDhcp> | undefined;
+      const log = (r.dhcpLog ??= []);
+      const sent = (type: string, peer: string, pkt: Buffer): Buffer => (log.push({ dir: 'sent', type, peer }), pkt);
+      const took = (p: DhcpReply, fromPort: number): void => void log.push({ dir: 'received', type: typeName(p), peer: `${getIp(p.options, Opt.SERVER_ID) ?? '?'}:${fromPort}` });
+      let ack: DhcpReply | undefined;
+      let proxyOffer: DhcpReply | undefined;
       // A NAK sends the client back to DISCOVER (RFC 2131 4.4.1), as iPXE does; three rounds at most.
       for (let attempt = 0; !ack; attempt++) {
         const xid = (((cfg.round & 0xff) << 24) | (i << 8) | n++) >>> 0;
-        const offer = await dhcpAsk(() => dhcpPacket(MessageType.DISCOVER, xid, mac, step, secs()), xid, MessageType.OFFER);
-        const server = getIp(offer.options, Opt.SERVER_ID) ?? cfg.server;
+        let offer: DhcpReply | undefined;
+        proxyOffer = undefined;
+        // Full: the first offer. Proxy: an address offer and the proxy's, both (iPXE waits for a
+        // ProxyDHCP offer before it requests); each is logged once.
+        await dhcpAsk(
+          () => broadcast(sent('DISCOVER', '255.255.255.255:67', dhcpPacket(MessageType.DISCOVER, xid, mac, step, secs()))),
+          xid,
+          (p, fromPort) => {
+            if (getMessageType(p.options) !== MessageType.OFFER) return undefined;
+            if (step.proxy && isProxyOffer(p)) {
+              if (!proxyOffer) took(p, fromPort);
+              proxyOffer ??= p;
+            } else if (p.yiaddr !== '0.0.0.0') {
+              if (!offer) took(p, fromPort);
+              offer ??= p;
+            }
+            return offer && (proxyOffer || !step.proxy) ? true : undefined;
+          },
+          step.proxy ? 'OFFER from both the address server and the proxy' : 'OFFER',
+        );
+        const server = getIp(offer!.options, Opt.SERVER_ID) ?? cfg.server;
         try {
-          ack = await dhcpAsk(() => dhcpPacket(MessageType.REQUEST, xid, mac, step, secs(), { ip: offer.yiaddr, server }), xid, MessageType.ACK);
+          ack = await dhcpAsk(
+            () => broadcast(sent('REQUEST', '255.255.255.255:67', dhcpPacket(MessageType.REQUEST, xid, mac, step, secs(), { requested: offer!.yiaddr, server }))),
+            xid,
+            (p, fromPort) => (getMessageType(p.options) === MessageType.ACK ? (took(p, fromPort), p) : undefined),
+            'ACK',
+          );
         } catch (err) {
           if (!/NAK/.test((err as Error).message) || attempt >= 2) throw err;
           r.dhcpNaks++;
         }
       }
-      const boot = getString(ack.options, Opt.BOOTFILE_NAME) ?? ack.file;
-      if (normalisePath(boot) !== normalisePath(cfg.bootFile)) r.errors.push(`DHCP boot file ${JSON.stringify(boot)}, expected ${cfg.bootFile}`);
       if (r.ip === null) {
         r.ip = ack.yiaddr;
         const mask = getIp(ack.options, Opt.SUBNET_MASK) ?? '255.255.255.0';
         await addAddress(r.ip, maskToPrefix(ipToInt(mask) >>> 0));
       }
+      // Proxy: the boot file is the proxy's (the address server names none), from its port-4011
+      // ACK when the recording has that exchange, else from its offer (as iPXE takes it).
+      let bootFrom = step.proxy ? proxyOffer! : ack;
+      if (step.proxyRequest && proxyOffer) {
+        // ProxyDHCP REQUEST (iPXE's dhcp_proxy_tx): from the leased address, port 68, to the
+        // proxy's server identifier on port 4011, ciaddr set, no requested address; the same xid.
+        const proxy = getIp(proxyOffer.options, Opt.SERVER_ID) ?? proxyOffer.siaddr;
+        const xid = (((cfg.round & 0xff) << 24) | (i << 8) | (n - 1)) >>> 0;
+        const own = await bindOwn(r.ip);
+        try {
+          const pkt = dhcpPacket(MessageType.REQUEST, xid, mac, step.proxyRequest, secs(), { ciaddr: r.ip, server: proxy });
+          bootFrom = await dhcpAsk(
+            () => own.send(sent('REQUEST', `${proxy}:${PXE_PORT}`, pkt), PXE_PORT, proxy),
+            xid,
+            (p, fromPort) => (getMessageType(p.options) === MessageType.ACK ? (took(p, fromPort), p) : undefined),
+            'ACK from the proxy on port 4011',
+          );
+        } finally {
+          own.close();
+        }
+      }
+      const boot = getString(bootFrom.options, Opt.BOOTFILE_NAME) ?? bootFrom.file;
+      if (normalisePath(boot) !== normalisePath(cfg.bootFile)) r.errors.push(`DHCP boot file ${JSON.stringify(boot)}, expected ${cfg.bootFile}`);
     } else if (step.proto === 'tftp') {
       const out = await tftp(r.ip!, step);
       r.tftpRetries += out.retries;
@@ -303,10 +406,10 @@ async function runClient(i: number): Promise<ClientResult> {
 }
 
 async function main(): Promise<void> {
-  dhcpSock.on('message', (buf) => {
+  dhcpSock.on('message', (buf, rinfo) => {
     try {
       const p = decodeDhcp(buf);
-      waiting.get(p.xid)?.(p);
+      waiting.get(p.xid)?.(p, rinfo.port);
     } catch {
       // not a DHCP reply we can read: ignore, as a client would
     }

@@ -3,6 +3,7 @@
  * (bench/storm/recorded-boot.json, written by bench/storm/record.ts from a real QEMU boot).
  * Pure: no I/O, so the replay's shape is unit-tested.
  */
+import * as path from 'node:path';
 
 export interface DhcpStep {
   proto: 'dhcp';
@@ -12,6 +13,18 @@ export interface DhcpStep {
   userClass: string[];
   /** Client system architecture (option 93): 0 = BIOS. */
   arch: number;
+  /**
+   * Proxy DHCP: the client took its address from another server's offer and its boot file from
+   * the proxy's offer (yiaddr 0, option 60 PXEClient), so it waits for both before its REQUEST.
+   */
+  proxy?: boolean;
+  /**
+   * Proxy DHCP, when the client did it: after the address server's ACK it asked the proxy again,
+   * on UDP 4011, for its boot file (iPXE's ProxyDHCP REQUEST, PXE 2.1 §2.2.3), with these
+   * classes. QEMU's iPXE ROM does not when the proxy offer already names a next-server and a
+   * boot file (dhcp_has_pxeopts in its dhcp.c), as ours and dnsmasq's do: the BIOS recording has none.
+   */
+  proxyRequest?: { vendorClass: string; userClass: string[]; arch: number };
 }
 
 export interface TftpStep {
@@ -38,6 +51,11 @@ export interface HttpStep {
 }
 
 export type Step = DhcpStep | TftpStep | HttpStep;
+
+/** The recording of each DHCP mode (written by record.ts, read by bench/storm.ts --dhcp). */
+export function recordingFile(mode: 'full' | 'proxy'): string {
+  return path.join(__dirname, mode === 'full' ? 'recorded-boot.json' : 'recorded-boot-proxy.json');
+}
 
 export interface Recording {
   recordedWith: string;
@@ -66,7 +84,8 @@ export function filesRead(steps: Step[]): string[] {
 export function describeSteps(steps: Step[]): string {
   const n = (f: (s: Step) => boolean): number => steps.filter(f).length;
   return [
-    `${n((s) => s.proto === 'dhcp')} DHCP exchange(s)`,
+    `${n((s) => s.proto === 'dhcp')} DHCP exchange(s)` +
+      (n((s) => s.proto === 'dhcp' && !!s.proxy) ? ` (proxy DHCP: the address from the address server, the boot file from the proxy's offer; ${n((s) => s.proto === 'dhcp' && !!s.proxyRequest)} port-4011 REQUEST(s))` : ''),
     `${n((s) => s.proto === 'tftp')} TFTP requests (${n((s) => s.proto === 'tftp' && s.outcome === 'done')} read whole, ` +
       `${n((s) => s.proto === 'tftp' && s.outcome === 'not-found')} not-found probes, ${n((s) => s.proto === 'tftp' && s.outcome === 'declined')} tsize queries, ` +
       `${n((s) => s.proto === 'tftp' && s.outcome === 'aborted')} aborted)`,

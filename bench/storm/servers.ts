@@ -157,6 +157,8 @@ export interface OursOptions {
   userDir: string;
   iso: string;
   iface: string;
+  /** full: our node gives the addresses (from `pool`); proxy: an address server beside it does. */
+  dhcp: 'full' | 'proxy';
   pool: { start: string; end: string };
   eventsFile: string;
   lagFile: string;
@@ -167,7 +169,7 @@ export async function startOurs(ns: Netns, o: OursOptions): Promise<Running> {
   // A fresh state each round: no leases or boot history from the last one.
   for (const f of ['flows.json', 'pxe-dhcp', '.config.runtime.json']) fs.rmSync(path.join(o.userDir, f), { recursive: true, force: true });
   for (const f of fs.readdirSync(o.userDir)) if (f.startsWith('pxe-')) fs.rmSync(path.join(o.userDir, f), { recursive: true, force: true });
-  const flow = archPxeFlow({ iso: o.iso, iface: o.iface, mode: 'full', poolStart: o.pool.start, poolEnd: o.pool.end, eventsFile: o.eventsFile });
+  const flow = archPxeFlow({ iso: o.iso, iface: o.iface, mode: o.dhcp, poolStart: o.dhcp === 'full' ? o.pool.start : '', poolEnd: o.dhcp === 'full' ? o.pool.end : '', eventsFile: o.eventsFile });
   // "Debug nodes on": every debug node of the example active, as a user watching the sidebar.
   for (const n of flow) if (n.type === 'debug') n.active = true;
   fs.writeFileSync(path.join(o.userDir, 'flows.json'), JSON.stringify(flow, null, 2));
@@ -179,7 +181,7 @@ export async function startOurs(ns: Netns, o: OursOptions): Promise<Running> {
   const log = collect(proc);
   const stop = stopper(proc);
   try {
-    await waitForLine(proc, /\[pxe-dhcp:[^\]]*\] full mode on/, 90_000);
+    await waitForLine(proc, new RegExp(`\\[pxe-dhcp:[^\\]]*\\] ${o.dhcp} mode on`), 90_000);
     await waitForLine(proc, /Started flows/, 30_000).catch(() => undefined);
   } catch (err) {
     await stop();
@@ -196,6 +198,8 @@ export interface StackOptions {
   work: string;
   iface: string;
   address: string;
+  /** full: the wiki's configuration; proxy: dnsmasq's own proxy mode beside the address server. */
+  dhcp: 'full' | 'proxy';
   pool: { start: string; end: string; mask: string };
   /** What the ISO's layout needs (the wiki's lines, with this ISO's paths). */
   bootFile: string;
@@ -204,17 +208,24 @@ export interface StackOptions {
   cpu: number;
 }
 
-/** The Arch wiki's /etc/dnsmasq.conf, with this lab's interface, pool and the ISO's paths. */
+/**
+ * Full: the Arch wiki's /etc/dnsmasq.conf, with this lab's interface, pool and the ISO's paths.
+ * Proxy: dnsmasq's proxy mode (its man page's "proxy" dhcp-range and pxe-service) beside the
+ * address server: a proxy offer to PXE clients' DISCOVERs, an ACK to their port-4011 REQUEST,
+ * both naming the loader (dhcp-boot, which dnsmasq puts in proxy replies "for iPXE"). dnsmasq
+ * sends no 209/210 in proxy replies (only option 43 and the file field); the replay asks for
+ * the recorded files all the same.
+ */
 export function dnsmasqConf(o: StackOptions): string {
+  const dhcp =
+    o.dhcp === 'full'
+      ? [`dhcp-range=${o.pool.start},${o.pool.end},${o.pool.mask},12h`, `dhcp-boot=${o.bootFile}`, `dhcp-option-force=209,${o.option209}`, `dhcp-option-force=210,${o.option210}`, `dhcp-option-force=66,${o.address}`]
+      : [`dhcp-range=${o.address},proxy,${o.pool.mask}`, `dhcp-boot=${o.bootFile}`, `pxe-service=x86PC,"Arch Linux (PXE)",${o.bootFile.replace(/\.0$/, '')}`];
   return [
     'port=0',
     `interface=${o.iface}`,
     'bind-interfaces',
-    `dhcp-range=${o.pool.start},${o.pool.end},${o.pool.mask},12h`,
-    `dhcp-boot=${o.bootFile}`,
-    `dhcp-option-force=209,${o.option209}`,
-    `dhcp-option-force=210,${o.option210}`,
-    `dhcp-option-force=66,${o.address}`,
+    ...dhcp,
     'enable-tftp',
     `tftp-root=${o.tree}`,
     // The lab's additions: files of this run, not the system's.
@@ -270,12 +281,14 @@ export async function startStack(ns: Netns, o: StackOptions): Promise<Running> {
     await Promise.all(stops.map((f) => f()));
     cpu.remove();
   };
-  const log = (): string => logs.map((l) => l()).join('\n');
-  // Both listening: dnsmasq binds 67/69, nginx 80.
+  // dnsmasq logs to its file (log-facility): its tail is the part that tells what TFTP did.
+  const dnsmasqLog = path.join(o.work, 'dnsmasq.log');
+  const log = (): string => [...logs.map((l) => l()), fs.existsSync(dnsmasqLog) ? fs.readFileSync(dnsmasqLog, 'utf8').slice(-20000) : ''].join('\n');
+  // Both listening: dnsmasq binds 67/69 (and 4011 in proxy mode), nginx 80.
   const deadline = Date.now() + 20_000;
   for (;;) {
     const r = await ns.run('/usr/bin/ss', ['-lnu4tp']);
-    if (/:67\b.*dnsmasq/.test(r.stdout) && /:69\b.*dnsmasq/.test(r.stdout) && /:80\b.*nginx/.test(r.stdout)) break;
+    if (/:67\b.*dnsmasq/.test(r.stdout) && /:69\b.*dnsmasq/.test(r.stdout) && /:80\b.*nginx/.test(r.stdout) && (o.dhcp === 'full' || /:4011\b.*dnsmasq/.test(r.stdout))) break;
     if (Date.now() > deadline || procs.some((p) => p.exitCode !== null)) {
       await stopAll();
       throw new Error(`dnsmasq/nginx did not start:\n${log()}\n${fs.existsSync(path.join(o.work, 'dnsmasq.log')) ? fs.readFileSync(path.join(o.work, 'dnsmasq.log'), 'utf8').slice(-2000) : ''}`);
@@ -283,4 +296,54 @@ export async function startStack(ns: Netns, o: StackOptions): Promise<Running> {
     await new Promise((r) => setTimeout(r, 200));
   }
   return { proc: procs[0]!, pids: procs.map((p) => p.pid!), cpu, stop: stopAll, log };
+}
+
+// ---------------------------------------------------------------- the address server (proxy mode)
+
+export interface AddressServerOptions {
+  iface: string;
+  work: string;
+  pool: { start: string; end: string; mask: string };
+  /** Pinned here when given (the bench puts it with the clients: it stands for the home router). */
+  cpu?: number;
+}
+
+/**
+ * A plain DHCP server that only gives addresses (dnsmasq without any PXE or boot option), as the
+ * home router beside a proxy DHCP: the same for both servers of a proxy-mode storm. no-ping: its
+ * ICMP check before each offer would add the same seconds to both sides' DHCP and measure neither.
+ */
+export function addressServerConf(o: AddressServerOptions): string {
+  return [
+    'port=0',
+    `interface=${o.iface}`,
+    'bind-interfaces',
+    `dhcp-range=${o.pool.start},${o.pool.end},${o.pool.mask},12h`,
+    'no-ping',
+    `dhcp-leasefile=${path.join(o.work, 'address-dnsmasq.leases')}`,
+    `pid-file=${path.join(o.work, 'address-dnsmasq.pid')}`,
+    `log-facility=${path.join(o.work, 'address-dnsmasq.log')}`,
+    '',
+  ].join('\n');
+}
+
+export async function startAddressServer(ns: Netns, o: AddressServerOptions): Promise<{ stop(): Promise<void>; logFile: string }> {
+  fs.rmSync(path.join(o.work, 'address-dnsmasq.leases'), { force: true });
+  const conf = path.join(o.work, 'address-dnsmasq.conf');
+  fs.writeFileSync(conf, addressServerConf(o));
+  const argv = ['--no-daemon', `--conf-file=${conf}`];
+  const proc = o.cpu === undefined ? ns.spawn('/usr/sbin/dnsmasq', argv) : ns.spawn('/usr/bin/taskset', ['-c', String(o.cpu), '/usr/sbin/dnsmasq', ...argv]);
+  const log = collect(proc);
+  const stop = stopper(proc);
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const r = await ns.run('/usr/bin/ss', ['-lnu4p']);
+    if (/:67\b.*dnsmasq/.test(r.stdout)) break;
+    if (Date.now() > deadline || proc.exitCode !== null) {
+      await stop();
+      throw new Error(`the address server (dnsmasq) did not start:\n${log()}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { stop, logFile: path.join(o.work, 'address-dnsmasq.log') };
 }
