@@ -31,7 +31,10 @@ fi
 mkdir -p "$dest"
 t0=$(date +%s)
 # First stage, on the host: resolve, download and unpack the base and the packages above.
-debootstrap --foreign --arch="$arch" --variant=minbase --include="${pkgs// /,}" bookworm "$dest" http://deb.debian.org/debian >&2
+# debootstrap's few hundred lines go to a log, shown when it fails.
+log="$dest.log"
+failed() { tail -40 "$log" >&2; echo "debian-root: $1 failed (whole log: $log)" >&2; exit 1; }
+debootstrap --foreign --arch="$arch" --variant=minbase --include="${pkgs// /,}" bookworm "$dest" http://deb.debian.org/debian > "$log" 2>&1 || failed "debootstrap (first stage)"
 t1=$(date +%s)
 echo "debian-root: $arch downloaded and unpacked in $(( t1 - t0 )) s" >&2
 mkdir -p "$dest/etc/dpkg/dpkg.cfg.d"
@@ -44,7 +47,7 @@ path-exclude=/usr/share/info/*
 path-exclude=/usr/share/locale/*
 CFG
 # Second stage, emulated: dpkg unpacks and configures every package inside the root.
-chroot "$dest" /debootstrap/debootstrap --second-stage >&2
+chroot "$dest" /debootstrap/debootstrap --second-stage >> "$log" 2>&1 || failed "debootstrap --second-stage"
 t2=$(date +%s)
 echo "debian-root: $arch configured (emulated dpkg) in $(( t2 - t1 )) s" >&2
 # npm as `sudo npm install -g npm@$npm_version` leaves it on Debian's Node (prefix /usr/local).
