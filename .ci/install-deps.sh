@@ -18,7 +18,11 @@ PKGS=(
   libnbd-bin nbd-server nbd-client
   libnfs-utils nfs-ganesha nfs-ganesha-vfs rpcbind klibc-utils
   chromium
+  debootstrap
 )
+# (The arm64 job, scripts/platforms/arm.sh, also needs qemu-user-static's binaries: it unpacks them
+# from the package itself, since installing it puts binfmt.d files on the machine that register
+# every foreign architecture at each boot.)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

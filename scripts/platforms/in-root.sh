@@ -6,6 +6,8 @@
 set -euo pipefail
 tests_file=$1
 export HOME=/root npm_config_cache=/tmp/npm-cache npm_config_update_notifier=false
+# npm is the registry's release under /usr/local (debian-root.sh), as `npm install -g npm` leaves it.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 cd /opt/pxe
 echo "root: $(uname -m), Debian $(cat /etc/debian_version), Node $(node --version), npm $(npm --version)"
 # "No compiler" = the toolchain's compiler drivers moved aside (the root is cached between runs,
@@ -19,7 +21,9 @@ unhide() { for c in $compilers; do [ -e "$c" ] || mv "$hidden/$(basename "$c")" 
 trap unhide EXIT
 user=/root/.node-red
 pkgdir=$user/node_modules/@pxe-flow/node-red-pxe
-tftp_port=16969 http_port=18080 red_port=11880
+# The roots share the host's loopback: each architecture its own ports, so both can run at once.
+off=0; [ "$(uname -m)" = aarch64 ] || off=100
+tftp_port=$(( 16969 + off )) http_port=$(( 18080 + off )) red_port=$(( 11880 + off ))
 mkdir -p /opt/pxe/www
 head -c 300000 /dev/urandom > /opt/pxe/www/kernel.bin
 cat > /opt/pxe/flows.json <<JSON
@@ -51,38 +55,47 @@ load_and_serve() {
   if grep -E "\[error\]" /tmp/red.log; then echo "Node-RED logged errors"; return 1; fi
 }
 
-echo; echo "== palette install without a C compiler"
-hide
-t=$(date +%s)
-palette_install
-grep -q "native UDP I/O not built" /tmp/npm-install.log || { echo "expected the install to say the addon was not built"; exit 1; }
-[ ! -e "$pkgdir/build/Release/pxe_udp.node" ] || { echo "addon present without a compiler?"; exit 1; }
-echo "install without compiler: $(( $(date +%s) - t )) s"
-load_and_serve
-grep -q "use Node's dgram" /tmp/red.log || { echo "expected the dgram fallback in Node-RED's log"; exit 1; }
-
-# The README's next step for that user: install a compiler, then `npm rebuild <package>` in ~/.node-red.
-echo; echo "== README: compiler installed afterwards, npm rebuild"
-unhide
-t=$(date +%s)
-name=$(node -p "require('/opt/pxe/src/package.json').name")
-(cd "$user" && npm rebuild "$name" --foreground-scripts) 2>&1 | tee /tmp/npm-rebuild.log
-grep -q "native UDP I/O built" /tmp/npm-rebuild.log || { echo "expected npm rebuild to build the addon"; exit 1; }
-[ -e "$pkgdir/build/Release/pxe_udp.node" ] || { echo "npm rebuild left no addon"; exit 1; }
-echo "npm rebuild: $(( $(date +%s) - t )) s"
-
+# First the install a Pi with build-essential does: it builds the addon, which the tests load.
 echo; echo "== palette install with a C compiler"
 t=$(date +%s)
 palette_install
 grep -q "native UDP I/O built" /tmp/npm-install.log || { echo "expected the install to build the addon"; exit 1; }
 ls -l "$pkgdir/build/Release/pxe_udp.node"
 echo "install with compiler: $(( $(date +%s) - t )) s"
-load_and_serve
-grep -q "use the native UDP addon" /tmp/red.log || { echo "expected the native addon in Node-RED's log"; exit 1; }
-
-echo; echo "== tests (Node $(node --version), addon built here)"
 mkdir -p /opt/pxe/src/build/Release
 cp "$pkgdir/build/Release/pxe_udp.node" /opt/pxe/src/build/Release/
+
+# Then two lanes at once, one per CPU: Node-RED with that install, the install without a
+# compiler and the README's rebuild (this lane), and the test files (the other).
+installs() {
+  set -e
+  load_and_serve
+  grep -q "use the native UDP addon" /tmp/red.log || { echo "expected the native addon in Node-RED's log"; return 1; }
+
+  echo; echo "== palette install without a C compiler"
+  hide
+  t=$(date +%s)
+  palette_install
+  grep -q "native UDP I/O not built" /tmp/npm-install.log || { echo "expected the install to say the addon was not built"; return 1; }
+  [ ! -e "$pkgdir/build/Release/pxe_udp.node" ] || { echo "addon present without a compiler?"; return 1; }
+  echo "install without compiler: $(( $(date +%s) - t )) s"
+  load_and_serve
+  grep -q "use Node's dgram" /tmp/red.log || { echo "expected the dgram fallback in Node-RED's log"; return 1; }
+
+  # The README's next step for that user: install a compiler, then `npm rebuild <package>` in ~/.node-red.
+  echo; echo "== README: compiler installed afterwards, npm rebuild"
+  unhide
+  t=$(date +%s)
+  name=$(node -p "require('/opt/pxe/src/package.json').name")
+  (cd "$user" && npm rebuild "$name" --foreground-scripts) 2>&1 | tee /tmp/npm-rebuild.log
+  grep -q "native UDP I/O built" /tmp/npm-rebuild.log || { echo "expected npm rebuild to build the addon"; return 1; }
+  [ -e "$pkgdir/build/Release/pxe_udp.node" ] || { echo "npm rebuild left no addon"; return 1; }
+  echo "npm rebuild: $(( $(date +%s) - t )) s"
+}
+( installs ) > /tmp/installs.log 2>&1 &
+installs_pid=$!
+
+echo; echo "== tests (Node $(node --version), addon built here; Node-RED and the other installs run beside them)"
 cd /opt/pxe/src
 fail=0
 while read -r f; do
@@ -94,4 +107,10 @@ while read -r f; do
     echo "FAIL $f ($(( $(date +%s) - t )) s)"; cat /tmp/test.log; fail=1
   fi
 done < "$tests_file"
+
+t=$(date +%s)
+if wait "$installs_pid"; then r=0; else r=1; fi
+echo; echo "== Node-RED, the install without a compiler, npm rebuild (waited $(( $(date +%s) - t )) s for them after the tests)"
+cat /tmp/installs.log
+[ "$r" = 0 ] || { echo "FAIL the installs lane"; fail=1; }
 exit $fail

@@ -5,6 +5,9 @@
 // examples, package.json). node_modules holds node-red 4 and node-red-node-test-helper, pure
 // JavaScript installed once under .cache/platforms (optional native deps left out), and a stand-in
 // for tsx/cjs, which tests require inside worker threads: the staged files are JavaScript already.
+// The test fixtures (test/fixtures/build.sh, .cache/fixtures) are data, the same on every
+// architecture: built here, their manifest and ISO images are staged, and the staged build.sh only
+// checks them (the real one needs the host's packages, and its stamp hashes their versions).
 //   node scripts/platforms/stage-tests.mjs <dest>
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -57,4 +60,21 @@ if (natives) throw new Error(`test modules hold native code, which would not run
 fs.mkdirSync(path.join(dest, 'node_modules', 'tsx'), { recursive: true });
 fs.writeFileSync(path.join(dest, 'node_modules', 'tsx', 'package.json'), '{"name":"tsx","version":"0.0.0-staged"}\n');
 fs.writeFileSync(path.join(dest, 'node_modules', 'tsx', 'cjs.js'), '// staged tree: already JavaScript, nothing to register\n');
+
+const fixtures = path.join(root, '.cache', 'fixtures');
+if (!fs.existsSync(path.join(fixtures, 'manifest.json'))) execFileSync('bash', [path.join(root, 'test', 'fixtures', 'build.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
+const manifest = JSON.parse(fs.readFileSync(path.join(fixtures, 'manifest.json'), 'utf8'));
+fs.mkdirSync(path.join(dest, '.cache', 'fixtures'), { recursive: true });
+fs.copyFileSync(path.join(fixtures, 'manifest.json'), path.join(dest, '.cache', 'fixtures', 'manifest.json'));
+const isos = Object.values(manifest.isos);
+for (const i of isos) fs.copyFileSync(path.join(fixtures, i.file), path.join(dest, '.cache', 'fixtures', i.file));
+fs.writeFileSync(path.join(dest, 'test', 'fixtures', 'build.sh'), `#!/usr/bin/env bash
+# Staged by scripts/platforms/stage-tests.mjs: the fixtures were built on the build machine (the
+# same bytes on every architecture); here they are only checked against their manifest.
+set -euo pipefail
+cd "$(dirname "$0")/../../.cache/fixtures"
+sha256sum --quiet -c - <<'SUMS'
+${isos.map((i) => `${i.sha256}  ${i.file}`).join('\n')}
+SUMS
+`);
 console.log(`staged ${dest}`);
