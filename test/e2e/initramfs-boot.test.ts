@@ -1,6 +1,6 @@
 // Boots the fixture kernel + initramfs directly in QEMU (user-mode networking: the guest reaches
 // the host's loopback as 10.0.2.2, so all traffic stays on this machine) against a throwaway HTTP
-// server on 127.0.0.1 (and nbd-server / nfs-ganesha in private namespaces), and checks the
+// server on 127.0.0.1 (and nbd-server / nfs-ganesha / our NFS server in private namespaces), and checks the
 // PXE-TEST-MARKER line the initramfs prints on ttyS0 (no console=ttyS0 on these command lines
 // either: /init writes to the serial port itself, as it must under archiso's own menus).
 import assert from 'node:assert/strict';
@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as os from 'node:os';
 import { execFileSync } from 'node:child_process';
-import { bootQemu, ensureFixtures, fixturePath, ganeshaMissing, isolatedCommand, isolatedNfsCommand, type BootResult, type FixtureManifest } from '../fixtures/fixtures';
+import { bootQemu, ensureFixtures, fixturePath, ganeshaMissing, isolatedCommand, isolatedNfsCommand, repoRoot, type BootResult, type FixtureManifest } from '../fixtures/fixtures';
 import { plainSerial } from '../lab/qemu';
 
 const haveQemu = spawnSync('qemu-system-x86_64', ['--version']).status === 0;
@@ -155,6 +155,54 @@ describe('fixture initramfs boots in QEMU and prints the marker', { skip: haveQe
       assert.equal(r.marker?.sha256, manifest.marker.sha256);
       assert.match(r.log, /nfsmount -o tcp,rsize=32768 10\.0\.2\.2:\/run\/archiso\/bootmnt \/run\/archiso\/bootmnt/);
       assert.match(r.log, /checksum=y: sha512sum -c airootfs\.sha512/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("the kernel's own NFS client (busybox mount -t nfs -o ro,vers=3,nolock, no mount.nfs helper) mounts our server's export and reads the ISO tree", async (t) => {
+    if (!isRoot) return t.skip('needs root (namespaces, ports 111/2049)');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nfs-kernel-'));
+    try {
+      // Our server (test/net/nfs-child.ts) on the namespace's 127.0.0.1 (its own portmapper on 111).
+      // The ports go in as text options (port=, mountport=): what a mount with no mount.nfs helper
+      // passes to the kernel. QEMU starts once the server listens.
+      const log = path.join(dir, 'server.log');
+      const child = `cd '${repoRoot}' && '${process.execPath}' --import tsx test/net/nfs-child.ts '${fixturePath(manifest.isos.current.file)}' --address 127.0.0.1 --portmap own >'${log}' 2>&1`;
+      // isolatedCommand starts its services in the background; QEMU itself waits (up to 30 s) for ours.
+      const waitThenQemu = ['/bin/sh', '-c', `for i in $(/bin/busybox seq 300); do /bin/busybox grep -q listening '${log}' && break; /bin/busybox sleep 0.1; done; exec "$@"`, 'sh'];
+      const r = await bootQemu(
+        [
+          ...kernelArgs(),
+          '-append',
+          'archisobasedir=arch archiso_nfs_srv=${pxeserver}:/run/archiso/bootmnt pxe_test_nfs_mount=kernel archiso_nfs_opt=port=2049,mountport=20048,mountproto=tcp checksum=y ip=10.0.2.15:10.0.2.2:10.0.2.2:255.255.255.0 BOOTIF=01-52-54-00-12-34-56',
+          '-netdev', 'user,id=n0', '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56',
+        ],
+        { command: [...isolatedCommand([child]), ...waitThenQemu] },
+      );
+      t.diagnostic(`marker after ${(r.elapsedMs / 1000).toFixed(1)} s`);
+      const serverLog = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').slice(-2000) : '(no server log)';
+      assert.equal(r.outcome, 'marker', `${report('nfs-kernel', r)}\n--- server ---\n${serverLog}`);
+      const serial = plainSerial(r.log);
+      assert.match(serial, /kernel NFS mount: mount -t nfs -o ro,vers=3,nolock,proto=tcp,addr=10\.0\.2\.2,port=2049,mountport=20048,mountproto=tcp 10\.0\.2\.2:\/run\/archiso\/bootmnt \/run\/archiso\/bootmnt/);
+      assert.doesNotMatch(serial, /pxe-test: nfsmount /, 'klibc nfsmount must not have been used');
+      // /proc/mounts: the kernel's nfs client, NFS v3 over TCP, read-only.
+      assert.match(serial, /kernel NFS mount: 10\.0\.2\.2:\/run\/archiso\/bootmnt \/run\/archiso\/bootmnt nfs ro,[^\n]*vers=3[^\n]*proto=tcp/);
+      // The ISO tree as the ISO has it, and a file read through the mount with the right checksum.
+      const isoFiles = execFileSync('xorriso', ['-indev', fixturePath(manifest.isos.current.file), '-find', '/', '-type', 'f'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+        .split('\n')
+        .filter((l) => l.startsWith("'/"));
+      const tree = /kernel NFS mount tree: (\d+) files: ([^\r\n]*)/.exec(serial);
+      assert.ok(tree, 'the tree line');
+      assert.equal(Number(tree[1]), isoFiles.length, 'every file of the ISO, found through the mount');
+      const listed = tree[2]!.trim().split(' ');
+      for (const f of ['./arch/x86_64/airootfs.sfs', './arch/x86_64/airootfs.sha512', './boot/syslinux/archiso_pxe.cfg']) assert.ok(listed.includes(f), `${f} in ${tree[2]}`);
+      assert.match(serial, new RegExp(`kernel NFS mount sha256 ${manifest.marker.sha256}  arch/x86_64/airootfs\\.sfs`));
+      assert.match(serial, /checksum=y: sha512sum -c airootfs\.sha512/);
+      assert.equal(r.marker?.method, 'nfs');
+      assert.equal(r.marker?.server, '10.0.2.2');
+      assert.equal(r.marker?.sha256, manifest.marker.sha256);
+      assert.equal(r.marker?.content, manifest.marker.content);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
