@@ -21,6 +21,9 @@
  * Directory cookies are positions in the store's sorted listing with '.' and '..' in front
  * (entry i has cookie i + 1); the cookie verifier is a hash of the listing, so it stays the
  * same while the directory does; a stale verifier with a non-zero cookie → NFS3ERR_BAD_COOKIE.
+ * Listings (and their entries encoded for READDIR / READDIRPLUS) are cached per directory for
+ * LISTING_TTL_MS, at most MAX_LISTINGS directories and MAX_LISTED_ENTRIES entries; past the TTL
+ * the store is listed again, and an unchanged listing (same verifier) keeps its encodings.
  */
 import { MAX_PATH_LENGTH } from '../store/path';
 import { isStoreError, type FileStore, type StoreFile, type StoreStat } from '../store/types';
