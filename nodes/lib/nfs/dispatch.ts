@@ -30,11 +30,6 @@ export interface ConnectionSession {
   track(p: Promise<unknown>): void;
   /** Runs `fn` once when the connection closes (at once if it has). */
   onClose(fn: () => void): void;
-  /**
-   * Runs `fn` once the replies handed to the socket so far, and the one of the call running now,
-   * have all been taken by the kernel (or the connection closed).
-   */
-  whenFlushed(fn: () => void): void;
 }
 
 export interface RpcProgram {

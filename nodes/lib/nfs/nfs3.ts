@@ -136,15 +136,6 @@ interface ReadAhead {
   done: Promise<number>;
 }
 
-/** A read ahead waiting for the reply before it to be flushed: what to read, after which READ. */
-interface DeferredAhead {
-  ctx: RpcContext;
-  path: string;
-  cached: CachedFile;
-  next: number;
-  length: number;
-}
-
 /** Bytes of one entry3 (or entryplus3) with a name of `nameLength` bytes, value_follows included. */
 function entrySize(nameLength: number, plus: boolean): number {
   return 4 + 8 + opaqueSize(nameLength) + 8 + (plus ? PLUS_EXTRA : 0);
@@ -211,8 +202,6 @@ export class Nfs3Program implements RpcProgram {
   private readonly listingLoads = new Map<string, Promise<Listing>>();
   private readonly aheads = new WeakMap<ConnectionSession, ReadAhead>();
   private readonly watched = new WeakSet<ConnectionSession>();
-  /** Connections with a read ahead waiting for their reply to be flushed (one each). */
-  private readonly deferred = new WeakMap<ConnectionSession, DeferredAhead>();
 
   /** Directory listings cached now (≤ MAX_LISTINGS). */
   get cachedListings(): number {
@@ -487,36 +476,21 @@ export class Nfs3Program implements RpcProgram {
   }
 
   /**
-   * Starts the read ahead once this READ's reply has been taken by the kernel (the connection's
-   * whenFlushed): with the server on one CPU, the store read (a thread-pool job) would otherwise
-   * compete with the sending of the reply the client is waiting for; afterwards it overlaps with
-   * the client's own work on that reply. At most one waits per connection (`deferred`); a READ
-   * answered while it waits makes it read after that READ instead.
+   * Starts the read ahead once this READ's reply has been handed to the socket (setImmediate runs
+   * after the reply's write): with the server on one CPU, the store read (a thread-pool job)
+   * would otherwise run first and delay the reply the client is waiting for.
    */
   private deferReadAhead(ctx: RpcContext, path: string, cached: CachedFile, next: number, length: number): void {
     const session = ctx.session;
     if (!session || session.closed || length < READ_AHEAD_MIN || next >= cached.file.size) return;
-    const waiting = this.deferred.get(session);
     this.opts.files.retain(cached);
-    if (waiting) {
-      this.opts.files.release(waiting.cached);
-      Object.assign(waiting, { ctx, path, cached, next, length });
-      return;
-    }
-    if (session.inflight > 1) {
-      this.opts.files.release(cached);
-      return;
-    }
-    const d: DeferredAhead = { ctx, path, cached, next, length };
-    this.deferred.set(session, d);
     session.track(
       new Promise<void>((resolve) =>
-        session.whenFlushed(() => {
-          this.deferred.delete(session);
+        setImmediate(() => {
           try {
-            this.startReadAhead(d.ctx, d.path, d.cached, d.next, d.length);
+            this.startReadAhead(ctx, path, cached, next, length);
           } finally {
-            this.opts.files.release(d.cached);
+            this.opts.files.release(cached);
             resolve();
           }
         }),

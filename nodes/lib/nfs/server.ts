@@ -579,8 +579,6 @@ class Connection implements ConnectionSession {
   private paused = false;
   closed = false;
   private readonly closeHooks: (() => void)[] = [];
-  /** whenFlushed() callbacks: at most one per running call (maxInflightPerConnection). */
-  private flushHooks: (() => void)[] = [];
   private peerEnded = false;
   private ending = false;
   private lastActivity = Date.now();
@@ -708,15 +706,8 @@ class Connection implements ConnectionSession {
       this.account.release(len);
       this.lastProgress = Date.now();
       this.lastActivity = this.lastProgress;
-      if (this.queued === 0 && this.inflight === 0 && this.flushHooks.length) this.runFlushHooks();
       this.pump();
     });
-  }
-
-  private runFlushHooks(): void {
-    const hooks = this.flushHooks;
-    this.flushHooks = [];
-    for (const fn of hooks) fn();
   }
 
   // ConnectionSession: what programs may do with this connection (nfs3's read ahead).
@@ -753,13 +744,6 @@ class Connection implements ConnectionSession {
     else this.closeHooks.push(fn);
   }
 
-  whenFlushed(fn: () => void): void {
-    if (this.closed) return fn();
-    // Bounded: one per running call; past that the oldest runs now (its caller re-checks anyway).
-    if (this.flushHooks.length >= this.server.opts.maxInflightPerConnection) this.flushHooks.shift()!();
-    this.flushHooks.push(fn);
-  }
-
   /** Called by the server's sweeper: idle and stalled connections are closed. */
   check(now: number, idleMs: number, stallMs: number): void {
     if (this.closed) return;
@@ -783,7 +767,6 @@ class Connection implements ConnectionSession {
     if (this.queued > 0) this.account.release(this.queued);
     this.queued = 0;
     this.account.close();
-    this.runFlushHooks();
     for (const fn of this.closeHooks.splice(0)) fn();
   }
 }
