@@ -21,6 +21,9 @@
  * Directory cookies are positions in the store's sorted listing with '.' and '..' in front
  * (entry i has cookie i + 1); the cookie verifier is a hash of the listing, so it stays the
  * same while the directory does; a stale verifier with a non-zero cookie → NFS3ERR_BAD_COOKIE.
+ * Listings (and their entries encoded for READDIR / READDIRPLUS) are cached per directory for
+ * LISTING_TTL_MS, at most MAX_LISTINGS directories and MAX_LISTED_ENTRIES entries; past the TTL
+ * the store is listed again, and an unchanged listing (same verifier) keeps its encodings.
  */
 import { MAX_PATH_LENGTH } from '../store/path';
 import { isStoreError, type FileStore, type StoreFile, type StoreStat } from '../store/types';
@@ -54,7 +57,7 @@ const DIR_FIXED = POST_OP_ATTR_SIZE + 8 + 8;
 /** The parts of an entryplus3 beyond an entry3: post_op_attr and post_op_fh3. */
 const PLUS_EXTRA = POST_OP_ATTR_SIZE + 4 + 4 + FH_SIZE;
 /** A directory listing is reused this long (READDIR paging, then LOOKUPs). */
-const LISTING_TTL_MS = 1000;
+export const LISTING_TTL_MS = 1000;
 /**
  * Attributes of a path are reused this long (GETATTR, and every procedure that reports them, asks
  * the store otherwise), at most MAX_ATTRS of them; READDIRPLUS listings fill the cache too.
@@ -63,7 +66,8 @@ const ATTR_TTL_MS = 1000;
 const MAX_ATTRS = 8192;
 /** READs shorter than this start no read ahead (directory-sized reads, small files). */
 const READ_AHEAD_MIN = 64 * 1024;
-const MAX_LISTINGS = 256;
+/** Directories whose listings are cached (oldest out first). */
+export const MAX_LISTINGS = 256;
 /** Entries held by the cached listings together (a listing over it is used once, not kept). */
 const MAX_LISTED_ENTRIES = 100_000;
 
@@ -107,6 +111,8 @@ interface Listing {
   entries: ListedEntry[];
   verf: Buffer;
   at: number;
+  /** Entries the store listed (before names over NAME_MAX were left out). */
+  listed: number;
   plain?: Encoded;
   plus?: Encoded;
 }
@@ -166,7 +172,14 @@ function statusOf(err: unknown, handle: boolean): number {
 export function checkName(raw: Buffer): { ok: true; name: string } | { ok: false; status: number } {
   if (raw.length === 0) return { ok: false, status: C.NFS3ERR_NOENT };
   if (raw.length > C.NAME_MAX) return { ok: false, status: C.NFS3ERR_NAMETOOLONG };
-  if (raw.includes(0x2f) || raw.includes(0)) return { ok: false, status: C.NFS3ERR_INVAL };
+  // Plain ASCII (the usual case) needs no UTF-8 round trip.
+  let ascii = true;
+  for (let i = 0; i < raw.length; i++) {
+    const b = raw[i]!;
+    if (b === 0x2f || b === 0) return { ok: false, status: C.NFS3ERR_INVAL };
+    if (b >= 0x80) ascii = false;
+  }
+  if (ascii) return raw.includes(0x5c) ? { ok: false, status: C.NFS3ERR_NOENT } : { ok: true, name: raw.toString('latin1') };
   const name = raw.toString('utf8');
   if (!Buffer.from(name, 'utf8').equals(raw) || name.includes('\\')) return { ok: false, status: C.NFS3ERR_NOENT };
   return { ok: true, name };
@@ -181,12 +194,19 @@ export class Nfs3Program implements RpcProgram {
   readonly fsid: number;
   /** READs answered from a read ahead. */
   readAheadHits = 0;
+  /** Listings built (entries and encodings made anew); an unchanged directory re-listed is not one. */
+  listingsBuilt = 0;
   private readonly attrCache = new Map<string, { st: Pick<StoreStat, 'isDirectory' | 'size' | 'mtime'>; at: number }>();
   private readonly listings = new Map<string, Listing>();
   private listedEntries = 0;
   private readonly listingLoads = new Map<string, Promise<Listing>>();
   private readonly aheads = new WeakMap<ConnectionSession, ReadAhead>();
   private readonly watched = new WeakSet<ConnectionSession>();
+
+  /** Directory listings cached now (≤ MAX_LISTINGS). */
+  get cachedListings(): number {
+    return this.listings.size;
+  }
 
   constructor(private readonly opts: Nfs3ProgramOptions) {
     this.fsid = opts.handles.generation.readUInt32BE(0);
@@ -271,9 +291,14 @@ export class Nfs3Program implements RpcProgram {
 
   private cacheAttrs(path: string, st: Pick<StoreStat, 'isDirectory' | 'size' | 'mtime'>, at = Date.now()): void {
     // Insertion order is the eviction order (an update keeps its place: cheaper than an LRU).
-    const had = this.attrCache.has(path);
+    const c = this.attrCache.get(path);
+    if (c) {
+      c.st = st;
+      c.at = at;
+      return;
+    }
     this.attrCache.set(path, { st, at });
-    if (!had && this.attrCache.size > MAX_ATTRS) this.attrCache.delete(this.attrCache.keys().next().value!);
+    if (this.attrCache.size > MAX_ATTRS) this.attrCache.delete(this.attrCache.keys().next().value!);
   }
 
   /** The object a handle names, with its attributes. */
@@ -505,7 +530,6 @@ export class Nfs3Program implements RpcProgram {
     p = (async () => {
       const listed = await this.opts.store.list(path);
       const now = Date.now();
-      const entries: ListedEntry[] = [];
       // The verifier: a hash of names, kinds, sizes and times (not cryptographic; it only has to
       // change when the directory does).
       let h1 = 0x3c6ef372;
@@ -517,19 +541,36 @@ export class Nfs3Program implements RpcProgram {
           h1 = Math.imul(h1 ^ c, 0x01000193);
           h2 = Math.imul(h2 ^ c, 0x5bd1e995) ^ (h2 >>> 15);
         }
-        const name = Buffer.from(e.name, 'utf8');
-        if (name.length > C.NAME_MAX) continue; // could not be looked up anyway
-        const childPath = joinPath(path, e.name);
-        const fileid = this.opts.handles.remember(childPath);
-        this.cacheAttrs(childPath, e, now);
-        entries.push({ name, path: childPath, attrs: attrsOf(fileid, e) });
       }
       const verf = Buffer.allocUnsafe(8);
       verf.writeInt32BE(h1 | 0, 0);
       verf.writeInt32BE((h2 ^ listed.length) | 0, 4);
       if (verf.every((b) => b === 0)) verf[7] = 1; // 0 means "no verifier"
-      const l: Listing = { entries, verf, at: now };
       const old = this.listings.get(path);
+      if (old && old.verf.equals(verf) && old.listed === listed.length) {
+        // Unchanged since it was built (same verifier): keep its entries and their encodings, and
+        // only refresh what the TTLs count on (the attribute cache, the handle index).
+        old.at = now;
+        for (const e of old.entries) {
+          this.opts.handles.remember(e.path, e.attrs.fileid);
+          this.cacheAttrs(e.path, e.attrs, now);
+        }
+        this.listings.delete(path);
+        this.listings.set(path, old);
+        return old;
+      }
+      this.listingsBuilt++;
+      const entries: ListedEntry[] = [];
+      for (const e of listed) {
+        const name = Buffer.from(e.name, 'utf8');
+        if (name.length > C.NAME_MAX) continue; // could not be looked up anyway
+        const childPath = joinPath(path, e.name);
+        const fileid = this.opts.handles.remember(childPath);
+        const attrs = attrsOf(fileid, e);
+        this.cacheAttrs(childPath, attrs, now);
+        entries.push({ name, path: childPath, attrs });
+      }
+      const l: Listing = { entries, verf, at: now, listed: listed.length };
       if (old) {
         this.listings.delete(path);
         this.listedEntries -= old.entries.length;
