@@ -175,7 +175,7 @@ describe(`PXE boots of the "${EXAMPLE}" example flow`, { skip: skip ?? false }, 
       async (vm, red) => {
         const labels = iso.pxeEntries.map((e) => e.menuLabel);
         for (const label of labels) await waitForSerial(vm, new RegExp(label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), BOOT_TIMEOUT);
-        const error = /BIOS: unattended: cannot boot the chosen menu entry \(the ISO's menu has no entry "arch_nope" \(it has: ([^)]*)\)\); its clients get the ISO's own menu/.exec(red.log());
+        const error = /boot rule "BIOS: unattended": cannot boot the chosen menu entry \(the ISO's menu has no entry "arch_nope" \(it has: ([^)]*)\)\); its clients get the ISO's own menu/.exec(red.log());
         assert.ok(error, 'a node error for the rule');
         for (const e of iso.pxeEntries) assert.ok(error[1]!.split(', ').includes(e.label), `the error names ${e.label}: ${error[0]}`);
         // Nobody chose: the menu waits (the ISO's has no timeout), nothing booted.
