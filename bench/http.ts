@@ -5,6 +5,16 @@
  * `bench <figure> <value> <unit> floor <floor> ok|MISSED`, and the exit code is 1 if one is missed.
  *
  * Every server runs as one process (nginx with one worker) so that the comparison is per process.
+ *
+ *   node --import tsx bench/http.ts [--rounds N] [--max-rounds N] [--wrk-pairs N] [--max-wrk-pairs N]
+ *
+ * The servers run in rounds, one download each, the order rotating every round (bench/lib/pairs.ts);
+ * each ratio figure is the median of the per-round ratios, printed with its spread (CI95 of the
+ * median, IQR, count). Rounds go on until every figure's CI95 is within ±2.5 % of its median (two
+ * runs of the bench then agree within about 5 %), else "not settled" at the limit: single downloads
+ * 4–12 rounds (--rounds, --max-rounds; a round is ~1 s), wrk pairs of 3-s runs 3–5
+ * (--wrk-pairs, --max-wrk-pairs; the former single 6-s run each took 12 s, the cap 30 s), so the
+ * bench takes at most about twice its former length.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -13,6 +23,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Lab, labAvailable, type Netns } from '../test/lab/netns';
 import { waitForLine } from '../test/lab/process';
+import { fmt, median, notSettled, runPairs, spread } from './lib/pairs';
 
 const SIZE = 256 << 20;
 const SRV = '10.77.0.1';
@@ -23,7 +34,15 @@ const CURL = '/usr/bin/curl';
 const WRK = '/usr/bin/wrk';
 const NGINX = '/usr/sbin/nginx';
 const root = path.dirname(path.dirname(__filename));
-const CLK_TCK = Number(execFileSync('/usr/bin/getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+const numArg = (name: string, def: number): number => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? Math.max(1, Number(process.argv[i + 1])) : def;
+};
+const ROUNDS = numArg('--rounds', 4);
+const MAX_ROUNDS = Math.max(ROUNDS, numArg('--max-rounds', 12));
+const WRK_PAIRS = numArg('--wrk-pairs', 3);
+const MAX_WRK_PAIRS = Math.max(WRK_PAIRS, numArg('--max-wrk-pairs', 5));
+const WRK_SECS = 3;
 
 const results: string[] = [];
 let missed = false;
@@ -34,7 +53,11 @@ function figure(name: string, value: number, unit: string, floor: number, atMost
 }
 const log = (s: string): void => console.log(s);
 
-/** CPU time (user + system, seconds) of a process and its children that are alive now. */
+/**
+ * CPU time (seconds) of a process's threads and its children's that are alive now, from each
+ * thread's schedstat (nanoseconds on a CPU): /proc's utime/stime come in ticks of 1 / CLK_TCK s,
+ * and one download costs nginx only a few ticks, too coarse for a ratio per round.
+ */
 function cpuSeconds(pid: number): number {
   let total = 0;
   const pids = [pid];
@@ -48,9 +71,7 @@ function cpuSeconds(pid: number): number {
   }
   for (const p of pids) {
     try {
-      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      total += (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime, stime
+      for (const task of fs.readdirSync(`/proc/${p}/task`)) total += Number(fs.readFileSync(`/proc/${p}/task/${task}/schedstat`, 'utf8').split(' ')[0]) / 1e9;
     } catch {
       // gone
     }
@@ -141,7 +162,7 @@ async function main(): Promise<void> {
     execFileSync(
       process.execPath,
       [require.resolve('typescript/bin/tsc', { paths: [root] }), '--outDir', build, '--rootDir', root, '--module', 'commonjs', '--target', 'ES2022',
-        '--esModuleInterop', '--skipLibCheck', '--types', 'node', path.join(root, 'test/net/http-child.ts')],
+        '--esModuleInterop', '--skipLibCheck', '--strict', '--resolveJsonModule', '--types', 'node', path.join(root, 'test/net/http-child.ts')],
       { cwd: root, stdio: 'inherit' },
     );
     procs.ours = srv.spawn(process.execPath, [path.join(build, 'test/net/http-child.js'), data, SRV, String(PORTS.ours), '--quiet'], { cwd: root });
@@ -157,29 +178,48 @@ async function main(): Promise<void> {
     const url = (s: Server): string => `http://${SRV}:${PORTS[s]}${rel}`;
     const servers: Server[] = ['ours', 'nginx', 'express'];
 
-    // Single stream: 4 downloads each (1 GiB), interleaved; best speed and the CPU they cost.
-    const speed: Record<Server, number[]> = { ours: [], nginx: [], express: [] };
-    const cpu: Record<Server, number> = { ours: 0, nginx: 0, express: 0 };
+    // Single stream: one download each a round (after a warm-up), rounds rotating; speed and the
+    // CPU it cost each server.
     for (const s of servers) await curlOnce(cli, url(s)); // warm-up
-    for (let round = 0; round < 4; round++) {
-      for (const s of servers) {
+    const GiB = 1 << 30;
+    const single = await runPairs({
+      who: servers,
+      one: async (s) => {
         const before = cpuSeconds(procs[s]!.pid!);
-        speed[s].push(await curlOnce(cli, url(s)));
-        cpu[s] += cpuSeconds(procs[s]!.pid!) - before;
-      }
-    }
-    const best = (s: Server): number => Math.max(...speed[s]);
+        const speed = await curlOnce(cli, url(s));
+        return { speed, cpu: cpuSeconds(procs[s]!.pid!) - before };
+      },
+      ratios: {
+        'vs-nginx': (m) => m.ours.speed / m.nginx.speed,
+        'vs-express': (m) => m.ours.speed / m.express.speed,
+        'cpu-vs-nginx': (m) => m.ours.cpu / Math.max(m.nginx.cpu, 1e-6),
+      },
+      min: ROUNDS,
+      max: MAX_ROUNDS,
+      log,
+      describe: (m, i) => `info single-stream round ${i + 1}: ${servers.map((s) => `${s} ${(m[s].speed / 1e9).toFixed(2)} GB/s ${fmt(m[s].cpu / (SIZE / GiB))} CPU-s/GiB`).join(', ')}`,
+    });
     for (const s of servers) {
-      log(`info single-stream ${s}: best ${(best(s) / 1e9).toFixed(2)} GB/s (${speed[s].map((v) => (v / 1e9).toFixed(2)).join(' ')}), CPU ${cpu[s].toFixed(2)} s/GiB`);
+      const runs = single.runs[s];
+      log(`info single-stream ${s}: median ${(median(runs.map((r) => r.speed)) / 1e9).toFixed(2)} GB/s (${runs.map((r) => (r.speed / 1e9).toFixed(2)).join(' ')}), CPU ${fmt(median(runs.map((r) => r.cpu)) / (SIZE / GiB))} s/GiB`);
     }
+    const unsettled = (r: { unsettled: string[] }, name: string, noun = 'rounds'): string => (r.unsettled.includes(name) ? notSettled(noun) : '');
+    for (const name of ['vs-nginx', 'vs-express', 'cpu-vs-nginx']) log(`info single-stream ${name} ${spread(single.ratios[name]!, 'rounds')}${unsettled(single, name)}`);
 
-    // 20 concurrent connections with wrk.
-    const agg: Partial<Record<Server, number>> = {};
-    for (const s of ['ours', 'nginx'] as const) {
-      const r = await cli.run(WRK, ['-t2', '-c20', '-d6s', '--timeout', '30s', url(s)], { timeoutMs: 60_000 });
-      agg[s] = parseWrkBytesPerSec(r.stdout);
-      log(`info wrk -c20 ${s}: ${(agg[s]! / 1e9).toFixed(2)} GB/s`);
-    }
+    // 20 concurrent connections with wrk, ours and nginx in pairs.
+    const wrk = await runPairs({
+      who: ['ours', 'nginx'] as const,
+      one: async (s) => {
+        const r = await cli.run(WRK, ['-t2', '-c20', `-d${WRK_SECS}s`, '--timeout', '30s', url(s)], { timeoutMs: 60_000 });
+        return parseWrkBytesPerSec(r.stdout);
+      },
+      ratios: { 'wrk-c20-vs-nginx': (m) => m.ours / m.nginx },
+      min: WRK_PAIRS,
+      max: MAX_WRK_PAIRS,
+      log,
+      describe: (m, i) => `info wrk -c20 pair ${i + 1}: ours ${(m.ours / 1e9).toFixed(2)} GB/s, nginx ${(m.nginx / 1e9).toFixed(2)} GB/s`,
+    });
+    log(`info wrk -c20 ours / nginx ${spread(wrk.ratios['wrk-c20-vs-nginx']!)}${unsettled(wrk, 'wrk-c20-vs-nginx', 'pairs')}`);
 
     // RSS of our server during 50 concurrent downloads of the file.
     let peak = rssBytes(procs.ours.pid!);
@@ -194,10 +234,10 @@ async function main(): Promise<void> {
     if (okCount !== 50) throw new Error(`only ${okCount} of 50 parallel downloads completed:\n${fifty.stdout}${fifty.stderr}`);
     log(`info rss during 50 downloads: peak ${(peak / 2 ** 20).toFixed(1)} MiB`);
 
-    figure('http-single-stream-vs-nginx', best('ours') / best('nginx'), 'x', 0.4);
-    figure('http-single-stream-vs-express', best('ours') / best('express'), 'x', 1.8);
-    figure('http-wrk-c20-vs-nginx', agg.ours! / agg.nginx!, 'x', 0.6);
-    figure('http-cpu-per-gib-vs-nginx', cpu.ours / Math.max(cpu.nginx, 1 / CLK_TCK), 'x', 2.5, true);
+    figure('http-single-stream-vs-nginx', median(single.ratios['vs-nginx']!), 'x', 0.4);
+    figure('http-single-stream-vs-express', median(single.ratios['vs-express']!), 'x', 1.8);
+    figure('http-wrk-c20-vs-nginx', median(wrk.ratios['wrk-c20-vs-nginx']!), 'x', 0.6);
+    figure('http-cpu-per-gib-vs-nginx', median(single.ratios['cpu-vs-nginx']!), 'x', 2.5, true);
     figure('http-rss-50-downloads', peak / 2 ** 20, 'MiB', 100, true);
   } finally {
     await lab.destroy();

@@ -7,7 +7,8 @@
  * loads vary: ours and ganesha run in pairs (A B, then B A, …), and each figure is the median of
  * the per-pair ratios, printed with its spread (interquartile range and a 95 % confidence interval
  * of the median from order statistics). Pairs go on until that interval is within ±2.5 % of the
- * median (two runs then agree within about 5 %), at least --pairs and at most --max-pairs of them.
+ * median (two runs then agree within about 5 %), at least --pairs and at most --max-pairs of them
+ * (default 7–21: the rounds of bench/lib/pairs.ts).
  * CPU-seconds per GiB (server CPU, from the cgroups) are printed beside every throughput: they
  * move much less with the machine's load than wall-clock figures do.
  *
@@ -40,6 +41,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Lab, labAvailable } from '../test/lab/netns';
 import { ARCHISO_FLAGS, extract, xorrisoImage } from '../test/helpers/iso-images';
+import { CI_TARGET, fmt, median, notSettled, runPairs, spread } from './lib/pairs';
 import { CpuGroup, GANESHA, launch, NFS_CP, NFS_LS, RPCBIND, rssOf, startGanesha, startRpcbind, TASKSET, type GaneshaHandle, type RpcbindHandle, waitRpcbindFree } from '../test/net/nfs-lab';
 
 const MiB = 1 << 20;
@@ -61,7 +63,6 @@ const numArg = (name: string, dflt: number): number => {
 /** Pairs per figure: at least MIN_PAIRS, more until the median's CI is within ±CI_TARGET, at most MAX_PAIRS. */
 const MIN_PAIRS = numArg('--pairs', numArg('--runs', 7));
 const MAX_PAIRS = Math.max(MIN_PAIRS, numArg('--max-pairs', 21));
-const CI_TARGET = 0.025;
 const PROFILE = process.argv.includes('--profile');
 const PERF = process.argv.includes('--perf');
 const revIndex = process.argv.indexOf('--rev');
@@ -102,39 +103,7 @@ function buildOurs(tmp: string, rev?: string, name = ''): string {
 }
 
 type Who = 'ours' | 'ganesha' | 'base';
-const fmt = (x: number, d = 2): string => x.toFixed(d);
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const quantile = (xs: number[], q: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const at = (s.length - 1) * q;
-  const lo = Math.floor(at);
-  return s[lo]! + (s[Math.min(lo + 1, s.length - 1)]! - s[lo]!) * (at - lo);
-};
-/** Distribution-free ~95 % confidence interval of the median: order statistics n/2 ∓ 0.98·√n. */
-const medianCi = (xs: number[]): [number, number] => {
-  const s = [...xs].sort((a, b) => a - b);
-  const n = s.length;
-  const k = Math.max(0, Math.floor((n - 1.96 * Math.sqrt(n)) / 2));
-  return [s[k]!, s[Math.min(n - 1, n - 1 - k)]!];
-};
-/** "median 1.05× (CI95 1.01–1.08, IQR 0.98–1.12, 9 pairs)" */
-const spread = (xs: number[]): string => {
-  if (!xs.length) return 'skipped';
-  const [lo, hi] = medianCi(xs);
-  return `median ${fmt(median(xs))}× (CI95 ${fmt(lo)}–${fmt(hi)}, IQR ${fmt(quantile(xs, 0.25))}–${fmt(quantile(xs, 0.75))}, ${xs.length} pairs)`;
-};
-/** Whether the median of `xs` is known to ±CI_TARGET (relative). */
-const settled = (xs: number[]): boolean => {
-  if (xs.length < MIN_PAIRS) return false;
-  const [lo, hi] = medianCi(xs);
-  const m = median(xs);
-  return hi - m <= CI_TARGET * m && m - lo <= CI_TARGET * m;
-};
 
 function sha256File(file: string): string {
   const h = createHash('sha256');
@@ -382,8 +351,6 @@ async function main(): Promise<void> {
     }
     console.log(`servers up and checked (sha256 of the copy, ${TREE_FILES} files listed); ${MIN_PAIRS}–${MAX_PAIRS} pairs a figure until its median is within ±${CI_TARGET * 100} %; servers on CPU ${SERVER_CPU}, clients on CPU ${CLIENT_CPU}`);
 
-    /** Run i's order: the contestants rotated by i, so none is always first (A B, B A / A B C, B C A, C A B). */
-    const order = (i: number): Who[] => who3.map((_, k) => who3[(i + k) % who3.length]!);
     const perGiB = (m: Measure, bytes: number): number => m.cpu / (bytes / GiB);
     type Runs = Record<Who, Measure[]>;
     interface Series {
@@ -396,22 +363,24 @@ async function main(): Promise<void> {
     }
     /** Pairs (or triples) of `one` until the ratio's median is settled; `line` prints each. */
     const series = async (key: string, what: string, one: (who: Who) => Promise<Measure>, line: (m: Record<Who, Measure>) => string): Promise<Series> => {
-      const out: Series = { runs: { ours: [], ganesha: [], base: [] }, ratio: [], baseRatio: [], gain: [] };
-      if (ONLY && ONLY !== key) return out;
-      for (let i = 0; i < MAX_PAIRS; i++) {
-        const m = {} as Record<Who, Measure>;
-        for (const who of order(i)) m[who] = await one(who);
-        for (const who of who3) out.runs[who].push(m[who]);
-        out.ratio.push(m.ganesha.secs / m.ours.secs);
-        if (BASE_REV) {
-          out.baseRatio.push(m.ganesha.secs / m.base.secs);
-          out.gain.push(m.base.secs / m.ours.secs);
-        }
-        console.log(`${what} pair ${i + 1}: ${line(m)}, ratio ${fmt(m.ganesha.secs / m.ours.secs)}${BASE_REV ? `, baseline ratio ${fmt(m.ganesha.secs / m.base.secs)}` : ''}`);
-        if (settled(out.ratio) && (!BASE_REV || settled(out.baseRatio))) break;
-      }
-      console.log(`${what}: ours / ganesha ${spread(out.ratio)}${settled(out.ratio) ? '' : ' — not settled within ±2.5 % at the pair limit (uneven load)'}`);
-      if (BASE_REV) console.log(`${what}: baseline ${BASE_REV} / ganesha ${spread(out.baseRatio)}; ours / baseline ${spread(out.gain)}`);
+      if (ONLY && ONLY !== key) return { runs: { ours: [], ganesha: [], base: [] }, ratio: [], baseRatio: [], gain: [] };
+      const r = await runPairs({
+        who: who3,
+        one,
+        ratios: {
+          ratio: (m) => m.ganesha.secs / m.ours.secs,
+          ...(BASE_REV ? { baseRatio: (m: Record<Who, Measure>) => m.ganesha.secs / m.base.secs, gain: (m: Record<Who, Measure>) => m.base.secs / m.ours.secs } : {}),
+        },
+        watch: BASE_REV ? ['ratio', 'baseRatio'] : ['ratio'],
+        min: MIN_PAIRS,
+        max: MAX_PAIRS,
+        target: CI_TARGET,
+        log: (l) => console.log(l),
+        describe: (m, i, x) => `${what} pair ${i + 1}: ${line(m)}, ratio ${fmt(x.ratio!)}${BASE_REV ? `, baseline ratio ${fmt(x.baseRatio!)}` : ''}`,
+      });
+      const out: Series = { runs: { ...r.runs, base: r.runs.base ?? [] }, ratio: r.ratios.ratio!, baseRatio: r.ratios.baseRatio ?? [], gain: r.ratios.gain ?? [] };
+      console.log(`${what}: ours / ganesha ${spread(out.ratio)}${r.unsettled.includes('ratio') ? notSettled() : ''}`);
+      if (BASE_REV) console.log(`${what}: baseline ${BASE_REV} / ganesha ${spread(out.baseRatio)}${r.unsettled.includes('baseRatio') ? notSettled() : ''}; ours / baseline ${spread(out.gain)}`);
       return out;
     };
     const tput = (m: Measure, mib: number, bytes: number): string => `${fmt(mib / m.secs, 0)} MiB/s ${fmt(perGiB(m, bytes))} CPU-s/GiB`;

@@ -1,6 +1,12 @@
 // npm run bench:store — index time of the ISO store and its read throughput against a plain file.
 // Prints one line per figure: `bench <figure> <value> <unit> floor <floor> ok|MISSED`; exits 1
 // when a floor is missed. Builds its images in a temp dir and removes them.
+// The read figure is the median of per-round ratios (store and plain file read back to back, the
+// order swapped every round), printed with its spread (CI95 of the median, IQR; bench/lib/pairs.ts);
+// rounds go on until the CI95 is within ±2.5 % of the median, at least READ_ROUNDS (15) and at most
+// MAX_READ_ROUNDS (45: a read from the page cache takes ~35–100 ms, so that is at most ~5 s more
+// than the former fixed 15 rounds), "not settled" if not.
+//   node --import tsx bench/store.ts [--rounds N] [--max-rounds N]
 import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -8,13 +14,19 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { IsoStore } from '../nodes/lib/store/iso-store';
 import type { FileStore } from '../nodes/lib/store/types';
+import { median, notSettled, runPairs, spread } from './lib/pairs';
 
 const MiB = 1024 * 1024;
 const ARCHISO_FLAGS = ['-iso-level', '3', '-full-iso9660-filenames', '-joliet', '-joliet-long', '-rational-rock'];
 const READ_SIZE = 256 * MiB;
 const HIGH_WATER_MARK = MiB; // the store's default; the plain file gets the same, for a fair race
 const LOOKUP_RUNS = 9;
-const READ_ROUNDS = 15;
+const roundsArg = (name: string, def: number): number => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? Math.max(1, Number(process.argv[i + 1])) : def;
+};
+const READ_ROUNDS = roundsArg('--rounds', 15);
+const MAX_READ_ROUNDS = Math.max(READ_ROUNDS, roundsArg('--max-rounds', 45));
 
 function write(root: string, rel: string, data: Buffer | string): void {
   const p = path.join(root, rel);
@@ -64,11 +76,6 @@ function rewrite(file: string): void {
   fs.closeSync(src);
   fs.closeSync(dst);
   fs.renameSync(tmp, file);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 /** Milliseconds from opening the image to the answer of the first lookup, on a fresh store. */
@@ -152,21 +159,22 @@ async function main(): Promise<number> {
     const viaPlain = async () => fs.createReadStream(plain, { highWaterMark: HIGH_WATER_MARK });
     await timeRead(viaStore); // warm the page cache and the code paths of both
     await timeRead(viaPlain);
-    const storeTimes: number[] = [];
-    const plainTimes: number[] = [];
-    for (let i = 0; i < READ_ROUNDS; i++) {
-      // Alternate which goes first too, so neither always runs right after the other's reads.
-      if (i % 2) plainTimes.push(await timeRead(viaPlain));
-      storeTimes.push(await timeRead(viaStore));
-      if (!(i % 2)) plainTimes.push(await timeRead(viaPlain));
-    }
+    // Alternate which goes first too, so neither always runs right after the other's reads. The
+    // figure is the median of each round's ratio: on a shared machine the load drifts, and two
+    // reads run back to back see the same load while reads minutes apart do not.
+    const rounds = await runPairs({
+      who: ['store', 'plain'] as const,
+      one: (w) => timeRead(w === 'store' ? viaStore : viaPlain),
+      ratios: { read: (m) => m.plain / m.store },
+      min: READ_ROUNDS,
+      max: MAX_READ_ROUNDS,
+    });
     await store.close();
-    const storeMiBs = READ_SIZE / MiB / median(storeTimes);
-    const plainMiBs = READ_SIZE / MiB / median(plainTimes);
-    // The figure is the median of each round's ratio: on a shared machine the load drifts, and
-    // two reads run back to back see the same load while reads minutes apart do not.
-    const ratio = median(storeTimes.map((st, i) => plainTimes[i] / st));
-    console.log(`read 256 MiB: store ${storeMiBs.toFixed(0)} MiB/s, plain file ${plainMiBs.toFixed(0)} MiB/s (medians of ${READ_ROUNDS}, alternating)`);
+    const storeMiBs = READ_SIZE / MiB / median(rounds.runs.store);
+    const plainMiBs = READ_SIZE / MiB / median(rounds.runs.plain);
+    const ratio = median(rounds.ratios.read!);
+    console.log(`read 256 MiB: store ${storeMiBs.toFixed(0)} MiB/s, plain file ${plainMiBs.toFixed(0)} MiB/s (medians of ${rounds.rounds}, alternating)`);
+    console.log(`read store / plain file ${spread(rounds.ratios.read!, 'rounds', 3)}${rounds.settled ? '' : notSettled('rounds')}`);
 
     const figures = [
       { name: 'store_first_lookup_archiso', value: archLookup, unit: 'ms', floor: 50, ok: archLookup < 50, digits: 2 },

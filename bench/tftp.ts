@@ -3,7 +3,7 @@
  * the same lab namespace on its own address (port 69) behind one veth with MTU 1500; clients run
  * in a second namespace. Every download is checked against the file's SHA-256.
  *
- *   node --import tsx bench/tftp.ts [--runs N] [--only ws1,ws16,conc,rss] [--profile] [--perf] [--rev GIT-REV] [-- extra tftp-child flags]
+ *   node --import tsx bench/tftp.ts [--runs N] [--max-runs N] [--only ws1,ws16,conc,rss] [--profile] [--perf] [--rev GIT-REV] [-- extra tftp-child flags]
  *
  * --only runs just the named parts (for measuring one change); the full bench runs them all.
  *
@@ -12,7 +12,12 @@
  * cgroup of its own, joined before it starts, so its threads and forked children (tftpd-hpa forks
  * one per transfer) are all counted. The servers are interleaved run by run (ours, tftpd-hpa,
  * dnsmasq, the order rotating each round), and each figure is the median of the per-round ratios,
- * printed with their spread.
+ * printed with its spread (CI95 of the median, IQR, rounds; bench/lib/pairs.ts). Rounds of a part go
+ * on until every figure's ratio in it is settled (CI95 within ±2.5 % of the median, so two runs of
+ * the bench agree within about 5 %): at least --runs (default 7) and at most --max-runs (default
+ * 14, which bounds the bench at about twice its fixed-7-round length); a figure still unsettled at
+ * the limit is printed "not settled". The windowsize-16 rounds pair ours (atftp, windowsize 16)
+ * with dnsmasq's windowsize-1 curl download, the figure's reference, in the same rounds.
  *
  * Our server runs as production does: compiled by tsc to CommonJS (not through tsx, whose
  * transform adds helpers to hot code), with test/net/tftp-child.ts as its driver. --rev compiles
@@ -45,6 +50,7 @@ import * as path from 'node:path';
 import { Lab, labAvailable } from '../test/lab/netns';
 import { waitForLine } from '../test/lab/process';
 import { CpuGroup, launch, TASKSET } from '../test/net/nfs-lab';
+import { fmt, median, notSettled, runPairs, spread } from './lib/pairs';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -53,7 +59,10 @@ const dashdash = argv.indexOf('--');
 const own = dashdash >= 0 ? argv.slice(0, dashdash) : argv;
 const childExtra = dashdash >= 0 ? argv.slice(dashdash + 1) : [];
 const runsArg = own.indexOf('--runs');
+/** Rounds a part runs: at least RUNS, more until its figures' medians settle, at most MAX_RUNS. */
 const RUNS = runsArg >= 0 ? Math.max(1, Number(own[runsArg + 1])) : 7;
+const maxRunsArg = own.indexOf('--max-runs');
+const MAX_RUNS = Math.max(RUNS, maxRunsArg >= 0 ? Number(own[maxRunsArg + 1]) : 14);
 const PROFILE = own.includes('--profile');
 const PERF = own.includes('--perf');
 const PERF_BIN = '/usr/bin/perf';
@@ -97,11 +106,6 @@ interface Measure {
 }
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-const fmt = (x: number, d = 2): string => x.toFixed(d);
 const rate = (m: Measure): number => m.bytes / MiB / m.secs;
 const cpuPerGiB = (m: Measure): number => m.cpu / (m.bytes / GiB);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -294,39 +298,51 @@ async function main(): Promise<void> {
       return { secs: Number(m[1]) / 1e9, cpu, bytes: n * size };
     };
 
-    /** Runs `measure` for every server, RUNS rounds, the order rotating each round. */
-    const interleaved = async (label: string, who: Who[], measure: (w: Who) => Promise<Measure>): Promise<Record<Who, Measure[]>> => {
-      const res = { ours: [], 'tftpd-hpa': [], dnsmasq: [] } as Record<Who, Measure[]>;
-      for (let i = 0; i < RUNS; i++) {
-        const order = who.map((_, k) => who[(k + i) % who.length]!);
-        for (const w of order) res[w].push(await measure(w));
-      }
+    /** One ratio of a part: f(a) / f(b) within each round; with a figure, its median is one and is watched. */
+    interface Ratio {
+      label: string;
+      a: Who;
+      b: Who;
+      f: (m: Measure) => number;
+      figure?: Omit<Figure, 'value' | 'unit'>;
+    }
+    /**
+     * Rounds of `measure` for every server in `who`, the order rotating each round, until every
+     * figure's ratio has settled (RUNS to MAX_RUNS rounds); prints each server's medians and each
+     * ratio's spread, and adds the figures.
+     */
+    const interleaved = async (label: string, who: Who[], measure: (w: Who) => Promise<Measure>, ratios: Ratio[], names: Partial<Record<Who, string>> = {}): Promise<void> => {
+      const name = (w: Who): string => names[w] ?? w;
+      const r = await runPairs({
+        who,
+        one: measure,
+        ratios: Object.fromEntries(ratios.map((x) => [x.label, (m: Record<Who, Measure>) => x.f(m[x.a]) / x.f(m[x.b])])),
+        watch: ratios.filter((x) => x.figure).map((x) => x.label),
+        min: RUNS,
+        max: MAX_RUNS,
+        log: (l) => console.log(l),
+        describe: (m, i) => `${label} round ${i + 1}: ${who.map((w) => `${name(w)} ${fmt(rate(m[w]), 1)} MiB/s ${fmt(cpuPerGiB(m[w]), 1)} CPU-s/GiB`).join(', ')}`,
+      });
       for (const w of who) {
-        const ms = res[w];
-        console.log(`${`${label}: ${w}`.padEnd(52)} median ${fmt(median(ms.map(rate))).padStart(6)} MiB/s ${fmt(median(ms.map(cpuPerGiB)), 1).padStart(5)} CPU-s/GiB  runs ${ms.map((m) => `${fmt(rate(m), 1)}/${fmt(cpuPerGiB(m), 1)}`).join(' ')}`);
+        const ms = r.runs[w];
+        console.log(`${`${label}: ${name(w)}`.padEnd(52)} median ${fmt(median(ms.map(rate))).padStart(6)} MiB/s ${fmt(median(ms.map(cpuPerGiB)), 1).padStart(5)} CPU-s/GiB  runs ${ms.map((m) => `${fmt(rate(m), 1)}/${fmt(cpuPerGiB(m), 1)}`).join(' ')}`);
       }
-      return res;
-    };
-    /** Median of the per-round ratios f(ours) / f(ref), with their spread. */
-    const pairs = (label: string, a: Measure[], b: Measure[], f: (m: Measure) => number): number => {
-      const ratios = a.map((m, i) => f(m) / f(b[i]!));
-      const m = median(ratios);
-      console.log(`  ${label.padEnd(50)} median ${fmt(m)}  spread ${fmt(Math.min(...ratios))}–${fmt(Math.max(...ratios))}  pairs ${ratios.map((x) => fmt(x)).join(' ')}`);
-      return m;
+      for (const x of ratios) {
+        const xs = r.ratios[x.label]!;
+        console.log(`  ${x.label.padEnd(50)} ${spread(xs, 'rounds')}${r.unsettled.includes(x.label) ? notSettled('rounds') : ''}`);
+        if (x.figure) figures.push({ ...x.figure, value: median(xs), unit: 'x' });
+      }
     };
 
-    console.log(`servers on CPU ${SERVER_CPU}, clients on CPU ${CLIENT_CPU}; ${RUNS} rounds, order rotating; load average ${os.loadavg().map((x) => fmt(x)).join(' ')} on ${os.cpus().length} CPUs`);
+    console.log(`servers on CPU ${SERVER_CPU}, clients on CPU ${CLIENT_CPU}; ${RUNS}–${MAX_RUNS} rounds a part, order rotating, until each figure's median is within ±2.5 %; load average ${os.loadavg().map((x) => fmt(x)).join(' ')} on ${os.cpus().length} CPUs`);
     console.log(`${BIG_MIB} MiB file, blksize 1468 (MiB/s and server CPU-s per GiB)`);
-    let ws1dnsmasq: Measure[] | undefined;
-    if (part('ws1') || part('ws16')) {
-      const ws1 = await interleaved('curl windowsize 1', part('ws1') ? WHO : ['dnsmasq'], (w) => stream(w, 'curl', 1));
-      ws1dnsmasq = ws1.dnsmasq;
-      if (part('ws1')) {
-        figures.push({ name: 'tftp_curl_ws1_vs_dnsmasq', value: pairs('ws1 throughput ours / dnsmasq', ws1.ours, ws1.dnsmasq, rate), unit: 'x', floor: 1.0 });
-        pairs('ws1 throughput ours / tftpd-hpa', ws1.ours, ws1['tftpd-hpa'], rate);
-        figures.push({ name: 'tftp_cpu_ws1_vs_tftpd_hpa', value: pairs('ws1 CPU per GiB ours / tftpd-hpa', ws1.ours, ws1['tftpd-hpa'], cpuPerGiB), unit: 'x', floor: 1.0, ceiling: true });
-        figures.push({ name: 'tftp_cpu_ws1_vs_dnsmasq', value: pairs('ws1 CPU per GiB ours / dnsmasq', ws1.ours, ws1.dnsmasq, cpuPerGiB), unit: 'x', floor: 1.5, ceiling: true });
-      }
+    if (part('ws1')) {
+      await interleaved('curl windowsize 1', WHO, (w) => stream(w, 'curl', 1), [
+        { label: 'ws1 throughput ours / dnsmasq', a: 'ours', b: 'dnsmasq', f: rate, figure: { name: 'tftp_curl_ws1_vs_dnsmasq', floor: 1.0 } },
+        { label: 'ws1 throughput ours / tftpd-hpa', a: 'ours', b: 'tftpd-hpa', f: rate },
+        { label: 'ws1 CPU per GiB ours / tftpd-hpa', a: 'ours', b: 'tftpd-hpa', f: cpuPerGiB, figure: { name: 'tftp_cpu_ws1_vs_tftpd_hpa', floor: 1.0, ceiling: true } },
+        { label: 'ws1 CPU per GiB ours / dnsmasq', a: 'ours', b: 'dnsmasq', f: cpuPerGiB, figure: { name: 'tftp_cpu_ws1_vs_dnsmasq', floor: 1.5, ceiling: true } },
+      ]);
     }
 
     if (PERF) {
@@ -345,20 +361,22 @@ async function main(): Promise<void> {
       console.log(`perf data kept in ${perfDir}`);
     }
 
-    if (part('ws16') && ws1dnsmasq) {
-      // tftpd-hpa and dnsmasq grant windowsize 1 only: their atftp run is the same as curl's.
-      const ws16 = await interleaved('atftp windowsize 16', ['ours', 'dnsmasq'], (w) => stream(w, 'atftp', 16));
-      figures.push({ name: 'tftp_atftp_ws16_vs_dnsmasq_ws1', value: pairs('ws16 ours / dnsmasq curl ws1', ws16.ours, ws1dnsmasq, rate), unit: 'x', floor: 1.6 });
-      pairs('ws16 ours / dnsmasq atftp (granted ws1)', ws16.ours, ws16.dnsmasq, rate);
+    if (part('ws16')) {
+      // tftpd-hpa and dnsmasq grant windowsize 1 only: the reference is dnsmasq's curl windowsize-1
+      // download, run in the same rounds as ours so that each round's ratio sees one load.
+      await interleaved('atftp windowsize 16', ['ours', 'dnsmasq'], (w) => (w === 'ours' ? stream(w, 'atftp', 16) : stream(w, 'curl', 1)), [
+        { label: 'ws16 ours / dnsmasq curl ws1', a: 'ours', b: 'dnsmasq', f: rate, figure: { name: 'tftp_atftp_ws16_vs_dnsmasq_ws1', floor: 1.6 } },
+      ], { ours: 'ours (atftp ws16)', dnsmasq: 'dnsmasq (curl ws1)' });
     }
 
     if (part('conc')) {
       console.log(`${CONCURRENT} concurrent 1 MiB downloads (curl, blksize 1468), all checked`);
-      const conc = await interleaved(`${CONCURRENT} concurrent`, WHO, (w) => concurrent(w, 'small.bin', CONCURRENT, smallSha, MiB));
-      figures.push({ name: 'tftp_concurrent50_vs_tftpd_hpa', value: pairs('aggregate ours / tftpd-hpa', conc.ours, conc['tftpd-hpa'], rate), unit: 'x', floor: 1.0 });
-      pairs('aggregate ours / dnsmasq', conc.ours, conc.dnsmasq, rate);
-      figures.push({ name: 'tftp_cpu_concurrent50_vs_tftpd_hpa', value: pairs('CPU per GiB ours / tftpd-hpa', conc.ours, conc['tftpd-hpa'], cpuPerGiB), unit: 'x', floor: 1.0, ceiling: true });
-      figures.push({ name: 'tftp_cpu_concurrent50_vs_dnsmasq', value: pairs('CPU per GiB ours / dnsmasq', conc.ours, conc.dnsmasq, cpuPerGiB), unit: 'x', floor: 1.5, ceiling: true });
+      await interleaved(`${CONCURRENT} concurrent`, WHO, (w) => concurrent(w, 'small.bin', CONCURRENT, smallSha, MiB), [
+        { label: 'aggregate ours / tftpd-hpa', a: 'ours', b: 'tftpd-hpa', f: rate, figure: { name: 'tftp_concurrent50_vs_tftpd_hpa', floor: 1.0 } },
+        { label: 'aggregate ours / dnsmasq', a: 'ours', b: 'dnsmasq', f: rate },
+        { label: 'CPU per GiB ours / tftpd-hpa', a: 'ours', b: 'tftpd-hpa', f: cpuPerGiB, figure: { name: 'tftp_cpu_concurrent50_vs_tftpd_hpa', floor: 1.0, ceiling: true } },
+        { label: 'CPU per GiB ours / dnsmasq', a: 'ours', b: 'dnsmasq', f: cpuPerGiB, figure: { name: 'tftp_cpu_concurrent50_vs_dnsmasq', floor: 1.5, ceiling: true } },
+      ]);
     }
 
     // Memory: 50 concurrent downloads of a larger file from our server; peak RSS sampled in the server.
