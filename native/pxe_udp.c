@@ -5,13 +5,10 @@
  * Why: with windowsize 1 every block costs one ACK received and one DATA sent. Through Node's
  * dgram each of those crosses into JavaScript on its own (a callback, a Buffer, an address
  * object, a send request), several microseconds of CPU per packet, which is what limits many
- * concurrent transfers on a small CPU. Here one epoll set holds the transfer sockets of the
+ * concurrent transfers on a small CPU. Here one epoll set holds every transfer socket of the
  * thread; libuv watches that set's fd, and when it is readable one call drains every ready
- * socket and hands JavaScript all the datagrams at once (one callback per batch). A lone socket
- * (one transfer, the common PXE boot) is instead watched by libuv directly, outside the set: a
- * windowsize-1 transfer waits for every ACK, and a wake-up through two epoll levels measured
- * 0.7 µs more per ACK (issue 19). Sends are a plain send(2) from a synchronous call. JavaScript
- * keeps the whole TFTP state machine.
+ * socket and hands JavaScript all the datagrams at once (one callback per batch). Sends are a
+ * plain send(2) from a synchronous call. JavaScript keeps the whole TFTP state machine.
  *
  * Also one file call, preadNowait: a positional read that copies only what the page cache holds
  * and never waits on the disk (RWF_NOWAIT). A lone windowsize-1 transfer otherwise pays a libuv
@@ -41,20 +38,11 @@
 #define BATCH 256
 #define SLOT 1024
 
-/* libuv's watcher of the lone socket, allocated per lone period and freed once uv_close is done. */
-typedef struct {
-  uv_poll_t handle;
-  int fd;
-} Direct;
-
 typedef struct {
   napi_env env;
-  uv_loop_t *loop;
   int epfd;
   uv_poll_t *poll;
   int polling;
-  /* Set while exactly one socket is open and libuv watches it itself; it is then not in epfd. */
-  Direct *direct;
   int sockets;
   /* The open sockets, closed at teardown if JavaScript did not (a worker that just exits). */
   int *fds;
@@ -100,21 +88,16 @@ static Instance *instance(napi_env env) {
   return inst;
 }
 
-static void deliver(Instance *inst, int k);
-
 static void on_readable(uv_poll_t *handle, int status, int events) {
   (void)events;
   Instance *inst = handle->data;
-  int lone = handle != inst->poll;
-  /* libuv stops a handle whose fd reports POLLERR: on the lone socket that is an ICMP error
-   * (ECONNREFUSED), which the recv below reports like the set's path does; then it is watched
-   * again. */
-  if ((status < 0 && !lone) || inst->callback == NULL) return;
+  if (status < 0 || inst->callback == NULL) return;
   struct epoll_event ready[BATCH];
   int n;
-  if (lone) {
-    /* The lone socket, watched directly: it is the one that is readable. */
-    ready[0].data.fd = ((Direct *)handle)->fd;
+  if (inst->sockets == 1) {
+    /* One socket (a lone transfer, the common PXE boot): it is the one that is readable, so
+     * asking the set which one is a syscall per ACK for nothing. */
+    ready[0].data.fd = inst->fds[0];
     n = 1;
   } else {
     n = epoll_wait(inst->epfd, ready, BATCH, 0);
@@ -136,12 +119,7 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
     inst->records[k * 3 + 2] = (int32_t)got;
     k++;
   }
-  if (k > 0) deliver(inst, k);
-  /* Still the lone socket's watcher (JavaScript may have closed it meanwhile): watch again. */
-  if (status < 0 && inst->direct == (Direct *)handle) uv_poll_start(handle, UV_READABLE, on_readable);
-}
-
-static void deliver(Instance *inst, int k) {
+  if (k == 0) return;
   napi_env env = inst->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
@@ -157,64 +135,6 @@ static void deliver(Instance *inst, int k) {
     }
   }
   napi_close_handle_scope(env, scope);
-}
-
-static void free_direct(uv_handle_t *handle) { free(handle); }
-
-/* Stops watching the lone socket directly (before it closes, or joins the set): uv_poll_stop
- * takes it out of libuv's epoll now, the handle is freed once libuv has closed it. */
-static void drop_direct(Instance *inst) {
-  if (inst->direct == NULL) return;
-  uv_poll_stop(&inst->direct->handle);
-  uv_close((uv_handle_t *)&inst->direct->handle, free_direct);
-  inst->direct = NULL;
-}
-
-/* Has libuv watch `fd` itself; 0, or a libuv error (the caller then puts it in the set). */
-static int watch_direct(Instance *inst, int fd) {
-  Direct *d = calloc(1, sizeof(Direct));
-  if (d == NULL) return UV_ENOMEM;
-  int rc = uv_poll_init(inst->loop, &d->handle, fd);
-  if (rc != 0) {
-    free(d);
-    return rc;
-  }
-  d->fd = fd;
-  d->handle.data = inst;
-  rc = uv_poll_start(&d->handle, UV_READABLE, on_readable);
-  if (rc != 0) {
-    uv_close((uv_handle_t *)&d->handle, free_direct);
-    return rc;
-  }
-  inst->direct = d;
-  return 0;
-}
-
-/* Puts `fd` in the set and makes sure libuv watches the set; 0 or -errno / a libuv error. */
-static int watch_in_set(Instance *inst, int fd) {
-  struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
-  if (epoll_ctl(inst->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 && errno != EEXIST) return -errno;
-  if (!inst->polling) {
-    int rc = uv_poll_start(inst->poll, UV_READABLE, on_readable);
-    if (rc != 0) {
-      epoll_ctl(inst->epfd, EPOLL_CTL_DEL, fd, NULL);
-      return rc;
-    }
-    inst->polling = 1;
-  }
-  return 0;
-}
-
-/* A lone socket left: watch it directly and let the set rest (it stays set-watched if that fails). */
-static void watch_lone(Instance *inst) {
-  if (inst->sockets != 1 || inst->direct != NULL) return;
-  int fd = inst->fds[0];
-  if (inst->polling) {
-    uv_poll_stop(inst->poll);
-    inst->polling = 0;
-  }
-  epoll_ctl(inst->epfd, EPOLL_CTL_DEL, fd, NULL);
-  if (watch_direct(inst, fd) != 0) watch_in_set(inst, fd);
 }
 
 /* init(callback) → { buffer, records, batch, slot }: callback(count) gets each batch. */
@@ -290,36 +210,36 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     close(fd);
     return throw_errno(env, "connect", e);
   }
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+  if (epoll_ctl(inst->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, "epoll_ctl", e);
+  }
   if (inst->sockets == inst->fds_cap) {
     int cap = inst->fds_cap ? inst->fds_cap * 2 : 64;
     int *grown = realloc(inst->fds, (size_t)cap * sizeof(int));
     if (grown == NULL) {
+      epoll_ctl(inst->epfd, EPOLL_CTL_DEL, fd, NULL);
       close(fd);
       return throw_errno(env, "open", ENOMEM);
     }
     inst->fds = grown;
     inst->fds_cap = cap;
   }
-  /* The watchers only run (and keep the event loop alive) while sockets are open. A first socket
-   * is watched directly; a second one moves the first into the set beside it. */
-  int rc = -1;
-  if (inst->sockets == 0) rc = watch_direct(inst, fd);
-  if (rc != 0) {
-    Direct *lone = inst->direct;
-    if (lone != NULL) {
-      rc = watch_in_set(inst, lone->fd);
-      if (rc == 0) drop_direct(inst);
-    } else {
-      rc = 0;
-    }
-    if (rc == 0) rc = watch_in_set(inst, fd);
+  inst->fds[inst->sockets] = fd;
+  /* The watcher only runs (and keeps the event loop alive) while sockets are open. */
+  if (inst->sockets++ == 0 && !inst->polling) {
+    int rc = uv_poll_start(inst->poll, UV_READABLE, on_readable);
     if (rc != 0) {
+      inst->fds[--inst->sockets] = -1;
+      epoll_ctl(inst->epfd, EPOLL_CTL_DEL, fd, NULL);
       close(fd);
-      watch_lone(inst); /* the first socket back on its own if it was moved */
-      return throw_errno(env, "watch", -rc); /* libuv's errors are -errno on Linux */
+      napi_throw_error(env, "EIO", uv_strerror(rc));
+      return NULL;
     }
+    inst->polling = 1;
   }
-  inst->fds[inst->sockets++] = fd;
   napi_value out;
   napi_create_int32(env, fd, &out);
   return out;
@@ -360,15 +280,12 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   while (i < inst->sockets && inst->fds[i] != fd) i++;
   if (i == inst->sockets) return NULL; /* not ours (or closed already): never close a stranger's fd */
   inst->fds[i] = inst->fds[--inst->sockets];
-  /* Out of libuv's sight before the fd goes (libuv must not poll a closed fd). */
-  if (inst->direct != NULL && inst->direct->fd == fd) drop_direct(inst);
-  else epoll_ctl(inst->epfd, EPOLL_CTL_DEL, fd, NULL);
+  epoll_ctl(inst->epfd, EPOLL_CTL_DEL, fd, NULL);
   close(fd);
   if (inst->sockets == 0 && inst->polling) {
     uv_poll_stop(inst->poll);
     inst->polling = 0;
   }
-  watch_lone(inst);
   return NULL;
 }
 
@@ -413,7 +330,6 @@ static void on_poll_closed(uv_handle_t *handle) {
 static void on_env_cleanup(napi_async_cleanup_hook_handle handle, void *arg) {
   Instance *inst = arg;
   inst->cleanup = handle;
-  drop_direct(inst);
   for (int i = 0; i < inst->sockets; i++) close(inst->fds[i]);
   inst->sockets = 0;
   free(inst->fds);
@@ -442,7 +358,6 @@ NAPI_MODULE_INIT() {
     return NULL;
   }
   inst->poll->data = inst;
-  inst->loop = loop;
   napi_set_instance_data(env, inst, NULL, NULL);
   napi_add_async_cleanup_hook(env, on_env_cleanup, inst, NULL);
   napi_property_descriptor props[] = {
