@@ -3,7 +3,7 @@
  * the same lab namespace on its own address (port 69) behind one veth with MTU 1500; clients run
  * in a second namespace. Every download is checked against the file's SHA-256.
  *
- *   node --import tsx bench/tftp.ts [--runs N] [--max-runs N] [--only ws1,ws16,conc,rss] [--profile] [--rev GIT-REV] [-- extra tftp-child flags]
+ *   node --import tsx bench/tftp.ts [--runs N] [--max-runs N] [--only ws1,ws16,conc,rss] [--profile] [--perf] [--rev GIT-REV] [-- extra tftp-child flags]
  *
  * --only runs just the named parts (for measuring one change); the full bench runs them all.
  *
@@ -37,9 +37,12 @@
  *                                     the steady state, and keeps the run short on a loaded machine)
  *
  * --profile runs our server under `node --cpu-prof` (profiles in a /tmp folder, one per thread)
- * and prints its hottest functions afterwards.
+ * and prints its hottest functions afterwards. --perf records our server and dnsmasq with
+ * `perf record -g` during one more windowsize-1 download each (not among the measured runs: perf
+ * slows its target) and prints CPU per block, the user/kernel split and the top symbols (JS frames
+ * named through node --perf-basic-prof-only-functions); the perf.data files are kept in a /tmp folder.
  */
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -61,6 +64,8 @@ const RUNS = runsArg >= 0 ? Math.max(1, Number(own[runsArg + 1])) : 7;
 const maxRunsArg = own.indexOf('--max-runs');
 const MAX_RUNS = Math.max(RUNS, maxRunsArg >= 0 ? Number(own[maxRunsArg + 1]) : 14);
 const PROFILE = own.includes('--profile');
+const PERF = own.includes('--perf');
+const PERF_BIN = '/usr/bin/perf';
 const revArg = own.indexOf('--rev');
 const REV = revArg >= 0 ? own[revArg + 1] : undefined;
 const onlyArg = own.indexOf('--only');
@@ -161,12 +166,32 @@ function summariseProfiles(dir: string, top = 25): string[] {
   return lines;
 }
 
+/** CPU per block, user/kernel split and top symbols of one `perf record` of a server during one download. */
+function perfSummary(file: string, who: string, blocks: number, top = 25): string[] {
+  if (!fs.existsSync(file)) return [`${who}: no perf data`];
+  const report = (args: string[]): string => execFileSync(PERF_BIN, ['report', '-i', file, '--stdio', '--no-children', '-g', 'none', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 << 20 });
+  const total = Number(/Event count \(approx\.\): (\d+)/.exec(report(['--sort', 'dso']))?.[1] ?? 0) / 1e3; // cpu-clock ns → µs
+  const rows = (text: string): [number, string][] =>
+    text
+      .split('\n')
+      .map((l) => /^\s*([\d.]+)%\s+(.*\S)\s*$/.exec(l))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => [Number(m[1]), m[2]!.replace(/\s+/g, ' ')]);
+  const dsos = rows(report(['--sort', 'dso']));
+  const kernel = dsos.filter(([, d]) => d.includes('kernel')).reduce((a, [p]) => a + p, 0);
+  const per = total / blocks;
+  const lines = [`perf, ${who}, one curl windowsize-1 download (${blocks} blocks): ${fmt(per)} CPU-µs per block sampled — kernel ${fmt((kernel / 100) * per)}, user ${fmt(((100 - kernel) / 100) * per)}; by binary: ${dsos.slice(0, 5).map(([p, d]) => `${d} ${fmt(p, 1)} %`).join(', ')}`];
+  for (const [p, sym] of rows(report(['--sort', 'dso,sym'])).slice(0, top)) lines.push(`  ${fmt(p, 1).padStart(5)} %  ${fmt((p / 100) * per).padStart(5)} µs  ${sym.slice(0, 140)}`);
+  return lines;
+}
+
 async function main(): Promise<void> {
   const why = labAvailable();
   if (why) throw new Error(`the bench needs the network lab: ${why}`);
   for (const bin of ['/usr/sbin/in.tftpd', '/usr/sbin/dnsmasq', '/usr/bin/curl', '/usr/bin/atftp', TASKSET]) if (!fs.existsSync(bin)) throw new Error(`missing ${bin} (run .ci/install-deps.sh)`);
   if (!CpuGroup.available()) throw new Error(`cgroup v1 cpuacct is not mounted at ${CpuGroup.ROOT}`);
   if (os.cpus().length < 2) throw new Error('the bench pins servers and clients to different CPUs: it needs 2');
+  if (PERF && !fs.existsSync(PERF_BIN)) throw new Error('--perf needs perf (Debian linux-perf)');
   CpuGroup.sweep();
   // This process (bookkeeping, hashing) stays off the servers' CPU.
   execFileSync(TASKSET, ['-a', '-p', '-c', CLIENT_CPU, String(process.pid)], { stdio: 'ignore' });
@@ -202,7 +227,7 @@ async function main(): Promise<void> {
     for (const w of WHO) groups.push((group[w] = new CpuGroup(w.replace(/[^a-z]/g, ''))));
     const pin = (w: Who): { cpus: string; cgroup: string } => ({ cpus: SERVER_CPU, cgroup: group[w].dir });
 
-    const nodeArgs = PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+    const nodeArgs = [...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...(PERF ? ['--perf-basic-prof-only-functions'] : [])];
     const ours = launch(srv, [process.execPath, ...nodeArgs, childJs, '--root', root, '--address', OURS, '--port', '69', '--max-windowsize', '64', '--max-transfers', '200', '--max-per-client', '200', '--no-events', ...childExtra], pin('ours'), { cwd: repo });
     servers.push(ours);
     ours.stderr!.on('data', (d: Buffer) => process.stderr.write(`[ours] ${d}`));
@@ -318,6 +343,22 @@ async function main(): Promise<void> {
         { label: 'ws1 CPU per GiB ours / tftpd-hpa', a: 'ours', b: 'tftpd-hpa', f: cpuPerGiB, figure: { name: 'tftp_cpu_ws1_vs_tftpd_hpa', floor: 1.0, ceiling: true } },
         { label: 'ws1 CPU per GiB ours / dnsmasq', a: 'ours', b: 'dnsmasq', f: cpuPerGiB, figure: { name: 'tftp_cpu_ws1_vs_dnsmasq', floor: 1.5, ceiling: true } },
       ]);
+    }
+
+    if (PERF) {
+      // One more download from each, recorded (not among the measured runs: perf slows its target).
+      const perfDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pxe-tftp-perf-'));
+      const blocks = Math.floor((BIG_MIB * MiB) / 1468) + 1;
+      for (const [who, pid] of [['ours', ours.pid!], ['dnsmasq', dnsmasq.pid!]] as const) {
+        const data = path.join(perfDir, `perf-${who}.data`);
+        const rec = spawn(PERF_BIN, ['record', '-g', '-F', '4999', '-p', String(pid), '-o', data], { stdio: 'ignore' });
+        await sleep(500);
+        await stream(who, 'curl', 1);
+        rec.kill('SIGINT');
+        await new Promise((r) => rec.once('exit', r));
+        for (const l of perfSummary(data, who, blocks)) console.log(l);
+      }
+      console.log(`perf data kept in ${perfDir}`);
     }
 
     if (part('ws16')) {

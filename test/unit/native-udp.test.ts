@@ -75,6 +75,38 @@ describe('native UDP addon (127.0.0.1)', { skip }, () => {
     stranger.socket.close();
   });
 
+  it('keeps delivering to a socket while a neighbour opens and closes beside it (a lone socket is a special case in the addon)', async () => {
+    const p = await peer();
+    const got: string[] = [];
+    const open = (tag: string): number =>
+      io!.connect('127.0.0.1', '127.0.0.1', p.port, { message: (data) => got.push(`${tag}:${data.toString()}`), error: (code) => assert.fail(`unexpected ${code}`) });
+    const a = open('a');
+    io!.send(a, Buffer.from('1'));
+    await until(() => p.got.length === 1, 'first datagram');
+    const aPort = p.got[0]!.port;
+    const answer = async (port: number, text: string, n: number): Promise<void> => {
+      p.socket.send(text, port, '127.0.0.1');
+      await until(() => got.length === n, `answer ${text}`);
+    };
+    await answer(aPort, 'lone', 1);
+    // Sent as a neighbour opens.
+    p.socket.send('queued', aPort, '127.0.0.1');
+    const b = open('b');
+    await until(() => got.length === 2, 'queued answer');
+    io!.send(b, Buffer.from('2'));
+    await until(() => p.got.length === 2, 'second datagram');
+    await answer(p.got[1]!.port, 'set', 3);
+    // Sent as the neighbour closes and it is alone again.
+    p.socket.send('queued again', aPort, '127.0.0.1');
+    io!.close(b);
+    await until(() => got.length === 4, 'queued answer after the neighbour left');
+    await answer(aPort, 'lone again', 5);
+    assert.deepEqual(got, ['a:lone', 'a:queued', 'b:set', 'a:queued again', 'a:lone again']);
+    io!.close(a);
+    assert.equal(io!.open, 0);
+    p.socket.close();
+  });
+
   it('reports a peer that went away as ECONNREFUSED, through the transfer socket too', async () => {
     const p = await peer();
     const port = p.port;
