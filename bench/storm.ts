@@ -15,7 +15,7 @@
  *   stack: the seed's stack, dnsmasq (DHCP + TFTP, the wiki's configuration) + nginx serving the
  *          ISO's extracted tree (the wiki's darkhttpd is not packaged in Debian 12).
  *
- *   node --import tsx bench/storm.ts [--clients N] [--pairs P] [--scale S] [--only ours|stack] [--dhcp full|proxy]
+ *   node --import tsx bench/storm.ts [--clients N] [--pairs P] [--max-pairs Q] [--scale S] [--only ours|stack] [--dhcp full|proxy]
  *
  * --dhcp proxy replays the proxy-mode recording (bench/storm/recorded-boot-proxy.json): the
  * namespace gets a plain address-only DHCP server (dnsmasq, no PXE, its own namespace on the same
@@ -50,6 +50,7 @@ import { readEvents } from '../test/e2e/arch-pxe-flow';
 import { CpuGroup, peakRss, prepareRun, startAddressServer, startOurs, startStack, type Running } from './storm/servers';
 import { describeSteps, recordingFile, type Recording } from './storm/script';
 import { FULL_SIZES } from './storm/files';
+import { median, notSettled, runPairs, spread } from './lib/pairs';
 import type { ClientConfig, ClientResult } from './storm/client';
 
 const MiB = 1024 * 1024;
@@ -59,8 +60,10 @@ const arg = (name: string, def: number): number => {
 };
 const CLIENTS = arg('clients', 50);
 // Pair ratios near 1.0 moved 0.92–1.49 with 2–3 pairs (dnsmasq's DHCP pings dominate its time):
-// five pairs by default, the figure their median.
+// at least five pairs by default, more (up to --max-pairs, default 9: about 10 minutes) until the
+// median of the pair ratios is settled (bench/lib/pairs.ts), the figure that median.
 const PAIRS = arg('pairs', CLIENTS > 50 ? 1 : 5);
+const MAX_PAIRS = Math.max(PAIRS, arg('max-pairs', CLIENTS > 50 ? PAIRS : 9));
 const onlyArg = process.argv.indexOf('--only');
 const ONLY = onlyArg >= 0 ? (process.argv[onlyArg + 1] as 'ours' | 'stack') : undefined;
 if (ONLY !== undefined && ONLY !== 'ours' && ONLY !== 'stack') throw new Error('--only takes ours or stack');
@@ -69,7 +72,7 @@ const dhcpArg = process.argv.indexOf('--dhcp');
 const DHCP = (dhcpArg >= 0 ? process.argv[dhcpArg + 1] : 'full') as 'full' | 'proxy';
 if (DHCP !== 'full' && DHCP !== 'proxy') throw new Error('--dhcp takes full or proxy');
 if (!(CLIENTS >= 1 && CLIENTS <= 250)) throw new Error('--clients must be 1..250 (one /24 of client addresses per round)');
-if (!(PAIRS >= 1 && PAIRS <= 10)) throw new Error('--pairs must be 1..10');
+if (!(PAIRS >= 1 && MAX_PAIRS <= 20)) throw new Error('--pairs must be 1..20, --max-pairs at most 20');
 if (!(SCALE > 0 && SCALE <= 1)) throw new Error('--scale must be in (0, 1]');
 
 /** Figure names: storm50_…, storm50_proxy_… */
@@ -99,10 +102,6 @@ const fmt = (x: number, d = 2): string => (Number.isFinite(x) ? x.toFixed(d) : S
 const pct = (xs: number[], q: number): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.min(s.length - 1, Math.floor(q * s.length))]! : NaN;
-};
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -163,7 +162,7 @@ async function main(): Promise<void> {
     }
 
     const sizesText = Object.entries(files.sizes).map(([p, s]) => `${path.basename(p)} ${fmt(s / MiB)} MiB`).join(', ');
-    console.log(`${CLIENTS} clients started within 1 s, ${PAIRS} pair(s) of rounds; files scaled ×${fmt(SCALE, 3)} from kernel ${FULL_SIZES.kernel / MiB} MiB, initramfs ${FULL_SIZES.initramfs / MiB} MiB, rootfs ${FULL_SIZES.rootfs / MiB} MiB: ${sizesText}`);
+    console.log(`${CLIENTS} clients started within 1 s, ${ONLY ? `${PAIRS} round(s) of ${ONLY}` : `${PAIRS}–${MAX_PAIRS} pairs of rounds, until the median ratio is settled`}; files scaled ×${fmt(SCALE, 3)} from kernel ${FULL_SIZES.kernel / MiB} MiB, initramfs ${FULL_SIZES.initramfs / MiB} MiB, rootfs ${FULL_SIZES.rootfs / MiB} MiB: ${sizesText}`);
     console.log(`each client replays ${describeSteps(recording.steps)} (recorded ${recording.date} by ${recording.recordedWith}: ${recording.how})`);
     const dnsmasqVersion = execFileSync('/usr/sbin/dnsmasq', ['--version'], { encoding: 'utf8' }).split(/\s+/)[2];
     console.log(
@@ -225,16 +224,23 @@ async function main(): Promise<void> {
       return r;
     };
 
-    const ratios: number[] = [];
-    for (let p = 0; p < PAIRS; p++) {
-      if (ONLY) {
-        await runRound(ONLY);
-        continue;
-      }
-      const order: ('ours' | 'stack')[] = p % 2 ? ['stack', 'ours'] : ['ours', 'stack'];
-      const got: Partial<Record<'ours' | 'stack', Round>> = {};
-      for (const s of order) got[s] = await runRound(s);
-      ratios.push(got.stack!.allMs / got.ours!.allMs);
+    let ratios: number[] = [];
+    let ratioNote = '';
+    if (ONLY) {
+      for (let p = 0; p < PAIRS; p++) await runRound(ONLY);
+    } else {
+      // Rotated pairs (ours stack, stack ours, …) until the ratio's median is settled.
+      const paired = await runPairs({
+        who: ['ours', 'stack'] as const,
+        one: (side) => runRound(side),
+        ratios: { all: (m) => m.stack.allMs / m.ours.allMs },
+        min: PAIRS,
+        max: MAX_PAIRS,
+        describe: (_m, i, r) => `pair ${i + 1}: stack/ours ${fmt(r.all!)}`,
+        log: (line) => console.log(line),
+      });
+      ratios = paired.ratios.all!;
+      ratioNote = paired.settled ? '' : notSettled('pairs');
     }
 
     // ---------------------------------------------------------------- figures
@@ -247,7 +253,7 @@ async function main(): Promise<void> {
     // With --only one side has no rounds: its parts are left out (not printed as NaN).
     const sides = (f: (rs: Round[], name: string) => string): string =>
       ([['ours', ours], ['stack', stack]] as [string, Round[]][]).filter(([, rs]) => rs.length).map(([name, rs]) => f(rs, name)).join(', ');
-    console.log(`all-complete ${sides((rs, n) => `${n} ${rs.map((r) => fmt(r.allMs / 1000)).join(' ')} s`)}` + (ratios.length ? `; stack/ours per pair ${ratios.map((x) => fmt(x)).join(' ')} (spread ${fmt(Math.min(...ratios))}–${fmt(Math.max(...ratios))})` : ''));
+    console.log(`all-complete ${sides((rs, n) => `${n} ${rs.map((r) => fmt(r.allMs / 1000)).join(' ')} s`)}` + (ratios.length ? `; stack/ours per pair ${ratios.map((x) => fmt(x)).join(' ')}: ${spread(ratios)}${ratioNote}` : ''));
     console.log(`per-client boot p50/p95: ${sides((rs, n) => `${n} ${fmt(pct(times(rs), 0.5))}/${fmt(pct(times(rs), 0.95))} s`)}`);
     // dnsmasq pings every address before offering it (the wiki leaves that on): the transfer phases alone, for the servers' TFTP and HTTP.
     const transfer = (rs: Round[]): number[] => rs.flatMap((r) => r.results.filter((x) => x.ok).map((x) => (x.phases.tftp + x.phases.http) / 1000));
