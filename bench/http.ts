@@ -23,7 +23,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Lab, labAvailable, type Netns } from '../test/lab/netns';
 import { waitForLine } from '../test/lab/process';
-import { fmt, median, notSettled, runPairs, spread } from './lib/pairs';
+import { fmt, median, ratioSummary, runPairs } from './lib/pairs';
 
 const SIZE = 256 << 20;
 const SRV = '10.77.0.1';
@@ -203,8 +203,7 @@ async function main(): Promise<void> {
       const runs = single.runs[s];
       log(`info single-stream ${s}: median ${(median(runs.map((r) => r.speed)) / 1e9).toFixed(2)} GB/s (${runs.map((r) => (r.speed / 1e9).toFixed(2)).join(' ')}), CPU ${fmt(median(runs.map((r) => r.cpu)) / (SIZE / GiB))} s/GiB`);
     }
-    const unsettled = (r: { unsettled: string[] }, name: string, noun = 'rounds'): string => (r.unsettled.includes(name) ? notSettled(noun) : '');
-    for (const name of ['vs-nginx', 'vs-express', 'cpu-vs-nginx']) log(`info single-stream ${name} ${spread(single.ratios[name]!, 'rounds')}${unsettled(single, name)}`);
+    for (const name of ['vs-nginx', 'vs-express', 'cpu-vs-nginx']) log(`info single-stream ${name} ${ratioSummary(single, name, 'rounds')}`);
 
     // 20 concurrent connections with wrk, ours and nginx in pairs.
     const wrk = await runPairs({
@@ -219,7 +218,7 @@ async function main(): Promise<void> {
       log,
       describe: (m, i) => `info wrk -c20 pair ${i + 1}: ours ${(m.ours / 1e9).toFixed(2)} GB/s, nginx ${(m.nginx / 1e9).toFixed(2)} GB/s`,
     });
-    log(`info wrk -c20 ours / nginx ${spread(wrk.ratios['wrk-c20-vs-nginx']!)}${unsettled(wrk, 'wrk-c20-vs-nginx', 'pairs')}`);
+    log(`info wrk -c20 ours / nginx ${ratioSummary(wrk, 'wrk-c20-vs-nginx')}`);
 
     // RSS of our server during 50 concurrent downloads of the file, from a fresh process (as a
     // deploy starts it): what the earlier rounds left in its heap varies with how many ran.

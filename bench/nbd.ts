@@ -14,7 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Lab, labAvailable, type Netns } from '../test/lab/netns';
 import { waitForLine } from '../test/lab/process';
-import { median, notSettled, runPairs, spread } from './lib/pairs';
+import { median, ratioSummary, runPairs } from './lib/pairs';
 
 const SRV = '10.92.9.1';
 const CLI = '10.92.9.2';
@@ -131,7 +131,7 @@ async function main(): Promise<void> {
     const mOurs = median(r.runs.ours);
     const mRef = median(r.runs.ref);
     console.log(`median nbdcopy of ${mib} MiB: ours ${mOurs.toFixed(3)} s (${(mib / mOurs).toFixed(0)} MiB/s), nbd-server ${mRef.toFixed(3)} s (${(mib / mRef).toFixed(0)} MiB/s)`);
-    console.log(`nbd-server / ours ${spread(r.ratios.ratio!, 'pairs', 3)}${r.settled ? '' : notSettled()}`);
+    console.log(`nbd-server / ours ${ratioSummary(r, 'ratio', 'pairs', 3)}`);
     const ratio = median(r.ratios.ratio!);
     const ok = ratio >= FLOOR;
     console.log(`bench nbd_copy_ratio ${ratio.toFixed(3)} x floor ${FLOOR} ${ok ? 'ok' : 'MISSED'}`);

@@ -41,7 +41,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Lab, labAvailable } from '../test/lab/netns';
 import { ARCHISO_FLAGS, extract, xorrisoImage } from '../test/helpers/iso-images';
-import { CI_TARGET, fmt, median, notSettled, runPairs, spread } from './lib/pairs';
+import { CI_TARGET, fmt, median, ratioSummary, runPairs, spread } from './lib/pairs';
 import { CpuGroup, GANESHA, launch, NFS_CP, NFS_LS, RPCBIND, rssOf, startGanesha, startRpcbind, TASKSET, type GaneshaHandle, type RpcbindHandle, waitRpcbindFree } from '../test/net/nfs-lab';
 
 const MiB = 1 << 20;
@@ -374,13 +374,12 @@ async function main(): Promise<void> {
         watch: BASE_REV ? ['ratio', 'baseRatio'] : ['ratio'],
         min: MIN_PAIRS,
         max: MAX_PAIRS,
-        target: CI_TARGET,
         log: (l) => console.log(l),
         describe: (m, i, x) => `${what} pair ${i + 1}: ${line(m)}, ratio ${fmt(x.ratio!)}${BASE_REV ? `, baseline ratio ${fmt(x.baseRatio!)}` : ''}`,
       });
       const out: Series = { runs: { ...r.runs, base: r.runs.base ?? [] }, ratio: r.ratios.ratio!, baseRatio: r.ratios.baseRatio ?? [], gain: r.ratios.gain ?? [] };
-      console.log(`${what}: ours / ganesha ${spread(out.ratio)}${r.unsettled.includes('ratio') ? notSettled() : ''}`);
-      if (BASE_REV) console.log(`${what}: baseline ${BASE_REV} / ganesha ${spread(out.baseRatio)}${r.unsettled.includes('baseRatio') ? notSettled() : ''}; ours / baseline ${spread(out.gain)}`);
+      console.log(`${what}: ours / ganesha ${ratioSummary(r, 'ratio')}`);
+      if (BASE_REV) console.log(`${what}: baseline ${BASE_REV} / ganesha ${ratioSummary(r, 'baseRatio')}; ours / baseline ${spread(out.gain)}`);
       return out;
     };
     const tput = (m: Measure, mib: number, bytes: number): string => `${fmt(mib / m.secs, 0)} MiB/s ${fmt(perGiB(m, bytes))} CPU-s/GiB`;

@@ -14,7 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { IsoStore } from '../nodes/lib/store/iso-store';
 import type { FileStore } from '../nodes/lib/store/types';
-import { median, notSettled, runPairs, spread } from './lib/pairs';
+import { median, ratioSummary, runPairs } from './lib/pairs';
 
 const MiB = 1024 * 1024;
 const ARCHISO_FLAGS = ['-iso-level', '3', '-full-iso9660-filenames', '-joliet', '-joliet-long', '-rational-rock'];
@@ -174,7 +174,7 @@ async function main(): Promise<number> {
     const plainMiBs = READ_SIZE / MiB / median(rounds.runs.plain);
     const ratio = median(rounds.ratios.read!);
     console.log(`read 256 MiB: store ${storeMiBs.toFixed(0)} MiB/s, plain file ${plainMiBs.toFixed(0)} MiB/s (medians of ${rounds.rounds}, alternating)`);
-    console.log(`read store / plain file ${spread(rounds.ratios.read!, 'rounds', 3)}${rounds.settled ? '' : notSettled('rounds')}`);
+    console.log(`read store / plain file ${ratioSummary(rounds, 'read', 'rounds', 3)}`);
 
     const figures = [
       { name: 'store_first_lookup_archiso', value: archLookup, unit: 'ms', floor: 50, ok: archLookup < 50, digits: 2 },

@@ -50,7 +50,7 @@ import { readEvents } from '../test/e2e/arch-pxe-flow';
 import { CpuGroup, peakRss, prepareRun, startAddressServer, startOurs, startStack, type Running } from './storm/servers';
 import { describeSteps, recordingFile, type Recording } from './storm/script';
 import { FULL_SIZES } from './storm/files';
-import { median, notSettled, runPairs, spread } from './lib/pairs';
+import { median, ratioSummary, runPairs, type PairsResult } from './lib/pairs';
 import type { ClientConfig, ClientResult } from './storm/client';
 
 const MiB = 1024 * 1024;
@@ -224,13 +224,12 @@ async function main(): Promise<void> {
       return r;
     };
 
-    let ratios: number[] = [];
-    let ratioNote = '';
+    let paired: PairsResult<'ours' | 'stack', Round> | undefined;
     if (ONLY) {
       for (let p = 0; p < PAIRS; p++) await runRound(ONLY);
     } else {
       // Rotated pairs (ours stack, stack ours, …) until the ratio's median is settled.
-      const paired = await runPairs({
+      paired = await runPairs({
         who: ['ours', 'stack'] as const,
         one: (side) => runRound(side),
         ratios: { all: (m) => m.stack.allMs / m.ours.allMs },
@@ -239,8 +238,6 @@ async function main(): Promise<void> {
         describe: (_m, i, r) => `pair ${i + 1}: stack/ours ${fmt(r.all!)}`,
         log: (line) => console.log(line),
       });
-      ratios = paired.ratios.all!;
-      ratioNote = paired.settled ? '' : notSettled('pairs');
     }
 
     // ---------------------------------------------------------------- figures
@@ -253,7 +250,7 @@ async function main(): Promise<void> {
     // With --only one side has no rounds: its parts are left out (not printed as NaN).
     const sides = (f: (rs: Round[], name: string) => string): string =>
       ([['ours', ours], ['stack', stack]] as [string, Round[]][]).filter(([, rs]) => rs.length).map(([name, rs]) => f(rs, name)).join(', ');
-    console.log(`all-complete ${sides((rs, n) => `${n} ${rs.map((r) => fmt(r.allMs / 1000)).join(' ')} s`)}` + (ratios.length ? `; stack/ours per pair ${ratios.map((x) => fmt(x)).join(' ')}: ${spread(ratios)}${ratioNote}` : ''));
+    console.log(`all-complete ${sides((rs, n) => `${n} ${rs.map((r) => fmt(r.allMs / 1000)).join(' ')} s`)}` + (paired ? `; stack/ours per pair ${paired.ratios.all!.map((x) => fmt(x)).join(' ')}: ${ratioSummary(paired, 'all')}` : ''));
     console.log(`per-client boot p50/p95: ${sides((rs, n) => `${n} ${fmt(pct(times(rs), 0.5))}/${fmt(pct(times(rs), 0.95))} s`)}`);
     // dnsmasq pings every address before offering it (the wiki leaves that on): the transfer phases alone, for the servers' TFTP and HTTP.
     const transfer = (rs: Round[]): number[] => rs.flatMap((r) => r.results.filter((x) => x.ok).map((x) => (x.phases.tftp + x.phases.http) / 1000));
@@ -264,7 +261,7 @@ async function main(): Promise<void> {
 
     const timeFloor = CLIENTS <= 50 ? 1.0 : 0;
     // With --only, the other side's figures (and the ratio) are left out, not reported as missed.
-    if (ratios.length) figure(`${TAG}_all_complete_stack_over_ours`, median(ratios), 'x', timeFloor);
+    if (paired) figure(`${TAG}_all_complete_stack_over_ours`, median(paired.ratios.all!), 'x', timeFloor);
     if (ours.length) {
       figure(`${TAG}_client_boot_p50_ours`, pct(times(ours), 0.5), 's', 0, 'none');
       figure(`${TAG}_client_boot_p95_ours`, pct(times(ours), 0.95), 's', 0, 'none');
@@ -273,7 +270,7 @@ async function main(): Promise<void> {
       figure(`${TAG}_client_boot_p50_stack`, pct(times(stack), 0.5), 's', 0, 'none');
       figure(`${TAG}_client_boot_p95_stack`, pct(times(stack), 0.95), 's', 0, 'none');
     }
-    if (ratios.length) figure(`${TAG}_client_transfer_p95_stack_over_ours`, pct(transfer(stack), 0.95) / pct(transfer(ours), 0.95), 'x', 0, 'none');
+    if (paired) figure(`${TAG}_client_transfer_p95_stack_over_ours`, pct(transfer(stack), 0.95) / pct(transfer(ours), 0.95), 'x', 0, 'none');
     if (ours.length) {
       figure(`${TAG}_nodered_event_loop_delay_p99`, Math.max(...ours.map((r) => r.lag?.p99 ?? Infinity)), 'ms', 100, 'ceiling');
       figure(`${TAG}_nodered_peak_rss`, Math.max(...ours.map((r) => r.peakRssBytes)) / MiB, 'MiB', 300, 'ceiling');

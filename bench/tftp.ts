@@ -50,7 +50,7 @@ import * as path from 'node:path';
 import { Lab, labAvailable } from '../test/lab/netns';
 import { waitForLine } from '../test/lab/process';
 import { CpuGroup, launch, TASKSET } from '../test/net/nfs-lab';
-import { fmt, median, notSettled, runPairs, spread } from './lib/pairs';
+import { fmt, median, ratioSummary, runPairs } from './lib/pairs';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -328,9 +328,8 @@ async function main(): Promise<void> {
         console.log(`${`${label}: ${name(w)}`.padEnd(52)} median ${fmt(median(ms.map(rate))).padStart(6)} MiB/s ${fmt(median(ms.map(cpuPerGiB)), 1).padStart(5)} CPU-s/GiB  runs ${ms.map((m) => `${fmt(rate(m), 1)}/${fmt(cpuPerGiB(m), 1)}`).join(' ')}`);
       }
       for (const x of ratios) {
-        const xs = r.ratios[x.label]!;
-        console.log(`  ${x.label.padEnd(50)} ${spread(xs, 'rounds')}${r.unsettled.includes(x.label) ? notSettled('rounds') : ''}`);
-        if (x.figure) figures.push({ ...x.figure, value: median(xs), unit: 'x' });
+        console.log(`  ${x.label.padEnd(50)} ${ratioSummary(r, x.label, 'rounds')}`);
+        if (x.figure) figures.push({ ...x.figure, value: median(r.ratios[x.label]!), unit: 'x' });
       }
     };
 

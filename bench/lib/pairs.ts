@@ -131,3 +131,8 @@ export async function runPairs<W extends string, M>(o: PairsOptions<W, M>): Prom
   const unsettled = open();
   return { runs, ratios, rounds, settled: !unsettled.length, unsettled };
 }
+
+/** A ratio's line: its spread, and "not settled" when `r` hit its limit before that ratio settled. */
+export function ratioSummary(r: Pick<PairsResult<string, unknown>, 'ratios' | 'unsettled'>, name: string, noun = 'pairs', digits = 2): string {
+  return `${spread(r.ratios[name] ?? [], noun, digits)}${r.unsettled.includes(name) ? notSettled(noun) : ''}`;
+}

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { median, medianCi, notSettled, quantile, rotation, runPairs, settled, spread } from '../../bench/lib/pairs';
+import { median, medianCi, notSettled, quantile, ratioSummary, rotation, runPairs, settled, spread } from '../../bench/lib/pairs';
 
 describe('bench pairs: statistics', () => {
   it('median of odd and even counts, unsorted input left alone', () => {
@@ -127,5 +127,14 @@ describe('bench pairs: runner', () => {
     assert.equal(r.rounds, 4);
     assert.equal(r.settled, true);
     await assert.rejects(runPairs({ who: ['ours', 'ref'], one, ratios: { r: () => 1 }, watch: ['x'], min: 1, max: 2 }), /no ratio named x/);
+  });
+});
+
+describe('bench pairs: a ratio\'s line', () => {
+  it('the spread, with "not settled" only for a ratio that hit the limit', () => {
+    const r = { ratios: { a: [1, 1.1, 0.9, 1.2, 0.8], b: [2] }, unsettled: ['a'] };
+    assert.equal(ratioSummary(r, 'a', 'rounds'), spread(r.ratios.a, 'rounds') + notSettled('rounds'));
+    assert.equal(ratioSummary(r, 'b'), 'median 2.00× (CI95 2.00–2.00, IQR 2.00–2.00, 1 pairs)');
+    assert.equal(ratioSummary(r, 'missing'), 'skipped');
   });
 });
