@@ -34,7 +34,7 @@
  * prints user/kernel CPU per GiB and the top symbols of each (JS frames named through
  * --perf-basic-prof-only-functions): where to look when a figure is missed.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -42,6 +42,7 @@ import * as path from 'node:path';
 import { Lab, labAvailable } from '../test/lab/netns';
 import { ARCHISO_FLAGS, extract, xorrisoImage } from '../test/helpers/iso-images';
 import { CI_TARGET, fmt, median, ratioSummary, runPairs, spread } from './lib/pairs';
+import { PERF_BIN, perfSummary, recordWhile } from './lib/perf';
 import { CpuGroup, GANESHA, launch, NFS_CP, NFS_LS, RPCBIND, rssOf, startGanesha, startRpcbind, TASKSET, type GaneshaHandle, type RpcbindHandle, waitRpcbindFree } from '../test/net/nfs-lab';
 
 const MiB = 1 << 20;
@@ -73,7 +74,6 @@ const BASE = '10.95.3.1';
 const onlyIndex = process.argv.indexOf('--only');
 /** --only cp|ls|conc: that figure alone (profiling one workload). */
 const ONLY = onlyIndex >= 0 ? process.argv[onlyIndex + 1] : undefined;
-const PERF_BIN = '/usr/bin/perf';
 
 /**
  * Compiles test/net/nfs-child.ts and the nodes/ code it imports with tsc (the build's options) into
@@ -189,24 +189,6 @@ function summariseProfile(file: string, top = 25): string[] {
   }
   lines.push('  by file:');
   for (const [f, v] of [...byFile].sort((a, b) => b[1] - a[1]).slice(0, 12)) lines.push(`  ${fmt((100 * v) / busy, 1).padStart(5)} %  ${f}`);
-  return lines;
-}
-
-/** User/kernel split and top symbols of one `perf record` of a server during one nfs-cp. */
-function perfSummary(file: string, who: string, bytes: number, top = 18): string[] {
-  if (!fs.existsSync(file)) return [`${who}: no perf data`];
-  const report = (args: string[]): string => execFileSync(PERF_BIN, ['report', '-i', file, '--stdio', '--no-children', '-g', 'none', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 << 20 });
-  const total = Number(/Event count \(approx\.\): (\d+)/.exec(report(['--sort', 'dso']))?.[1] ?? 0) / 1e9; // cpu-clock: ns
-  const rows = (text: string): [number, string][] =>
-    text
-      .split('\n')
-      .map((l) => /^\s*([\d.]+)%\s+(.*\S)\s*$/.exec(l))
-      .filter((m): m is RegExpExecArray => m !== null)
-      .map((m) => [Number(m[1]), m[2]!.replace(/\s+/g, ' ')]);
-  const dsos = rows(report(['--sort', 'dso']));
-  const kernel = dsos.filter(([, d]) => d.includes('kernel')).reduce((a, [p]) => a + p, 0);
-  const lines = [`perf, ${who}, one nfs-cp of ${bytes / MiB} MiB: ${fmt(total / (bytes / GiB))} CPU-s/GiB sampled — kernel ${fmt((kernel / 100) * (total / (bytes / GiB)))}, user ${fmt(((100 - kernel) / 100) * (total / (bytes / GiB)))}; by binary: ${dsos.slice(0, 5).map(([p, d]) => `${d} ${fmt(p, 1)} %`).join(', ')}`];
-  for (const [p, sym] of rows(report(['--sort', 'dso,sym'])).slice(0, top)) lines.push(`  ${fmt(p, 1).padStart(5)} %  ${sym.slice(0, 140)}`);
   return lines;
 }
 
@@ -444,12 +426,8 @@ async function main(): Promise<void> {
       const pid: Record<'ours' | 'ganesha', number> = { ours: ours.proc.pid!, ganesha: ganesha.pid };
       for (const who of ['ours', 'ganesha'] as const) {
         const data = path.join(tmp, `perf-${who}.data`);
-        const rec = spawn(PERF_BIN, ['record', '-g', '-F', '1999', '-p', String(pid[who]), '-o', data], { stdio: 'ignore' });
-        await sleep(500);
-        await copies(who, 1, 'none');
-        rec.kill('SIGINT');
-        await new Promise((r) => rec.once('exit', r));
-        for (const l of perfSummary(data, who, BIG_MIB * MiB)) console.log(l);
+        await recordWhile(pid[who], data, 1999, () => copies(who, 1, 'none'));
+        for (const l of perfSummary(data, who, `one nfs-cp of ${BIG_MIB} MiB`, (s) => s / (BIG_MIB / 1024), 'CPU-s/GiB', 18)) console.log(l);
       }
     }
     await ours.ask('quit', 'quit');

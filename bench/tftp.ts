@@ -42,7 +42,7 @@
  * slows its target) and prints CPU per block, the user/kernel split and the top symbols (JS frames
  * named through node --perf-basic-prof-only-functions); the perf.data files are kept in a /tmp folder.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -51,6 +51,7 @@ import { Lab, labAvailable } from '../test/lab/netns';
 import { waitForLine } from '../test/lab/process';
 import { CpuGroup, launch, TASKSET } from '../test/net/nfs-lab';
 import { fmt, median, ratioSummary, runPairs } from './lib/pairs';
+import { PERF_BIN, perfSummary, recordWhile } from './lib/perf';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -65,7 +66,6 @@ const maxRunsArg = own.indexOf('--max-runs');
 const MAX_RUNS = Math.max(RUNS, maxRunsArg >= 0 ? Number(own[maxRunsArg + 1]) : 14);
 const PROFILE = own.includes('--profile');
 const PERF = own.includes('--perf');
-const PERF_BIN = '/usr/bin/perf';
 const revArg = own.indexOf('--rev');
 const REV = revArg >= 0 ? own[revArg + 1] : undefined;
 const onlyArg = own.indexOf('--only');
@@ -163,25 +163,6 @@ function summariseProfiles(dir: string, top = 25): string[] {
   for (const [k, v] of [...self].filter(([k]) => k !== '(idle)').sort((a, b) => b[1] - a[1]).slice(0, top)) {
     lines.push(`  ${fmt((100 * v) / busy, 1).padStart(5)} %  ${fmt(v / 1e3, 0).padStart(7)} ms  ${k}`);
   }
-  return lines;
-}
-
-/** CPU per block, user/kernel split and top symbols of one `perf record` of a server during one download. */
-function perfSummary(file: string, who: string, blocks: number, top = 25): string[] {
-  if (!fs.existsSync(file)) return [`${who}: no perf data`];
-  const report = (args: string[]): string => execFileSync(PERF_BIN, ['report', '-i', file, '--stdio', '--no-children', '-g', 'none', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 << 20 });
-  const total = Number(/Event count \(approx\.\): (\d+)/.exec(report(['--sort', 'dso']))?.[1] ?? 0) / 1e3; // cpu-clock ns → µs
-  const rows = (text: string): [number, string][] =>
-    text
-      .split('\n')
-      .map((l) => /^\s*([\d.]+)%\s+(.*\S)\s*$/.exec(l))
-      .filter((m): m is RegExpExecArray => m !== null)
-      .map((m) => [Number(m[1]), m[2]!.replace(/\s+/g, ' ')]);
-  const dsos = rows(report(['--sort', 'dso']));
-  const kernel = dsos.filter(([, d]) => d.includes('kernel')).reduce((a, [p]) => a + p, 0);
-  const per = total / blocks;
-  const lines = [`perf, ${who}, one curl windowsize-1 download (${blocks} blocks): ${fmt(per)} CPU-µs per block sampled — kernel ${fmt((kernel / 100) * per)}, user ${fmt(((100 - kernel) / 100) * per)}; by binary: ${dsos.slice(0, 5).map(([p, d]) => `${d} ${fmt(p, 1)} %`).join(', ')}`];
-  for (const [p, sym] of rows(report(['--sort', 'dso,sym'])).slice(0, top)) lines.push(`  ${fmt(p, 1).padStart(5)} %  ${fmt((p / 100) * per).padStart(5)} µs  ${sym.slice(0, 140)}`);
   return lines;
 }
 
@@ -350,12 +331,8 @@ async function main(): Promise<void> {
       const blocks = Math.floor((BIG_MIB * MiB) / 1468) + 1;
       for (const [who, pid] of [['ours', ours.pid!], ['dnsmasq', dnsmasq.pid!]] as const) {
         const data = path.join(perfDir, `perf-${who}.data`);
-        const rec = spawn(PERF_BIN, ['record', '-g', '-F', '4999', '-p', String(pid), '-o', data], { stdio: 'ignore' });
-        await sleep(500);
-        await stream(who, 'curl', 1);
-        rec.kill('SIGINT');
-        await new Promise((r) => rec.once('exit', r));
-        for (const l of perfSummary(data, who, blocks)) console.log(l);
+        await recordWhile(pid, data, 4999, () => stream(who, 'curl', 1));
+        for (const l of perfSummary(data, who, `one curl windowsize-1 download (${blocks} blocks)`, (s) => (s * 1e6) / blocks, 'CPU-µs per block', 25)) console.log(l);
       }
       console.log(`perf data kept in ${perfDir}`);
     }
