@@ -165,9 +165,13 @@ async function main(): Promise<void> {
         '--esModuleInterop', '--skipLibCheck', '--strict', '--resolveJsonModule', '--types', 'node', path.join(root, 'test/net/http-child.ts')],
       { cwd: root, stdio: 'inherit' },
     );
-    procs.ours = srv.spawn(process.execPath, [path.join(build, 'test/net/http-child.js'), data, SRV, String(PORTS.ours), '--quiet'], { cwd: root });
+    const startOurs = async (): Promise<ChildProcess> => {
+      const p = (procs.ours = srv.spawn(process.execPath, [path.join(build, 'test/net/http-child.js'), data, SRV, String(PORTS.ours), '--quiet'], { cwd: root }));
+      await waitForLine(p, /"listening"/, 20_000);
+      return p;
+    };
     procs.express = srv.spawn(process.execPath, ['-e', EXPRESS_CHILD, expressPath, data, SRV, String(PORTS.express)]);
-    await waitForLine(procs.ours, /"listening"/, 20_000);
+    const first = await startOurs();
     await waitForLine(procs.express, /"listening"/, 20_000);
     for (let i = 0; ; i++) {
       const r = await cli.run(CURL, ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://${SRV}:${PORTS.nginx}/`], { timeoutMs: 5000 });
@@ -222,17 +226,15 @@ async function main(): Promise<void> {
 
     // RSS of our server during 50 concurrent downloads of the file, from a fresh process (as a
     // deploy starts it): what the earlier rounds left in its heap varies with how many ran.
-    const spent = procs.ours;
-    if (spent.exitCode === null && spent.signalCode === null) {
+    if (first.exitCode === null && first.signalCode === null) {
       await new Promise((r) => {
-        spent.once('exit', r);
-        spent.kill();
+        first.once('exit', r);
+        first.kill();
       });
     }
-    procs.ours = srv.spawn(process.execPath, [path.join(build, 'test/net/http-child.js'), data, SRV, String(PORTS.ours), '--quiet'], { cwd: root });
-    await waitForLine(procs.ours, /"listening"/, 20_000);
-    let peak = rssBytes(procs.ours.pid!);
-    const sampler = setInterval(() => (peak = Math.max(peak, rssBytes(procs.ours!.pid!))), 50);
+    const fresh = await startOurs();
+    let peak = rssBytes(fresh.pid!);
+    const sampler = setInterval(() => (peak = Math.max(peak, rssBytes(fresh.pid!))), 50);
     const fifty = await cli.run(
       '/bin/sh',
       ['-c', `for i in $(seq 50); do ${CURL} -s -o /dev/null -w '%{http_code} %{size_download}\\n' ${url('ours')} & done; wait`],
